@@ -1,0 +1,103 @@
+//! # pannc IR
+//!
+//! A network is a [`Graph`]: a dataflow DAG of typed operations ([`Op`]) over tensors.
+//! This module doc is the IR's specification.
+//!
+//! ## Entities
+//! - A **node** ([`NodeId`]) is one operation with an ordered list of input values and one or
+//!   more output values. Constants (ONNX initializers and `Constant` nodes) are nodes with
+//!   no inputs.
+//! - A **value** ([`ValueId`]) is an SSA tensor: defined once, either as a graph input or as
+//!   output `port` of one node, with a unique name and an optional static [`TensorType`].
+//! - Shapes are static except for named symbolic dimensions ([`Dim::Sym`]), in practice the
+//!   batch dimension `N`.
+//!
+//! ## Invariants (checked by [`verify`])
+//! 1. The graph is acyclic.
+//! 2. Every input a node reads exists; every output names that node as its producer.
+//! 3. Each op has an input count within [`Op::input_arity`].
+//! 4. Value names are unique.
+//! 5. Attribute-like tensors that ONNX passes as inputs (reshape shapes, axes, pads, clip
+//!    bounds) are inputs here too, in the newest opset's form; attributes are parsed and
+//!    validated into the [`Op`] variant at import.
+//!
+//! ## Boundaries
+//! This crate does no I/O and knows nothing of protobuf; petgraph is an implementation
+//! detail and appears in no public signature.
+
+pub mod graph;
+pub mod op;
+pub mod print;
+pub mod tensor;
+pub mod verify;
+
+pub use graph::{Dim, Graph, GraphError, Node, NodeId, Producer, TensorType, Value, ValueId};
+pub use op::{AutoPad, Op, PadMode, Window};
+pub use print::print;
+pub use tensor::{DType, Tensor};
+pub use verify::{verify, VerifyError};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> (Graph, ValueId, ValueId) {
+        let mut g = Graph::new("t", 17);
+        let x = g.add_input("x", Some(TensorType::new(DType::F32, vec![Dim::Sym("N".into()), Dim::Known(4)]))).unwrap();
+        let w = g.add_constant("w", Tensor::from_f32(&[4, 2], vec![1.0; 8]).unwrap()).unwrap();
+        let y = g.add_simple("mm", Op::MatMul, &[x, w]).unwrap();
+        let z = g.add_simple("relu", Op::Relu, &[y]).unwrap();
+        g.set_outputs(vec![z]);
+        (g, y, z)
+    }
+
+    #[test]
+    fn build_print_verify() {
+        let (g, _, _) = small();
+        assert!(verify(&g).is_empty());
+        let text = print(&g);
+        assert_eq!(
+            text,
+            "graph \"t\" opset=17\n  in %0: f32[N,4]  # x\n  %1 = Constant f32[4,2] [1, 1, 1, 1, 1, 1, 1, 1]  # w\n  %2 = MatMul(%0, %1) : ?  # mm\n  %3 = Relu(%2) : ?  # relu\n  out %3\n"
+        );
+    }
+
+    #[test]
+    fn rewire_and_remove() {
+        let (mut g, y, z) = small();
+        let relu = g.producer(z).unwrap();
+        assert!(!g.remove_node(relu), "output still used");
+        g.replace_all_uses(z, y).unwrap();
+        assert!(g.remove_node(relu));
+        assert!(verify(&g).is_empty());
+        assert_eq!(g.outputs(), &[y]);
+        assert!(print(&g).contains("out %2"));
+    }
+
+    #[test]
+    fn cycle_is_reported() {
+        let (mut g, y, z) = small();
+        let mm = g.producer(y).unwrap();
+        g.set_input(mm, 0, z).unwrap();
+        let errs = verify(&g);
+        assert!(errs.iter().any(|e| e.message.contains("cycle")), "{errs:?}");
+    }
+
+    #[test]
+    fn arity_is_checked() {
+        let mut g = Graph::new("t", 17);
+        let x = g.add_input("x", None).unwrap();
+        let y = g.add_simple("bad", Op::Add, &[x]).unwrap();
+        g.set_outputs(vec![y]);
+        let errs = verify(&g);
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].to_string().contains("Add takes 2 inputs, has 1"));
+    }
+
+    #[test]
+    fn duplicate_names_rejected() {
+        let mut g = Graph::new("t", 17);
+        g.add_input("x", None).unwrap();
+        assert_eq!(g.add_input("x", None), Err(GraphError::DuplicateName("x".into())));
+    }
+}

@@ -1,0 +1,327 @@
+//! The operation set. Each variant carries its attributes already parsed and validated;
+//! inputs that ONNX allows to be tensors (shapes, axes, pads, clip bounds) stay inputs, in
+//! the form of the newest opset, so that every opset imports to the same IR.
+
+use crate::tensor::{DType, Tensor};
+use std::fmt;
+
+/// How a convolution or pooling window pads its input.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AutoPad {
+    /// Use the explicit `pads`.
+    NotSet,
+    SameUpper,
+    SameLower,
+    Valid,
+}
+
+/// Window geometry shared by Conv, MaxPool and AveragePool. Empty vectors mean "default"
+/// (ones for strides/dilations, zeros for pads, kernel taken from the weight for Conv).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Window {
+    pub kernel_shape: Vec<usize>,
+    pub strides: Vec<usize>,
+    /// `[x1_begin, x2_begin, ..., x1_end, x2_end, ...]`, as in ONNX.
+    pub pads: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub auto_pad: AutoPad,
+    pub ceil_mode: bool,
+}
+
+impl Default for AutoPad {
+    fn default() -> Self {
+        AutoPad::NotSet
+    }
+}
+
+/// Padding mode of `Pad`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PadMode {
+    Constant,
+    Reflect,
+    Edge,
+    Wrap,
+}
+
+/// One operation. Inputs are listed per variant as `(name, ...)`; optional trailing inputs
+/// may be absent.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A constant tensor (ONNX initializers and `Constant` nodes). No inputs.
+    Constant(Tensor),
+    /// `(X, W, B?)`.
+    Conv { window: Window, group: usize },
+    /// `(A, B, C?)`: `alpha * A' * B' + beta * C`.
+    Gemm { alpha: f32, beta: f32, trans_a: bool, trans_b: bool },
+    /// `(A, B)`, numpy semantics.
+    MatMul,
+    /// Broadcasting binary arithmetic `(A, B)`.
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// Inference-mode batch normalization `(X, scale, B, mean, var)`.
+    BatchNormalization { epsilon: f32 },
+    Relu,
+    LeakyRelu { alpha: f32 },
+    /// `(X, min?, max?)`; `has_min`/`has_max` say which bounds are present among the inputs.
+    Clip { has_min: bool, has_max: bool },
+    Sigmoid,
+    Tanh,
+    Erf,
+    /// `approximate` is `"none"` (erf form) or `"tanh"`.
+    Gelu { tanh: bool },
+    /// Opset-13 semantics: along one axis.
+    Softmax { axis: i64 },
+    MaxPool { window: Window },
+    AveragePool { window: Window, count_include_pad: bool },
+    GlobalAveragePool,
+    /// `(data, axes?)`.
+    ReduceMean { keepdims: bool, noop_with_empty_axes: bool },
+    Flatten { axis: i64 },
+    /// `(data, shape)`.
+    Reshape { allowzero: bool },
+    /// Empty `perm` reverses the axes.
+    Transpose { perm: Vec<usize> },
+    Concat { axis: i64 },
+    /// `(data, pads, constant_value?, axes?)`.
+    Pad { mode: PadMode },
+    /// `(data, axes?)`.
+    Squeeze,
+    /// `(data, axes)`.
+    Unsqueeze,
+    Identity,
+    /// Inference mode: identity on its first input. Only output 0 is supported.
+    Dropout,
+    /// `(data)` → i64 shape slice `[start, end)`.
+    Shape { start: i64, end: Option<i64> },
+    /// `(data, indices)`.
+    Gather { axis: i64 },
+    Cast { to: DType },
+    /// `(shape)`; `value` is a one-element tensor giving dtype and fill value.
+    ConstantOfShape { value: Tensor },
+}
+
+impl Op {
+    /// The ONNX operator name of this op.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Constant(_) => "Constant",
+            Op::Conv { .. } => "Conv",
+            Op::Gemm { .. } => "Gemm",
+            Op::MatMul => "MatMul",
+            Op::Add => "Add",
+            Op::Sub => "Sub",
+            Op::Mul => "Mul",
+            Op::Div => "Div",
+            Op::BatchNormalization { .. } => "BatchNormalization",
+            Op::Relu => "Relu",
+            Op::LeakyRelu { .. } => "LeakyRelu",
+            Op::Clip { .. } => "Clip",
+            Op::Sigmoid => "Sigmoid",
+            Op::Tanh => "Tanh",
+            Op::Erf => "Erf",
+            Op::Gelu { .. } => "Gelu",
+            Op::Softmax { .. } => "Softmax",
+            Op::MaxPool { .. } => "MaxPool",
+            Op::AveragePool { .. } => "AveragePool",
+            Op::GlobalAveragePool => "GlobalAveragePool",
+            Op::ReduceMean { .. } => "ReduceMean",
+            Op::Flatten { .. } => "Flatten",
+            Op::Reshape { .. } => "Reshape",
+            Op::Transpose { .. } => "Transpose",
+            Op::Concat { .. } => "Concat",
+            Op::Pad { .. } => "Pad",
+            Op::Squeeze => "Squeeze",
+            Op::Unsqueeze => "Unsqueeze",
+            Op::Identity => "Identity",
+            Op::Dropout => "Dropout",
+            Op::Shape { .. } => "Shape",
+            Op::Gather { .. } => "Gather",
+            Op::Cast { .. } => "Cast",
+            Op::ConstantOfShape { .. } => "ConstantOfShape",
+        }
+    }
+
+    /// Allowed number of inputs, `(min, max)`.
+    pub fn input_arity(&self) -> (usize, usize) {
+        match self {
+            Op::Constant(_) => (0, 0),
+            Op::Conv { .. } | Op::Gemm { .. } => (2, 3),
+            Op::MatMul | Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Gather { .. } => (2, 2),
+            Op::BatchNormalization { .. } => (5, 5),
+            Op::Clip { has_min, has_max } => {
+                let n = 1 + *has_min as usize + *has_max as usize;
+                (n, n)
+            }
+            Op::ReduceMean { .. } | Op::Squeeze => (1, 2),
+            Op::Reshape { .. } | Op::Unsqueeze => (2, 2),
+            Op::Pad { .. } => (2, 4),
+            Op::Concat { .. } => (1, usize::MAX),
+            Op::Dropout => (1, 3),
+            Op::ConstantOfShape { .. } => (1, 1),
+            Op::Relu
+            | Op::LeakyRelu { .. }
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::Erf
+            | Op::Gelu { .. }
+            | Op::Softmax { .. }
+            | Op::MaxPool { .. }
+            | Op::AveragePool { .. }
+            | Op::GlobalAveragePool
+            | Op::Flatten { .. }
+            | Op::Transpose { .. }
+            | Op::Identity
+            | Op::Shape { .. }
+            | Op::Cast { .. } => (1, 1),
+        }
+    }
+
+    /// Elementwise ops whose output has the input's shape and dtype.
+    pub fn is_unary_elementwise(&self) -> bool {
+        matches!(
+            self,
+            Op::Relu
+                | Op::LeakyRelu { .. }
+                | Op::Clip { .. }
+                | Op::Sigmoid
+                | Op::Tanh
+                | Op::Erf
+                | Op::Gelu { .. }
+                | Op::Identity
+                | Op::Dropout
+        )
+    }
+
+    /// Nonlinear activations that a PANN must replace with polynomials.
+    pub fn is_nonlinear(&self) -> bool {
+        matches!(
+            self,
+            Op::Relu
+                | Op::LeakyRelu { .. }
+                | Op::Clip { .. }
+                | Op::Sigmoid
+                | Op::Tanh
+                | Op::Erf
+                | Op::Gelu { .. }
+                | Op::Softmax { .. }
+                | Op::MaxPool { .. }
+        )
+    }
+
+    /// Attributes as `key=value` pairs in a fixed order, for the printer.
+    pub fn attrs(&self) -> Vec<(&'static str, String)> {
+        fn list<T: fmt::Display>(v: &[T]) -> String {
+            let items: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+            format!("[{}]", items.join(","))
+        }
+        fn window(w: &Window, out: &mut Vec<(&'static str, String)>) {
+            if !w.kernel_shape.is_empty() {
+                out.push(("kernel", list(&w.kernel_shape)));
+            }
+            if !w.strides.is_empty() {
+                out.push(("strides", list(&w.strides)));
+            }
+            if !w.pads.is_empty() {
+                out.push(("pads", list(&w.pads)));
+            }
+            if !w.dilations.is_empty() {
+                out.push(("dilations", list(&w.dilations)));
+            }
+            if w.auto_pad != AutoPad::NotSet {
+                out.push(("auto_pad", format!("{:?}", w.auto_pad)));
+            }
+            if w.ceil_mode {
+                out.push(("ceil_mode", "1".into()));
+            }
+        }
+        let f = |x: f32| crate::tensor::fmt_num(x as f64);
+        let mut out = Vec::new();
+        match self {
+            Op::Constant(_) => {}
+            Op::Conv { window: w, group } => {
+                window(w, &mut out);
+                if *group != 1 {
+                    out.push(("group", group.to_string()));
+                }
+            }
+            Op::Gemm { alpha, beta, trans_a, trans_b } => {
+                out.push(("alpha", f(*alpha)));
+                out.push(("beta", f(*beta)));
+                out.push(("trans_a", (*trans_a as u8).to_string()));
+                out.push(("trans_b", (*trans_b as u8).to_string()));
+            }
+            Op::BatchNormalization { epsilon } => out.push(("epsilon", f(*epsilon))),
+            Op::LeakyRelu { alpha } => out.push(("alpha", f(*alpha))),
+            Op::Clip { has_min, has_max } => {
+                out.push(("min", (*has_min as u8).to_string()));
+                out.push(("max", (*has_max as u8).to_string()));
+            }
+            Op::Gelu { tanh } => out.push(("approximate", if *tanh { "tanh" } else { "none" }.into())),
+            Op::Softmax { axis } => out.push(("axis", axis.to_string())),
+            Op::MaxPool { window: w } => window(w, &mut out),
+            Op::AveragePool { window: w, count_include_pad } => {
+                window(w, &mut out);
+                out.push(("count_include_pad", (*count_include_pad as u8).to_string()));
+            }
+            Op::ReduceMean { keepdims, noop_with_empty_axes } => {
+                out.push(("keepdims", (*keepdims as u8).to_string()));
+                if *noop_with_empty_axes {
+                    out.push(("noop_with_empty_axes", "1".into()));
+                }
+            }
+            Op::Flatten { axis } => out.push(("axis", axis.to_string())),
+            Op::Reshape { allowzero } => {
+                if *allowzero {
+                    out.push(("allowzero", "1".into()));
+                }
+            }
+            Op::Transpose { perm } => {
+                if !perm.is_empty() {
+                    out.push(("perm", list(perm)));
+                }
+            }
+            Op::Concat { axis } => out.push(("axis", axis.to_string())),
+            Op::Pad { mode } => out.push(("mode", format!("{:?}", mode).to_lowercase())),
+            Op::Shape { start, end } => {
+                if *start != 0 {
+                    out.push(("start", start.to_string()));
+                }
+                if let Some(e) = end {
+                    out.push(("end", e.to_string()));
+                }
+            }
+            Op::Gather { axis } => out.push(("axis", axis.to_string())),
+            Op::Cast { to } => out.push(("to", to.to_string())),
+            Op::ConstantOfShape { value } => out.push(("value", value.summary())),
+            Op::MatMul
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Relu
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::Erf
+            | Op::GlobalAveragePool
+            | Op::Squeeze
+            | Op::Unsqueeze
+            | Op::Identity
+            | Op::Dropout => {}
+        }
+        out
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())?;
+        let attrs = self.attrs();
+        if !attrs.is_empty() {
+            let parts: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            write!(f, " {{{}}}", parts.join(", "))?;
+        }
+        Ok(())
+    }
+}
