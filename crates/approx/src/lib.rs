@@ -1,0 +1,1 @@
+//! Polynomial approximation (work in progress).

@@ -1,0 +1,37 @@
+//! `pannc`: the command line. The only crate that prints or touches files besides ONNX/npy loading helpers.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod cmd_approx;
+
+/// pannc compiles trained neural networks (ONNX) into polynomial approximations (PANNs) for CKKS
+/// homomorphic encryption.
+///
+/// Exit codes: 0 success, 1 bad model, data or arguments' content, 2 usage error.
+#[derive(Parser, Debug)]
+#[command(name = "pannc", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Approximate a function by a polynomial (or a composition) and report its cost and error.
+    Approx(cmd_approx::ApproxArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.cmd {
+        Cmd::Approx(a) => cmd_approx::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
