@@ -7,6 +7,7 @@
 //! dimension gets a constant target in which that dimension is written as `0` ("copy from
 //! input"), so graphs exported with `x.view(x.size(0), -1)` become static.
 
+use crate::util::unique_name;
 use crate::{Pass, PassError};
 use pannc_ir::{Dim, Graph, NodeId, Op, Tensor, ValueId};
 use std::collections::HashMap;
@@ -82,14 +83,7 @@ impl ConstFold {
             let cname = format!("{}__folded{}", if name.is_empty() { "node" } else { &name }, i);
             let cname = unique_name(g, cname);
             let c = g.add_constant(cname, t).map_err(|e| self.node_err(g, id, e.to_string()))?;
-            g.replace_all_uses(out, c).map_err(|e| self.node_err(g, id, e.to_string()))?;
-            // Preserve graph-output names.
-            if g.outputs().contains(&c) {
-                let oname = g.value(out).name.clone();
-                let tmp = unique_name(g, format!("{oname}__old"));
-                g.rename_value(out, tmp).map_err(|e| self.node_err(g, id, e.to_string()))?;
-                g.rename_value(c, oname).map_err(|e| self.node_err(g, id, e.to_string()))?;
-            }
+            crate::util::replace_keeping_name(g, out, c).map_err(|e| self.node_err(g, id, e))?;
         }
         g.remove_node(id);
         Ok(true)
@@ -189,11 +183,4 @@ fn slice_bounds(start: i64, end: Option<i64>, rank: usize) -> (usize, usize) {
     let r = rank as i64;
     let norm = |i: i64| (if i < 0 { i + r } else { i }).clamp(0, r) as usize;
     (norm(start), norm(end.unwrap_or(r)))
-}
-
-fn unique_name(g: &Graph, base: String) -> String {
-    if g.find_value(&base).is_none() {
-        return base;
-    }
-    (1..).map(|i| format!("{base}_{i}")).find(|n| g.find_value(n).is_none()).expect("some name is free")
 }
