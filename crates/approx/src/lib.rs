@@ -1,1 +1,33 @@
-//! Polynomial approximation (work in progress).
+//! Polynomial approximation for CKKS: Chebyshev series, Remez minimax, least squares and composite
+//! minimax sign, each with its cost in levels and ciphertext multiplications. No graph dependency.
+
+pub mod cheb;
+mod dd;
+mod linalg;
+pub mod remez;
+
+pub use cheb::{chebyshev_interp, ChebSeries, MonomialForm, SeriesParity, MAX_DEGREE};
+pub use remez::{minimax, minimax_with, Minimax, Parity, RemezOptions, Weight};
+
+/// Errors of this crate. Messages are one line and name the offending value.
+#[derive(Debug, thiserror::Error)]
+pub enum ApproxError {
+    #[error("empty or invalid domain [{a}, {b}]: need finite a < b")]
+    InvalidDomain { a: f64, b: f64 },
+    #[error("degree {degree} is too large (maximum {max})")]
+    DegreeTooLarge { degree: usize, max: usize },
+    #[error("alpha {alpha} out of range (supported: {min}..={max})")]
+    AlphaOutOfRange { alpha: u32, min: u32, max: u32 },
+    #[error("unknown function '{0}' (known: relu, leaky_relu, relu6, clip, abs, sign, max, gelu, silu, sigmoid, tanh, exp)")]
+    UnknownFunction(String),
+    #[error("method {method} cannot do this: {reason}")]
+    Unsupported { method: &'static str, reason: String },
+    #[error("Remez exchange failed at degree {degree}: {reason}")]
+    RemezFailed { degree: usize, reason: String },
+    #[error("singular linear system in {context}")]
+    Singular { context: &'static str },
+    #[error("the function is not finite at x = {x}")]
+    NonFinite { x: f64 },
+    #[error("{0}")]
+    InvalidInput(String),
+}
