@@ -1,0 +1,220 @@
+//! N-D convolution (groups, strides, pads, dilations, auto_pad) via im2col + GEMM.
+
+use super::window::{geometry, Geometry};
+use super::{arr, checked_numel, data_of, dispatch_float, gemm, same_dtype, strides_of, Arg, Elem, Float, Mat};
+#[allow(unused_imports)]
+use num_traits::{Float as _, One as _, Zero as _};
+use crate::error::{bail, InterpError};
+use pannc_ir::{Op, Tensor, Window};
+
+/// Validated shapes of a Conv: `(geometry, output shape)`.
+pub(crate) fn conv_shapes(
+    op: &Op,
+    w: &Window,
+    group: usize,
+    x: &[usize],
+    wt: &[usize],
+    bias: Option<&[usize]>,
+) -> Result<(Geometry, Vec<usize>), InterpError> {
+    if x.len() < 3 {
+        bail!(op, "input must have rank ≥ 3 (N, C, spatial...), got shape {x:?}");
+    }
+    if wt.len() != x.len() {
+        bail!(op, "weight rank {} ≠ input rank {} (weight {wt:?}, input {x:?})", wt.len(), x.len());
+    }
+    if group == 0 {
+        bail!(op, "group must be ≥ 1");
+    }
+    let (c, m, cg) = (x[1], wt[0], wt[1]);
+    if cg.checked_mul(group) != Some(c) {
+        bail!(op, "input channels {c} ≠ weight's {cg} × group {group}");
+    }
+    if m % group != 0 {
+        bail!(op, "output channels {m} not divisible by group {group}");
+    }
+    let kernel = &wt[2..];
+    if !w.kernel_shape.is_empty() && w.kernel_shape != kernel {
+        bail!(op, "kernel_shape {:?} ≠ weight's spatial shape {kernel:?}", w.kernel_shape);
+    }
+    if let Some(b) = bias {
+        if b != [m] {
+            bail!(op, "bias shape {b:?} ≠ [{m}]");
+        }
+    }
+    let g = geometry(op, w, &x[2..], kernel, false)?;
+    let mut out = vec![x[0], m];
+    out.extend(&g.out);
+    checked_numel(op, &out)?;
+    Ok((g, out))
+}
+
+pub(crate) fn conv(op: &Op, w: &Window, group: usize, args: &[Arg<'_>]) -> Result<Tensor, InterpError> {
+    let ts: Vec<&Tensor> = args.iter().map(|a| a.t()).collect();
+    let dt = same_dtype(op, &ts)?;
+    let bias_shape = ts.get(2).map(|b| b.shape());
+    let (g, out) = conv_shapes(op, w, group, ts[0].shape(), ts[1].shape(), bias_shape)?;
+    let wshape = ts[1].shape();
+    let kc: usize = wshape[1..].iter().product();
+    let p: usize = g.out.iter().product();
+    checked_numel(op, &[kc, p])?;
+    dispatch_float!(op, dt, T => {
+        let x = data_of::<T>(op, ts[0])?;
+        let wd = data_of::<T>(op, ts[1])?;
+        let b = match ts.get(2) { Some(b) => Some(data_of::<T>(op, b)?), None => None };
+        let y = conv_impl::<T>(&x, ts[0].shape(), &wd, wshape, b.as_deref(), &g, group);
+        Ok(T::wrap(arr(&out, y)))
+    })
+}
+
+fn conv_impl<T: Float>(
+    x: &[T],
+    xs: &[usize],
+    w: &[T],
+    ws: &[usize],
+    bias: Option<&[T]>,
+    g: &Geometry,
+    group: usize,
+) -> Vec<T> {
+    let (n, c, sp) = (xs[0], xs[1], &xs[2..]);
+    let (m, cg) = (ws[0], ws[1]);
+    let mg = m / group;
+    let kc: usize = ws[1..].iter().product();
+    let p: usize = g.out.iter().product();
+    let plane: usize = sp.iter().product();
+    let mut y = vec![T::zero(); n * m * p];
+    if y.is_empty() {
+        return y;
+    }
+    let pointwise = g.kernel.iter().all(|&k| k == 1)
+        && g.strides.iter().all(|&s| s == 1)
+        && g.pad_begin.iter().chain(&g.pad_end).all(|&q| q == 0);
+    let mut col = if pointwise { Vec::new() } else { vec![T::zero(); kc * p] };
+    for img in 0..n {
+        for gi in 0..group {
+            let x0 = (img * c + gi * cg) * plane;
+            let xg = &x[x0..x0 + cg * plane];
+            let colr: &[T] = if pointwise {
+                xg
+            } else {
+                im2col(xg, cg, sp, g, &mut col);
+                &col
+            };
+            let y0 = (img * m + gi * mg) * p;
+            let yg = &mut y[y0..y0 + mg * p];
+            let wg = &w[gi * mg * kc..(gi + 1) * mg * kc];
+            if mg <= 2 {
+                // Tiny GEMMs (depthwise): row-by-row axpy beats packing.
+                for mo in 0..mg {
+                    let yr = &mut yg[mo * p..(mo + 1) * p];
+                    for k in 0..kc {
+                        let wv = wg[mo * kc + k];
+                        for (o, &v) in yr.iter_mut().zip(&colr[k * p..(k + 1) * p]) {
+                            *o = *o + wv * v;
+                        }
+                    }
+                }
+            } else {
+                gemm(
+                    mg,
+                    kc,
+                    p,
+                    T::one(),
+                    Mat { data: wg, rs: kc, cs: 1 },
+                    Mat { data: colr, rs: p, cs: 1 },
+                    T::zero(),
+                    yg,
+                );
+            }
+            if let Some(b) = bias {
+                for mo in 0..mg {
+                    let bv = b[gi * mg + mo];
+                    yg[mo * p..(mo + 1) * p].iter_mut().for_each(|v| *v = *v + bv);
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Unfolds `cg` channels of one image into `col[(c, k...) , out positions]`.
+fn im2col<T: Float>(x: &[T], cg: usize, sp: &[usize], g: &Geometry, col: &mut [T]) {
+    let nd = sp.len();
+    let last = nd - 1;
+    let plane: usize = sp.iter().product();
+    let in_st = strides_of(sp);
+    let p: usize = g.out.iter().product();
+    let kprod: usize = g.kernel.iter().product();
+    let (ol, sl, dl, pl, xl) = (g.out[last], g.strides[last], g.dilations[last], g.pad_begin[last], sp[last]);
+    let mut row = 0;
+    let mut kk = vec![0usize; nd];
+    let mut oo = vec![0usize; last];
+    for c in 0..cg {
+        let xc = &x[c * plane..(c + 1) * plane];
+        kk.iter_mut().for_each(|v| *v = 0);
+        for _ in 0..kprod {
+            let dst = &mut col[row * p..(row + 1) * p];
+            let off = kk[last] * dl;
+            // Output positions along the last axis whose input index is inside the image.
+            let lo = if off >= pl { 0 } else { (pl - off).div_ceil(sl) }.min(ol);
+            let hi = if xl + pl > off { (xl + pl - off).div_ceil(sl).min(ol) } else { 0 }.max(lo);
+            oo.iter_mut().for_each(|v| *v = 0);
+            let mut seg = 0;
+            loop {
+                let mut base = Some(0usize);
+                for i in 0..last {
+                    let ii = oo[i] * g.strides[i] + kk[i] * g.dilations[i];
+                    if ii < g.pad_begin[i] || ii - g.pad_begin[i] >= sp[i] {
+                        base = None;
+                        break;
+                    }
+                    base = base.map(|b| b + (ii - g.pad_begin[i]) * in_st[i]);
+                }
+                let d = &mut dst[seg..seg + ol];
+                match base {
+                    None => d.fill(T::zero()),
+                    Some(b) => {
+                        d[..lo].fill(T::zero());
+                        d[hi..].fill(T::zero());
+                        if hi > lo {
+                            let start = b + lo * sl + off - pl;
+                            if sl == 1 {
+                                d[lo..hi].copy_from_slice(&xc[start..start + (hi - lo)]);
+                            } else {
+                                for (j, v) in d[lo..hi].iter_mut().enumerate() {
+                                    *v = xc[start + j * sl];
+                                }
+                            }
+                        }
+                    }
+                }
+                seg += ol;
+                // Next outer output position.
+                let mut k = last;
+                loop {
+                    if k == 0 {
+                        break;
+                    }
+                    k -= 1;
+                    oo[k] += 1;
+                    if oo[k] < g.out[k] {
+                        k = usize::MAX;
+                        break;
+                    }
+                    oo[k] = 0;
+                }
+                if k != usize::MAX {
+                    break;
+                }
+            }
+            row += 1;
+            // Next kernel offset.
+            for i in (0..nd).rev() {
+                kk[i] += 1;
+                if kk[i] < g.kernel[i] {
+                    break;
+                }
+                kk[i] = 0;
+            }
+        }
+    }
+}

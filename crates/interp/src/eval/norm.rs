@@ -1,0 +1,211 @@
+//! BatchNormalization, Softmax, GlobalAveragePool, ReduceMean.
+
+use super::elementwise::{bcast_strides, for_each_run};
+use super::{arr, data_of, dispatch_float, norm_axis, strides_of, Arg, Elem, Float, TArg, AA};
+#[allow(unused_imports)]
+use num_traits::{Float as _, One as _, Zero as _};
+use crate::error::{bail, InterpError};
+use pannc_ir::{Op, Tensor};
+
+/// Validates BatchNormalization operand shapes; returns C.
+pub(crate) fn bn_check(op: &Op, x: &[usize], params: &[&[usize]]) -> Result<usize, InterpError> {
+    if x.len() < 2 {
+        bail!(op, "input must have rank ≥ 2 (N, C, ...), got {x:?}");
+    }
+    let c = x[1];
+    for (name, p) in ["scale", "B", "mean", "var"].iter().zip(params) {
+        if *p != [c] {
+            bail!(op, "{name} has shape {p:?}, expected [{c}] (the input's channels)");
+        }
+    }
+    Ok(c)
+}
+
+/// Inference-mode batch normalization, computed as onnxruntime does:
+/// `y = x·s + (B − mean·s)` with `s = scale / sqrt(var + ε)`.
+pub(crate) fn batchnorm(op: &Op, eps: f32, x: Arg<'_>, rest: &[Tensor]) -> Result<Tensor, InterpError> {
+    let shapes: Vec<&[usize]> = rest.iter().map(|t| t.shape()).collect();
+    let c = bn_check(op, x.t().shape(), &shapes)?;
+    for t in rest {
+        if t.dtype() != x.t().dtype() {
+            bail!(op, "mixed input dtypes {} and {}", x.t().dtype(), t.dtype());
+        }
+    }
+    let inner: usize = x.t().shape()[2..].iter().product();
+    let shape = x.t().shape().to_vec();
+    let dt = x.t().dtype();
+    dispatch_float!(op, dt, T => {
+        let p: Vec<_> = rest.iter().map(|t| data_of::<T>(op, t)).collect::<Result<_, _>>()?;
+        let e = T::of32(eps);
+        let s: Vec<T> = (0..c).map(|i| p[0][i] * (T::one() / (p[3][i] + e).sqrt())).collect();
+        let b: Vec<T> = (0..c).map(|i| p[1][i] - p[2][i] * s[i]).collect();
+        let mut v: Vec<T> = match x.split() {
+            TArg::F32(a) => cast_vec(a),
+            TArg::F64(a) => cast_vec(a),
+            TArg::I64(_) => bail!(op, "expects float tensors, got i64"),
+        };
+        if inner > 0 {
+            for (j, blk) in v.chunks_mut(inner).enumerate() {
+                let (sc, bi) = (s[j % c], b[j % c]);
+                blk.iter_mut().for_each(|y| *y = *y * sc + bi);
+            }
+        }
+        Ok(T::wrap(arr(&shape, v)))
+    })
+}
+
+/// Takes an input's data as `Vec<T>` when it already has element type `T` (the dtype was
+/// checked by the caller), reusing an owned buffer.
+fn cast_vec<S: Elem, T: Elem>(a: AA<'_, S>) -> Vec<T> {
+    let v = a.into_vec();
+    // SAFETY-free type equality: both are the same type after the dtype check.
+    let any: Box<dyn std::any::Any> = Box::new(v);
+    *any.downcast::<Vec<T>>().expect("dtype checked by caller")
+}
+
+/// Softmax along one axis (opset ≥ 13): `exp(x − max) / Σ exp(x − max)`.
+pub(crate) fn softmax(op: &Op, axis: i64, x: Arg<'_>) -> Result<Tensor, InterpError> {
+    let shape = x.t().shape().to_vec();
+    if shape.is_empty() {
+        bail!(op, "input must have rank ≥ 1");
+    }
+    let ax = norm_axis(op, axis, shape.len())?;
+    let n = shape[ax];
+    let inner: usize = shape[ax + 1..].iter().product();
+    let dt = x.t().dtype();
+    dispatch_float!(op, dt, T => {
+        let mut v: Vec<T> = match x.split() {
+            TArg::F32(a) => cast_vec(a),
+            TArg::F64(a) => cast_vec(a),
+            TArg::I64(_) => bail!(op, "expects a float tensor, got i64"),
+        };
+        if n > 0 && inner > 0 {
+            softmax_impl(&mut v, n, inner);
+        }
+        Ok(T::wrap(arr(&shape, v)))
+    })
+}
+
+fn softmax_impl<T: Float>(v: &mut [T], n: usize, inner: usize) {
+    let mut mx = vec![T::zero(); inner];
+    let mut sum = vec![T::zero(); inner];
+    for blk in v.chunks_mut(n * inner) {
+        mx.copy_from_slice(&blk[..inner]);
+        for row in blk.chunks(inner).skip(1) {
+            mx.iter_mut().zip(row).for_each(|(m, &x)| {
+                if x > *m {
+                    *m = x
+                }
+            });
+        }
+        sum.iter_mut().for_each(|s| *s = T::zero());
+        for row in blk.chunks_mut(inner) {
+            for ((x, &m), s) in row.iter_mut().zip(&mx).zip(sum.iter_mut()) {
+                *x = (*x - m).exp();
+                *s = *s + *x;
+            }
+        }
+        for row in blk.chunks_mut(inner) {
+            row.iter_mut().zip(&sum).for_each(|(x, &s)| *x = *x / s);
+        }
+    }
+}
+
+/// Mean over all spatial axes, keeping them as size 1.
+pub(crate) fn global_average_pool(op: &Op, x: &Tensor) -> Result<Tensor, InterpError> {
+    let shape = x.shape();
+    if shape.len() < 2 {
+        bail!(op, "input must have rank ≥ 2 (N, C, ...), got {shape:?}");
+    }
+    let plane: usize = shape[2..].iter().product();
+    let mut out = shape[..2].to_vec();
+    out.extend(std::iter::repeat_n(1, shape.len() - 2));
+    dispatch_float!(op, x.dtype(), T => {
+        let d = data_of::<T>(op, x)?;
+        let cnt = T::of(plane as f64);
+        let y: Vec<T> = if plane == 0 {
+            vec![T::nan(); shape[0] * shape[1]]
+        } else {
+            d.chunks(plane).map(|c| c.iter().fold(T::zero(), |s, &v| s + v) / cnt).collect()
+        };
+        Ok(T::wrap(arr(&out, y)))
+    })
+}
+
+/// Normalized, deduplicated reduction axes; `None` means "no reduction" (noop).
+pub(crate) fn reduce_axes(
+    op: &Op,
+    axes: Option<&[i64]>,
+    rank: usize,
+    noop_with_empty_axes: bool,
+) -> Result<Option<Vec<usize>>, InterpError> {
+    match axes {
+        None | Some([]) => {
+            if noop_with_empty_axes {
+                Ok(None)
+            } else {
+                Ok(Some((0..rank).collect()))
+            }
+        }
+        Some(list) => {
+            let mut v = Vec::with_capacity(list.len());
+            for &a in list {
+                let a = norm_axis(op, a, rank)?;
+                if v.contains(&a) {
+                    bail!(op, "axis {a} appears twice in axes {list:?}");
+                }
+                v.push(a);
+            }
+            v.sort_unstable();
+            Ok(Some(v))
+        }
+    }
+}
+
+pub(crate) fn reduced_shape(shape: &[usize], axes: &[usize], keepdims: bool) -> Vec<usize> {
+    let mut out = Vec::new();
+    for (i, &d) in shape.iter().enumerate() {
+        if axes.contains(&i) {
+            if keepdims {
+                out.push(1);
+            }
+        } else {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// ReduceMean; sums in row-major order of the input (deterministic), then divides.
+pub(crate) fn reduce_mean(
+    op: &Op,
+    x: Arg<'_>,
+    axes: Option<Vec<i64>>,
+    keepdims: bool,
+    noop: bool,
+) -> Result<Tensor, InterpError> {
+    let shape = x.t().shape().to_vec();
+    let Some(axes) = reduce_axes(op, axes.as_deref(), shape.len(), noop)? else {
+        return Ok(x.into_owned());
+    };
+    let out = reduced_shape(&shape, &axes, keepdims);
+    let kept: Vec<usize> = shape.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect();
+    let cnt: usize = axes.iter().map(|&a| shape[a]).product();
+    let xs = strides_of(&shape);
+    let os = bcast_strides(&kept, &shape);
+    let nout: usize = out.iter().product();
+    let t = x.t();
+    dispatch_float!(op, t.dtype(), T => {
+        let d = data_of::<T>(op, t)?;
+        let mut acc = vec![T::zero(); nout];
+        for_each_run(&shape, &xs, &os, |xo, oo, n, ix, io| {
+            for j in 0..n {
+                let a = &mut acc[oo + j * io];
+                *a = *a + d[xo + j * ix];
+            }
+        });
+        let c = T::of(cnt as f64);
+        acc.iter_mut().for_each(|a| *a = *a / c);
+        Ok(T::wrap(arr(&out, acc)))
+    })
+}
