@@ -1,0 +1,1 @@
+//! Equality saturation over pannc-fhe circuits (in progress).

@@ -1,0 +1,699 @@
+//! The circuit data model (`pannc-circuit` version 1), its builder, level
+//! accounting, plaintext evaluator and JSON (de)serialisation.
+//!
+//! See `docs/circuit-format.md` for the normative description. In short: a
+//! circuit is a list of SSA ops over ciphertext values; value ids are dense,
+//! inputs come first (ids `0..inputs.len()`), op `i` defines value
+//! `inputs.len() + i`. Each value carries its *level* = number of rescales on
+//! the longest path from an input (input levels are given, default 0).
+//!
+//! | op | level of result | CKKS meaning |
+//! |---|---|---|
+//! | `add`, `sub` | max(level a, level b) | the higher-level operand is mod-switched down |
+//! | `neg`, `mul_int`, `add_const` | level a | no rescale (integer × ct is repeated addition) |
+//! | `mul` | max(level a, level b) + 1 | ct×ct, relinearise, one rescale |
+//! | `mul_const` | level a + 1 | ct × real scalar encoded at scale Δ, one rescale |
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cheb::Affine;
+use crate::error::{FheError, Result};
+
+/// Value `format` field of every circuit document.
+pub const FORMAT_NAME: &str = "pannc-circuit";
+/// The circuit format version this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Id of a ciphertext value (dense, inputs first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ValueId(pub u32);
+
+/// Index into [`Circuit::constants`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConstId(pub u32);
+
+/// One circuit operation. Operands `a`, `b` are ciphertext values; `c` names a
+/// real constant in the constant table; `k` is an integer scalar.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `a + b` (0 levels).
+    Add { a: ValueId, b: ValueId },
+    /// `a - b` (0 levels).
+    Sub { a: ValueId, b: ValueId },
+    /// `-a` (0 levels).
+    Neg { a: ValueId },
+    /// `a × b`, ciphertext × ciphertext, relinearise + rescale (1 level).
+    Mul { a: ValueId, b: ValueId },
+    /// `a × constants[c]`, real scalar, rescale (1 level).
+    MulConst { a: ValueId, c: ConstId },
+    /// `a × k`, integer scalar (0 levels; repeated addition / integer plaintext).
+    MulInt { a: ValueId, k: i64 },
+    /// `a + constants[c]` (0 levels).
+    AddConst { a: ValueId, c: ConstId },
+}
+
+impl Op {
+    /// The JSON tag of this op.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Add { .. } => "add",
+            Op::Sub { .. } => "sub",
+            Op::Neg { .. } => "neg",
+            Op::Mul { .. } => "mul",
+            Op::MulConst { .. } => "mul_const",
+            Op::MulInt { .. } => "mul_int",
+            Op::AddConst { .. } => "add_const",
+        }
+    }
+
+    /// Ciphertext operands.
+    pub fn args(&self) -> Vec<ValueId> {
+        match *self {
+            Op::Add { a, b } | Op::Sub { a, b } | Op::Mul { a, b } => vec![a, b],
+            Op::Neg { a } | Op::MulConst { a, .. } | Op::MulInt { a, .. } | Op::AddConst { a, .. } => {
+                vec![a]
+            }
+        }
+    }
+
+    /// Constant-table reference, if any.
+    pub fn const_ref(&self) -> Option<ConstId> {
+        match *self {
+            Op::MulConst { c, .. } | Op::AddConst { c, .. } => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Level of the result given the operand levels (the cost model of §2).
+    pub fn result_level(&self, level_of: impl Fn(ValueId) -> u32) -> u32 {
+        match *self {
+            Op::Add { a, b } | Op::Sub { a, b } => level_of(a).max(level_of(b)),
+            Op::Mul { a, b } => level_of(a).max(level_of(b)) + 1,
+            Op::MulConst { a, .. } => level_of(a) + 1,
+            Op::Neg { a } | Op::MulInt { a, .. } | Op::AddConst { a, .. } => level_of(a),
+        }
+    }
+}
+
+/// An op together with the value it defines and that value's level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpEntry {
+    pub out: ValueId,
+    #[serde(flatten)]
+    pub op: Op,
+    pub level: u32,
+}
+
+/// A circuit input (one ciphertext; slot-per-sample packing).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    pub name: String,
+    pub value: ValueId,
+    /// Levels already consumed when the ciphertext enters the circuit (v1 writers use 0).
+    #[serde(default)]
+    pub level: u32,
+    /// Range of the values this input is expected to carry (in this input's units).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
+    /// If present, the producer must deliver `scale·x + shift` of its raw
+    /// activation `x` (the compiler folds this map into the previous linear
+    /// layer so that it costs no level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_affine: Option<Affine>,
+}
+
+/// A named circuit output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    pub name: String,
+    pub value: ValueId,
+}
+
+/// Op counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub ct_ct_mults: u32,
+    pub ct_const_mults: u32,
+    pub ct_int_mults: u32,
+    pub additions: u32,
+    pub const_additions: u32,
+    pub negations: u32,
+}
+
+/// Suggested CKKS parameters (a suggestion; runners may override).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CkksParams {
+    pub ring_dim: u32,
+    pub scale_bits: u32,
+    pub first_mod_bits: u32,
+    pub multiplicative_depth: u32,
+    /// Rough size of the ciphertext modulus plus one special prime, in bits.
+    pub log_q_estimate: u32,
+    /// OpenFHE security level name the ring dimension is chosen for.
+    pub security: String,
+}
+
+impl CkksParams {
+    /// Smallest power-of-two ring dimension whose HE-standard 128-bit budget
+    /// (438/881/1772/3576 bits for 2^14..2^17) holds
+    /// `first + scale·depth + first` bits. Scale 2^50, first prime 60 bits.
+    pub fn suggest(depth: u32) -> CkksParams {
+        let (scale_bits, first_mod_bits) = (50u32, 60u32);
+        let log_q = first_mod_bits * 2 + scale_bits * depth;
+        let budgets = [(1u32 << 14, 438u32), (1 << 15, 881), (1 << 16, 1772), (1 << 17, 3576)];
+        let (ring_dim, security) = budgets
+            .iter()
+            .find(|(_, b)| log_q <= *b)
+            .map(|(n, _)| (*n, "HEStd_128_classic"))
+            .unwrap_or((1 << 17, "HEStd_NotSet"));
+        CkksParams {
+            ring_dim,
+            scale_bits,
+            first_mod_bits,
+            multiplicative_depth: depth,
+            log_q_estimate: log_q,
+            security: security.to_string(),
+        }
+    }
+}
+
+/// Planner provenance recorded in the circuit (informational).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlanInfo {
+    /// `"chebyshev"` or `"composite"`.
+    pub kind: String,
+    /// One entry per polynomial stage.
+    pub stages: Vec<StageInfo>,
+    /// `"none"`, `"relu"` or `"abs"`.
+    pub combine: String,
+    /// `"normalised"` (producer folds the map) or `"affine_in_circuit"`.
+    pub input_mode: String,
+    /// Levels of the input normalisation inside the circuit (0 or 1).
+    pub input_map_levels: u32,
+    /// Levels of the combine step (ReLU: 1).
+    pub combine_levels: u32,
+}
+
+/// Per-stage planner record.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageInfo {
+    pub degree: usize,
+    pub interval: [f64; 2],
+    /// `"odd"`, `"even"` or `"none"` (detected from exact zero coefficients).
+    pub parity: String,
+    /// Largest Chebyshev index evaluated directly in a leaf.
+    pub leaf_degree: usize,
+    /// Levels this stage consumed (`⌈log2(d+1)⌉` + extra levels requested).
+    pub levels: u32,
+    /// ct×ct multiplications spent in this stage.
+    pub ct_ct_mults: u32,
+}
+
+/// A CKKS arithmetic circuit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Circuit {
+    pub name: String,
+    pub inputs: Vec<Input>,
+    pub constants: Vec<f64>,
+    pub ops: Vec<OpEntry>,
+    pub outputs: Vec<Output>,
+    /// Max level over outputs.
+    pub depth: u32,
+    pub stats: Stats,
+    pub ckks: CkksParams,
+    pub plan: Option<PlanInfo>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Document {
+    format: String,
+    version: u32,
+    name: String,
+    inputs: Vec<Input>,
+    constants: Vec<f64>,
+    ops: Vec<OpEntry>,
+    outputs: Vec<Output>,
+    depth: u32,
+    stats: Stats,
+    ckks: CkksParams,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    plan: Option<PlanInfo>,
+}
+
+impl Circuit {
+    /// Number of values (inputs + ops).
+    pub fn num_values(&self) -> usize {
+        self.inputs.len() + self.ops.len()
+    }
+
+    /// Levels of all values, recomputed from the ops (does not trust `level` fields).
+    pub fn recompute_levels(&self) -> Result<Vec<u32>> {
+        let mut levels: Vec<u32> = Vec::with_capacity(self.num_values());
+        for (i, inp) in self.inputs.iter().enumerate() {
+            if inp.value.0 as usize != i {
+                return Err(FheError::InvalidCircuit(format!(
+                    "input '{}' has value id {} but inputs must be numbered 0..{}",
+                    inp.name,
+                    inp.value.0,
+                    self.inputs.len()
+                )));
+            }
+            levels.push(inp.level);
+        }
+        for (i, e) in self.ops.iter().enumerate() {
+            let id = levels.len();
+            let name = e.op.name();
+            if e.out.0 as usize != id {
+                return Err(FheError::InvalidOp {
+                    index: i,
+                    op: name,
+                    msg: format!("defines value {} but the next value id is {id}", e.out.0),
+                });
+            }
+            for a in e.op.args() {
+                if a.0 as usize >= id {
+                    return Err(FheError::InvalidOp {
+                        index: i,
+                        op: name,
+                        msg: format!("operand {} is not defined before use", a.0),
+                    });
+                }
+            }
+            if let Some(c) = e.op.const_ref() {
+                if c.0 as usize >= self.constants.len() {
+                    return Err(FheError::InvalidOp {
+                        index: i,
+                        op: name,
+                        msg: format!("constant {} out of range ({} constants)", c.0, self.constants.len()),
+                    });
+                }
+            }
+            levels.push(e.op.result_level(|v| levels[v.0 as usize]));
+        }
+        Ok(levels)
+    }
+
+    /// Recount op statistics.
+    pub fn recompute_stats(&self) -> Stats {
+        let mut s = Stats::default();
+        for e in &self.ops {
+            match e.op {
+                Op::Add { .. } | Op::Sub { .. } => s.additions += 1,
+                Op::Neg { .. } => s.negations += 1,
+                Op::Mul { .. } => s.ct_ct_mults += 1,
+                Op::MulConst { .. } => s.ct_const_mults += 1,
+                Op::MulInt { .. } => s.ct_int_mults += 1,
+                Op::AddConst { .. } => s.const_additions += 1,
+            }
+        }
+        s
+    }
+
+    /// Full structural validation: SSA order, constant table, finite constants,
+    /// declared levels, outputs, depth, stats and `ckks.multiplicative_depth ≥ depth`.
+    pub fn validate(&self) -> Result<()> {
+        for (i, c) in self.constants.iter().enumerate() {
+            if !c.is_finite() {
+                return Err(FheError::InvalidCircuit(format!("constant {i} is not finite ({c})")));
+            }
+        }
+        let levels = self.recompute_levels()?;
+        for (i, e) in self.ops.iter().enumerate() {
+            let want = levels[e.out.0 as usize];
+            if e.level != want {
+                return Err(FheError::InvalidOp {
+                    index: i,
+                    op: e.op.name(),
+                    msg: format!("declares level {} but its operands give level {want}", e.level),
+                });
+            }
+        }
+        if self.outputs.is_empty() {
+            return Err(FheError::InvalidCircuit("circuit has no outputs".into()));
+        }
+        let mut depth = 0;
+        for o in &self.outputs {
+            let l = levels.get(o.value.0 as usize).ok_or_else(|| {
+                FheError::InvalidCircuit(format!("output '{}' refers to undefined value {}", o.name, o.value.0))
+            })?;
+            depth = depth.max(*l);
+        }
+        if depth != self.depth {
+            return Err(FheError::InvalidCircuit(format!(
+                "declared depth {} but outputs are at level {depth}",
+                self.depth
+            )));
+        }
+        if self.stats != self.recompute_stats() {
+            return Err(FheError::InvalidCircuit("declared stats do not match the ops".into()));
+        }
+        if self.ckks.multiplicative_depth < depth {
+            return Err(FheError::InvalidCircuit(format!(
+                "ckks.multiplicative_depth {} is below the circuit depth {depth}",
+                self.ckks.multiplicative_depth
+            )));
+        }
+        Ok(())
+    }
+
+    /// Serialise to pretty JSON (deterministic).
+    pub fn to_json(&self) -> Result<String> {
+        let doc = Document {
+            format: FORMAT_NAME.to_string(),
+            version: FORMAT_VERSION,
+            name: self.name.clone(),
+            inputs: self.inputs.clone(),
+            constants: self.constants.clone(),
+            ops: self.ops.clone(),
+            outputs: self.outputs.clone(),
+            depth: self.depth,
+            stats: self.stats.clone(),
+            ckks: self.ckks.clone(),
+            plan: self.plan.clone(),
+        };
+        Ok(serde_json::to_string_pretty(&doc)?)
+    }
+
+    /// Parse and validate a circuit document.
+    pub fn from_json(text: &str) -> Result<Circuit> {
+        let v: serde_json::Value = serde_json::from_str(text)?;
+        match v.get("format").and_then(|f| f.as_str()) {
+            Some(FORMAT_NAME) => {}
+            other => {
+                return Err(FheError::Format(format!(
+                    "expected \"format\": \"{FORMAT_NAME}\", found {other:?}"
+                )))
+            }
+        }
+        match v.get("version").and_then(|f| f.as_u64()) {
+            Some(x) if x == FORMAT_VERSION as u64 => {}
+            other => {
+                return Err(FheError::Format(format!(
+                    "unsupported version {other:?} (this reader supports {FORMAT_VERSION})"
+                )))
+            }
+        }
+        let doc: Document = serde_json::from_value(v)?;
+        let c = Circuit {
+            name: doc.name,
+            inputs: doc.inputs,
+            constants: doc.constants,
+            ops: doc.ops,
+            outputs: doc.outputs,
+            depth: doc.depth,
+            stats: doc.stats,
+            ckks: doc.ckks,
+            plan: doc.plan,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Plaintext (f64) evaluation of every value for one sample; `inputs[i]` feeds input `i`.
+    pub fn eval_all(&self, inputs: &[f64]) -> Result<Vec<f64>> {
+        if inputs.len() != self.inputs.len() {
+            return Err(FheError::Eval(format!(
+                "circuit '{}' has {} inputs, got {}",
+                self.name,
+                self.inputs.len(),
+                inputs.len()
+            )));
+        }
+        let mut v: Vec<f64> = inputs.to_vec();
+        v.reserve(self.ops.len());
+        for e in &self.ops {
+            let g = |id: ValueId| v[id.0 as usize];
+            let c = |id: ConstId| self.constants[id.0 as usize];
+            let r = match e.op {
+                Op::Add { a, b } => g(a) + g(b),
+                Op::Sub { a, b } => g(a) - g(b),
+                Op::Neg { a } => -g(a),
+                Op::Mul { a, b } => g(a) * g(b),
+                Op::MulConst { a, c: k } => g(a) * c(k),
+                Op::MulInt { a, k } => g(a) * k as f64,
+                Op::AddConst { a, c: k } => g(a) + c(k),
+            };
+            v.push(r);
+        }
+        Ok(v)
+    }
+
+    /// Plaintext evaluation of the outputs for one sample.
+    pub fn eval(&self, inputs: &[f64]) -> Result<Vec<f64>> {
+        let all = self.eval_all(inputs)?;
+        Ok(self.outputs.iter().map(|o| all[o.value.0 as usize]).collect())
+    }
+}
+
+/// An operand that is either a ciphertext or a plaintext constant (used by
+/// builders that fold constants instead of emitting ops for them).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Term {
+    Ct(ValueId),
+    Const(f64),
+}
+
+/// Returns `Some(k)` when `c` is an exact integer of modest size (so that
+/// `ct × c` costs no level).
+pub fn as_small_int(c: f64) -> Option<i64> {
+    if c.is_finite() && c.fract() == 0.0 && c.abs() <= (1u64 << 40) as f64 {
+        Some(c as i64)
+    } else {
+        None
+    }
+}
+
+/// Incremental circuit construction with level tracking and constant dedup.
+#[derive(Clone, Debug)]
+pub struct CircuitBuilder {
+    name: String,
+    inputs: Vec<Input>,
+    constants: Vec<f64>,
+    const_index: HashMap<u64, ConstId>,
+    ops: Vec<OpEntry>,
+    levels: Vec<u32>,
+}
+
+impl CircuitBuilder {
+    pub fn new(name: impl Into<String>) -> Self {
+        CircuitBuilder {
+            name: name.into(),
+            inputs: vec![],
+            constants: vec![],
+            const_index: HashMap::new(),
+            ops: vec![],
+            levels: vec![],
+        }
+    }
+
+    /// Add an input. All inputs must be added before the first op.
+    pub fn input(&mut self, name: impl Into<String>) -> Result<ValueId> {
+        if !self.ops.is_empty() {
+            return Err(FheError::InvalidCircuit("inputs must be declared before ops".into()));
+        }
+        let id = ValueId(self.levels.len() as u32);
+        self.inputs.push(Input {
+            name: name.into(),
+            value: id,
+            level: 0,
+            range: None,
+            producer_affine: None,
+        });
+        self.levels.push(0);
+        Ok(id)
+    }
+
+    /// Mutable access to an input's metadata (range, producer map).
+    pub fn input_mut(&mut self, v: ValueId) -> Option<&mut Input> {
+        self.inputs.iter_mut().find(|i| i.value == v)
+    }
+
+    /// Level of a value defined so far.
+    pub fn level(&self, v: ValueId) -> u32 {
+        self.levels[v.0 as usize]
+    }
+
+    /// Level of a term (constants are level 0).
+    pub fn term_level(&self, t: Term) -> u32 {
+        match t {
+            Term::Ct(v) => self.level(v),
+            Term::Const(_) => 0,
+        }
+    }
+
+    /// Number of ops emitted so far.
+    pub fn num_ops(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Number of ct×ct multiplications emitted so far.
+    pub fn ct_ct_mults(&self) -> u32 {
+        self.ops.iter().filter(|e| matches!(e.op, Op::Mul { .. })).count() as u32
+    }
+
+    fn constant(&mut self, c: f64) -> ConstId {
+        // Normalise -0.0 so that dedup is by value.
+        let c = if c == 0.0 { 0.0 } else { c };
+        if let Some(id) = self.const_index.get(&c.to_bits()) {
+            return *id;
+        }
+        let id = ConstId(self.constants.len() as u32);
+        self.constants.push(c);
+        self.const_index.insert(c.to_bits(), id);
+        id
+    }
+
+    /// Append a raw op (operands must exist).
+    pub fn push(&mut self, op: Op) -> ValueId {
+        let id = ValueId(self.levels.len() as u32);
+        for a in op.args() {
+            assert!(a.0 < id.0, "operand {} used before definition (builder misuse)", a.0);
+        }
+        let level = op.result_level(|v| self.levels[v.0 as usize]);
+        self.ops.push(OpEntry { out: id, op, level });
+        self.levels.push(level);
+        id
+    }
+
+    pub fn add(&mut self, a: ValueId, b: ValueId) -> ValueId {
+        self.push(Op::Add { a, b })
+    }
+    pub fn sub(&mut self, a: ValueId, b: ValueId) -> ValueId {
+        self.push(Op::Sub { a, b })
+    }
+    pub fn neg(&mut self, a: ValueId) -> ValueId {
+        self.push(Op::Neg { a })
+    }
+    pub fn mul(&mut self, a: ValueId, b: ValueId) -> ValueId {
+        self.push(Op::Mul { a, b })
+    }
+    pub fn mul_int(&mut self, a: ValueId, k: i64) -> ValueId {
+        self.push(Op::MulInt { a, k })
+    }
+    /// `a × c` for a real `c` (always emits `mul_const`; see [`Self::scale`]).
+    pub fn mul_const(&mut self, a: ValueId, c: f64) -> ValueId {
+        let c = self.constant(c);
+        self.push(Op::MulConst { a, c })
+    }
+    pub fn add_const(&mut self, a: ValueId, c: f64) -> ValueId {
+        let c = self.constant(c);
+        self.push(Op::AddConst { a, c })
+    }
+
+    /// `c·a` choosing the cheapest op: nothing for 1, `neg` for −1, `mul_int`
+    /// for other integers (0 levels), `mul_const` otherwise (1 level).
+    /// Returns `Term::Const(0)` for `c = 0`.
+    pub fn scale(&mut self, a: ValueId, c: f64) -> Term {
+        if c == 0.0 {
+            return Term::Const(0.0);
+        }
+        Term::Ct(match as_small_int(c) {
+            Some(1) => a,
+            Some(-1) => self.neg(a),
+            Some(k) => self.mul_int(a, k),
+            None => self.mul_const(a, c),
+        })
+    }
+
+    /// `c·t` for a term.
+    pub fn scale_term(&mut self, t: Term, c: f64) -> Term {
+        match t {
+            Term::Const(v) => Term::Const(v * c),
+            Term::Ct(a) => self.scale(a, c),
+        }
+    }
+
+    /// `s·a + t` (affine map of a ciphertext).
+    pub fn affine(&mut self, a: ValueId, map: Affine) -> Term {
+        let s = self.scale(a, map.scale);
+        self.add_terms(s, Term::Const(map.shift))
+    }
+
+    /// `x + y` for terms (folds constants, emits `add`/`add_const`).
+    pub fn add_terms(&mut self, x: Term, y: Term) -> Term {
+        match (x, y) {
+            (Term::Const(a), Term::Const(b)) => Term::Const(a + b),
+            (Term::Ct(a), Term::Const(c)) | (Term::Const(c), Term::Ct(a)) => {
+                if c == 0.0 {
+                    Term::Ct(a)
+                } else {
+                    Term::Ct(self.add_const(a, c))
+                }
+            }
+            (Term::Ct(a), Term::Ct(b)) => Term::Ct(self.add(a, b)),
+        }
+    }
+
+    /// `x − y` for terms.
+    pub fn sub_terms(&mut self, x: Term, y: Term) -> Term {
+        match (x, y) {
+            (_, Term::Const(c)) => self.add_terms(x, Term::Const(-c)),
+            (Term::Const(c), Term::Ct(b)) => {
+                let n = self.neg(b);
+                self.add_terms(Term::Ct(n), Term::Const(c))
+            }
+            (Term::Ct(a), Term::Ct(b)) => Term::Ct(self.sub(a, b)),
+        }
+    }
+
+    /// `x × y` for terms (ct×ct emits `mul`, ct×const goes through [`Self::scale`]).
+    pub fn mul_terms(&mut self, x: Term, y: Term) -> Term {
+        match (x, y) {
+            (Term::Const(a), Term::Const(b)) => Term::Const(a * b),
+            (Term::Ct(a), Term::Const(c)) | (Term::Const(c), Term::Ct(a)) => self.scale(a, c),
+            (Term::Ct(a), Term::Ct(b)) => Term::Ct(self.mul(a, b)),
+        }
+    }
+
+    /// `Σ c_i·v_i + c0`, each term scaled with [`Self::scale`], summed left to right.
+    pub fn lin_comb(&mut self, terms: &[(f64, ValueId)], c0: f64) -> Term {
+        let mut acc = Term::Const(c0);
+        for &(c, v) in terms {
+            let t = self.scale(v, c);
+            acc = self.add_terms(acc, t);
+        }
+        acc
+    }
+
+    /// Turn a term into a ciphertext. A constant `c` needs a ciphertext to
+    /// live in: it is emitted as `mul_int(any, 0) + c` (0 levels).
+    pub fn materialise(&mut self, t: Term, any: ValueId) -> ValueId {
+        match t {
+            Term::Ct(v) => v,
+            Term::Const(c) => {
+                let z = self.mul_int(any, 0);
+                self.add_const(z, c)
+            }
+        }
+    }
+
+    /// Finish with the given outputs; depth, stats and CKKS parameters are derived.
+    pub fn finish(self, outputs: Vec<Output>, plan: Option<PlanInfo>) -> Result<Circuit> {
+        let mut depth = 0;
+        for o in &outputs {
+            let l = self.levels.get(o.value.0 as usize).ok_or_else(|| {
+                FheError::InvalidCircuit(format!("output '{}' refers to undefined value {}", o.name, o.value.0))
+            })?;
+            depth = depth.max(*l);
+        }
+        let mut c = Circuit {
+            name: self.name,
+            inputs: self.inputs,
+            constants: self.constants,
+            ops: self.ops,
+            outputs,
+            depth,
+            stats: Stats::default(),
+            ckks: CkksParams::suggest(depth),
+            plan,
+        };
+        c.stats = c.recompute_stats();
+        c.validate()?;
+        Ok(c)
+    }
+}
