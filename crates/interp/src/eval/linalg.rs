@@ -114,11 +114,6 @@ fn naive(m: usize, k: usize, n: usize, a: Mat<'_, i64>, b: Mat<'_, i64>, y: &mut
     }
 }
 
-/// MatMul output shape (numpy semantics, 1-D operands promoted and the added axis dropped).
-pub(crate) fn matmul_shape(op: &Op, a: &[usize], b: &[usize]) -> Result<Vec<usize>, InterpError> {
-    Ok(matmul_plan(op, a, b)?.out)
-}
-
 struct Plan {
     batch: Vec<usize>,
     a_bst: Vec<usize>,

@@ -12,6 +12,13 @@ mod pool;
 mod shape_ops;
 pub(crate) mod window;
 
+pub(crate) use conv::conv_shapes;
+pub(crate) use norm::reduce_axes;
+pub(crate) use pool::pool_shapes;
+pub(crate) use shape_ops::{
+    gather_shape, pad_amounts, pad_shape, reshape_shape, shape_range, transpose_perm, unsqueeze_axes, unsqueeze_shape,
+};
+
 use crate::error::{bail, op_err, InterpError};
 use ndarray::{ArrayD, IxDyn};
 use pannc_ir::{DType, Op, Tensor};
