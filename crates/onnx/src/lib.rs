@@ -32,6 +32,9 @@
 //! - Initializers become `Op::Constant` nodes (also when old exports list them as inputs).
 //!   Graph inputs get `TensorType`s from their value_info, with `Dim::Sym(dim_param)` and
 //!   unnamed unknown dimensions as `Dim::Sym("?k")`.
+//! - Pooling with `ceil_mode=1` keeps the output-size rule of the graph's opset (opset 22
+//!   drops a last window that would start in the end padding; earlier opsets keep it), so
+//!   such pools are not written across the opset-22 boundary.
 //! - Nodes may come in any order (they are sorted; a cycle is an error naming a node on it).
 //!   Every unsupported op is reported at once in [`OnnxError::Unsupported`].
 

@@ -128,6 +128,14 @@ fn window_attrs(
         if ctx.opset < 10 {
             return Err(ctx.err("ceil_mode needs opset 10 or later"));
         }
+        // Opset 22 changed the ceil_mode output size (a last window starting in the end
+        // padding is dropped), so the graph's own opset tells which rule it follows.
+        if (ctx.g.opset >= 22) != (ctx.opset >= 22) {
+            return Err(ctx.err(format!(
+                "ceil_mode output sizes follow different rules before and from opset 22; the graph is at opset {}",
+                ctx.g.opset
+            )));
+        }
         a.push(a_int("ceil_mode", 1));
     }
     Ok(a)

@@ -614,6 +614,13 @@ pub(crate) fn a_float(name: &str, v: f32) -> pb::AttributeProto {
         ..attr_base(name, AttributeType::Float)
     }
 }
+#[cfg(test)]
+pub(crate) fn a_floats(name: &str, v: &[f32]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        floats: v.to_vec(),
+        ..attr_base(name, AttributeType::Floats)
+    }
+}
 pub(crate) fn a_str(name: &str, v: &str) -> pb::AttributeProto {
     pb::AttributeProto {
         s: Some(v.as_bytes().to_vec()),
