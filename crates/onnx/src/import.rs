@@ -20,8 +20,21 @@ pub const MAX_OPSET: i64 = 27;
 pub(crate) fn decode_model(bytes: &[u8]) -> Result<pb::ModelProto, OnnxError> {
     pb::ModelProto::decode(bytes).map_err(|e| OnnxError::Decode {
         what: "ONNX model",
-        msg: e.to_string(),
+        msg: short(e.to_string()),
     })
+}
+
+/// Keeps decode messages readable: prost lists the whole field path, which for a recursion
+/// bomb is thousands of characters.
+pub(crate) fn short(msg: String) -> String {
+    const MAX: usize = 240;
+    if msg.len() <= MAX {
+        return msg;
+    }
+    let head: String = msg.chars().take(100).collect();
+    let tail: Vec<char> = msg.chars().rev().take(120).collect();
+    let tail: String = tail.into_iter().rev().collect();
+    format!("{head} ... {tail}")
 }
 
 fn is_default_domain(d: &str) -> bool {
@@ -266,6 +279,16 @@ pub(crate) fn import_model(m: &pb::ModelProto) -> Result<Model, OnnxError> {
         .map(|(n, _)| n.to_string())
         .collect();
 
+    // --- initializer tensors (checked before any type, so a bad tensor is named as such) -----
+    let mut tensors = Vec::with_capacity(graph.initializer.len());
+    for t in &graph.initializer {
+        tensors.push(tensor_from_proto(
+            t,
+            t.name(),
+            index_only.contains(t.name()),
+        )?);
+    }
+
     // --- static types ----------------------------------------------------------------------------
     let mut unnamed = 0usize;
     let mut types: HashMap<String, TensorType> = HashMap::new();
@@ -314,8 +337,7 @@ pub(crate) fn import_model(m: &pb::ModelProto) -> Result<Model, OnnxError> {
         st.g.add_input(vi.name(), ty)
             .map_err(|e| OnnxError::BadModel(e.to_string()))?;
     }
-    for t in &graph.initializer {
-        let tensor = tensor_from_proto(t, t.name(), st.index_only.contains(t.name()))?;
+    for (t, tensor) in graph.initializer.iter().zip(tensors) {
         st.g.add_constant(t.name(), tensor)
             .map_err(|e| OnnxError::BadModel(e.to_string()))?;
     }

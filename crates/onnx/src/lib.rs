@@ -125,7 +125,7 @@ pub fn export_graph(graph: &Graph) -> Result<Vec<u8>, OnnxError> {
 pub fn read_tensor(bytes: &[u8]) -> Result<(String, Tensor), OnnxError> {
     let t = pb::TensorProto::decode(bytes).map_err(|e| OnnxError::Decode {
         what: "ONNX tensor",
-        msg: e.to_string(),
+        msg: import::short(e.to_string()),
     })?;
     let name = t.name().to_string();
     let tensor = tensor::tensor_from_proto(&t, "<tensor>", false)?;

@@ -1,0 +1,275 @@
+//! Every file of fixtures/bad/ fails to import with the error fixtures/bad/README.md promises.
+
+use pannc_onnx::{import, OnnxError};
+use std::path::PathBuf;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bad")
+}
+
+fn err(name: &str) -> OnnxError {
+    let p = dir().join(name);
+    let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    match import(&bytes) {
+        Ok(_) => panic!("{name} imported"),
+        Err(e) => e,
+    }
+}
+
+/// The error has the kind and its message contains every fragment.
+fn check(name: &str, kind: &str, fragments: &[&str]) -> OnnxError {
+    let e = err(name);
+    let msg = e.to_string();
+    assert_eq!(e.kind(), kind, "{name}: {msg}");
+    for f in fragments {
+        assert!(msg.contains(f), "{name}: message lacks {f:?}: {msg}");
+    }
+    assert!(
+        msg.len() < 600,
+        "{name}: message too long ({} chars)",
+        msg.len()
+    );
+    e
+}
+
+#[test]
+fn truncated() {
+    check(
+        "truncated.onnx",
+        "decode",
+        &["ONNX model", "buffer underflow"],
+    );
+}
+
+#[test]
+fn random_bytes() {
+    check("random_bytes.onnx", "decode", &["failed to decode"]);
+}
+
+#[test]
+fn bogus_length() {
+    check("bogus_length.onnx", "decode", &["buffer underflow"]);
+}
+
+#[test]
+fn deep_nesting() {
+    check("deep_nesting.onnx", "decode", &["recursion limit"]);
+}
+
+#[test]
+fn missing_graph() {
+    assert_eq!(
+        check("missing_graph.onnx", "missing-graph", &["no graph"]),
+        OnnxError::MissingGraph
+    );
+}
+
+#[test]
+fn no_opset() {
+    check(
+        "no_opset.onnx",
+        "missing-opset",
+        &["imports no opset of the default ONNX domain"],
+    );
+}
+
+#[test]
+fn opset_too_new() {
+    let e = check("opset_too_new.onnx", "unsupported-opset", &["opset 99"]);
+    assert!(matches!(e, OnnxError::UnsupportedOpset { opset: 99, .. }));
+}
+
+#[test]
+fn dangling_input() {
+    let e = check(
+        "dangling_input.onnx",
+        "undefined-input",
+        &["'relu_ghost'", "Relu", "'ghost'"],
+    );
+    assert_eq!(
+        e,
+        OnnxError::UndefinedInput {
+            node: "relu_ghost".into(),
+            op: "Relu".into(),
+            input: "ghost".into()
+        }
+    );
+}
+
+#[test]
+fn cycle() {
+    let e = check("cycle.onnx", "cycle", &["node_"]);
+    let OnnxError::Cycle { node, .. } = e else {
+        unreachable!()
+    };
+    assert!(node == "node_a" || node == "node_b", "{node}");
+}
+
+#[test]
+fn duplicate_name() {
+    check(
+        "duplicate_name.onnx",
+        "duplicate-name",
+        &["'y'", "'first'", "'second'"],
+    );
+}
+
+#[test]
+fn short_initializer() {
+    let e = check(
+        "short_initializer.onnx",
+        "data-size",
+        &["'w_short'", "64 bytes", "holds 12"],
+    );
+    assert!(matches!(
+        e,
+        OnnxError::DataSize {
+            expected: 64,
+            actual: 12,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn shape_overflow() {
+    check(
+        "shape_overflow.onnx",
+        "shape-overflow",
+        &["'w_overflow'", "overflows"],
+    );
+}
+
+#[test]
+fn huge_dims() {
+    check(
+        "huge_dims.onnx",
+        "too-large",
+        &["'w_huge'", "4398046511104 bytes", "2147483648"],
+    );
+}
+
+#[test]
+fn negative_dim() {
+    check(
+        "negative_dim.onnx",
+        "negative-dim",
+        &["'w_negative'", "dimension 1", "-4"],
+    );
+}
+
+#[test]
+fn external_data() {
+    check(
+        "external_data.onnx",
+        "external-data",
+        &["'w_external'", "external data"],
+    );
+}
+
+#[test]
+fn wrong_dtype() {
+    check(
+        "wrong_dtype.onnx",
+        "unsupported-dtype",
+        &["'z'", "COMPLEX64"],
+    );
+}
+
+#[test]
+fn wrong_dtype_initializer() {
+    check(
+        "wrong_dtype_initializer.onnx",
+        "unsupported-dtype",
+        &["tensor 'words'", "STRING"],
+    );
+}
+
+#[test]
+fn sequence_input() {
+    check("sequence_input.onnx", "bad-type", &["'s'", "sequence"]);
+}
+
+#[test]
+fn unsupported_op() {
+    let e = check(
+        "unsupported_op.onnx",
+        "unsupported-op",
+        &["3 unsupported", "Einsum", "LSTM", "FancyOp"],
+    );
+    let OnnxError::Unsupported(list) = e else {
+        unreachable!()
+    };
+    let got: Vec<(&str, &str, &str, Option<i64>)> = list
+        .iter()
+        .map(|u| {
+            (
+                u.op_type.as_str(),
+                u.node.as_str(),
+                u.domain.as_str(),
+                u.opset,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("Einsum", "einsum_node", "", Some(17)),
+            ("LSTM", "lstm_node", "", Some(17)),
+            ("FancyOp", "custom_node", "com.example", Some(1)),
+        ]
+    );
+    // the histogram still works on such a model
+    let bytes = std::fs::read(dir().join("unsupported_op.onnx")).unwrap();
+    let h = pannc_onnx::op_histogram(&bytes).unwrap();
+    assert_eq!(h.iter().map(|(_, n)| n).sum::<usize>(), 4);
+    assert!(h.contains(&("com.example::FancyOp".into(), 1)));
+}
+
+#[test]
+fn bad_attribute() {
+    check(
+        "bad_attribute.onnx",
+        "bad-node",
+        &["'conv_zero_stride'", "Conv", "opset 17", "'strides'"],
+    );
+}
+
+#[test]
+fn training_batchnorm() {
+    check(
+        "training_batchnorm.onnx",
+        "bad-node",
+        &["'bn_train'", "BatchNormalization", "training_mode"],
+    );
+}
+
+#[test]
+fn maxpool_indices() {
+    check(
+        "maxpool_indices.onnx",
+        "bad-node",
+        &["'pool_with_indices'", "MaxPool", "Indices"],
+    );
+}
+
+/// Every .onnx file of the corpus has a test above (keep README, script and tests in step).
+#[test]
+fn every_fixture_is_covered() {
+    let src = include_str!("bad_inputs.rs");
+    let readme = std::fs::read_to_string(dir().join("README.md")).unwrap();
+    let mut n = 0;
+    for f in std::fs::read_dir(dir()).unwrap() {
+        let name = f.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".onnx") {
+            n += 1;
+            assert!(src.contains(&format!("\"{name}\"")), "{name} has no test");
+            assert!(
+                readme.contains(&format!("| {name} |")),
+                "{name} is not in README.md"
+            );
+            assert!(import(&std::fs::read(dir().join(&name)).unwrap()).is_err());
+        }
+    }
+    assert!(n >= 20, "only {n} fixtures");
+}
