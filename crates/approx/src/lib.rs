@@ -2,11 +2,15 @@
 //! minimax sign, each with its cost in levels and ciphertext multiplications. No graph dependency.
 
 pub mod cheb;
+pub mod composite;
+pub mod cost;
 mod dd;
 mod linalg;
 pub mod remez;
 
 pub use cheb::{chebyshev_interp, ChebSeries, MonomialForm, SeriesParity, MAX_DEGREE};
+pub use composite::{composite_sign, composite_with_degrees, Composite, CompositeOptions, SignTarget};
+pub use cost::{bsgs_plan, poly_depth, BsgsPlan, Cost};
 pub use remez::{minimax, minimax_with, Minimax, Parity, RemezOptions, Weight};
 
 /// Errors of this crate. Messages are one line and name the offending value.

@@ -85,6 +85,9 @@ pub struct RemezOptions {
     pub breakpoints: Vec<f64>,
     /// Optional starting reference (`n + 1` points of the fitted set), e.g. from a nearby problem.
     pub initial_reference: Option<Vec<f64>>,
+    /// Stop as soon as the achieved error is at most this (0: never). The result is then a
+    /// valid polynomial with that error, not necessarily the minimax one.
+    pub stop_below: f64,
 }
 
 impl Default for RemezOptions {
@@ -95,9 +98,15 @@ impl Default for RemezOptions {
             samples_per_gap: 10,
             breakpoints: Vec::new(),
             initial_reference: None,
+            stop_below: 0.0,
         }
     }
 }
+
+/// Errors below `ROUNDOFF_FLOOR · max|f|` (or below 256 ε Σ|c_k|, the rounding level of the
+/// series) are at f64 resolution: the fit is returned as is (levelling rounding noise is
+/// meaningless) and flagged `roundoff_limited`.
+pub const ROUNDOFF_FLOOR: f64 = 1e-13;
 
 /// A minimax fit.
 #[derive(Clone, Debug, Serialize)]
@@ -116,6 +125,9 @@ pub struct Minimax {
     pub iterations: usize,
     /// Whether the levelling tolerance was met (otherwise it was within 1%).
     pub converged: bool,
+    /// The error is at the f64 rounding level of this fit (no meaningful levelling possible):
+    /// `error` is then a measured value, not a minimax one.
+    pub roundoff_limited: bool,
 }
 
 /// Sorted, merged, validated intervals.
@@ -410,6 +422,7 @@ fn run_remez(
     let mut best: Option<(Vec<f64>, f64, Vec<(f64, f64)>, f64)> = None;
     let mut iterations = 0;
     let mut converged = false;
+    let mut roundoff_limited = false;
     let mut fscale = 0.0f64;
     for iter in 0..opts.max_iter.max(1) {
         iterations = iter + 1;
@@ -506,7 +519,17 @@ fn run_remez(
         }
         let emax = ext.iter().fold(0.0f64, |m, e| m.max(e.1.abs()));
         // Exact (or roundoff-level) fit: nothing to level.
-        if emax <= 64.0 * f64::EPSILON * fscale.max(f64::MIN_POSITIVE) {
+        let csum: f64 = coeffs.iter().map(|c| c.abs()).sum();
+        let floor = (ROUNDOFF_FLOOR * fscale).max(256.0 * f64::EPSILON * csum);
+        if emax <= floor.max(f64::MIN_POSITIVE) {
+            best = Some((coeffs, h.abs(), ext.clone(), emax));
+            converged = true;
+            roundoff_limited = true;
+            reference = ext.iter().map(|e| e.0).collect();
+            break;
+        }
+        if emax <= opts.stop_below {
+            // Good enough for the caller: `emax` is an achieved error of this polynomial.
             best = Some((coeffs, h.abs(), ext.clone(), emax));
             converged = true;
             reference = ext.iter().map(|e| e.0).collect();
@@ -609,6 +632,7 @@ fn run_remez(
         reference,
         iterations,
         converged,
+        roundoff_limited,
     })
 }
 
