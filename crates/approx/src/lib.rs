@@ -1,16 +1,25 @@
 //! Polynomial approximation for CKKS: Chebyshev series, Remez minimax, least squares and composite
 //! minimax sign, each with its cost in levels and ciphertext multiplications. No graph dependency.
 
+mod approx;
 pub mod cheb;
 pub mod composite;
 pub mod cost;
 mod dd;
+pub mod functions;
 mod linalg;
+pub mod lsq;
 pub mod remez;
 
+pub use approx::{
+    approximate, approximate_with, Approximation, Budget, Combine, CombineParams, Method, Request, Shaping, Stage,
+    MAX_SINGLE_DEGREE, MEASURE_POINTS,
+};
 pub use cheb::{chebyshev_interp, ChebSeries, MonomialForm, SeriesParity, MAX_DEGREE};
 pub use composite::{composite_sign, composite_with_degrees, Composite, CompositeOptions, SignTarget};
 pub use cost::{bsgs_plan, poly_depth, BsgsPlan, Cost};
+pub use functions::Function;
+pub use lsq::{lsq, ErrorSign, LsqConstraints, LsqFit};
 pub use remez::{minimax, minimax_with, Minimax, Parity, RemezOptions, Weight};
 
 /// Errors of this crate. Messages are one line and name the offending value.
