@@ -331,10 +331,15 @@ fn dilated_kernel(w: &pannc_ir::Window, kernel: &[usize], i: usize) -> usize {
 
 /// Output types of one node.
 fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Result<Vec<TensorType>, InterpError> {
-    let t0 = &its[0];
+    if let Op::Constant(t) = op {
+        return Ok(vec![TensorType::known(t.dtype(), t.shape())]);
+    }
+    let Some(t0) = its.first() else {
+        return Err(op_err(op, "has no inputs"));
+    };
     let ty = |d: DType, s: Vec<Dim>| TensorType::new(d, s);
     Ok(match op {
-        Op::Constant(t) => vec![TensorType::known(t.dtype(), t.shape())],
+        Op::Constant(_) => unreachable!("handled above"),
         Op::Conv { window, group } => {
             let dt = same_dtypes(op, its)?;
             need_float(op, t0)?;
