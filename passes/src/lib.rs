@@ -9,11 +9,16 @@
 //! Named pipelines ([`Pipeline::cleanup`]) run passes in order and can hand the graph to a
 //! hook after each pass (for printing or for verifying in tests).
 
+mod bn;
 mod cleanup;
 mod fold;
+// mod recognize; (needs Op::Silu; wired in with the PANN pipeline)
+mod util;
 
 pub use cleanup::{Dce, RemoveIdentity};
+pub use bn::FoldBatchNorm;
 pub use fold::ConstFold;
+
 
 use pannc_ir::Graph;
 

@@ -26,7 +26,7 @@ struct Unsupported {
     op_type: String,
     node: String,
     domain: String,
-    opset: i64,
+    opset: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -46,21 +46,25 @@ struct Report {
 
 pub fn run(args: &InspectArgs) -> Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("cannot read {}", args.model.display()))?;
-    let summary = pannc_onnx::summarize(&bytes).with_context(|| format!("{}", args.model.display()))?;
+    let ops = pannc_onnx::op_histogram(&bytes).with_context(|| format!("{}", args.model.display()))?;
     let mut report = Report {
         model: args.model.display().to_string(),
-        ir_version: summary.ir_version,
-        opset: summary.opset,
-        producer: summary.producer.clone(),
+        ir_version: 0,
+        opset: 0,
+        producer: String::new(),
         inputs: vec![],
         outputs: vec![],
-        ops: summary.op_histogram.clone(),
-        parameters: summary.parameters,
+        ops,
+        parameters: 0,
         unsupported: vec![],
         error: None,
     };
     match pannc_onnx::import(&bytes) {
         Ok(mut model) => {
+            report.ir_version = model.ir_version;
+            report.opset = model.graph.opset;
+            report.producer = format!("{} {}", model.producer_name, model.producer_version).trim().to_string();
+            report.parameters = parameter_count(&model.graph);
             if let Err(e) = crate::load::canonicalize(&mut model.graph) {
                 report.error = Some(format!("{e:#}"));
             }
@@ -99,6 +103,17 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     Ok(())
 }
 
+/// Number of floating-point constant elements (weights, biases, batch-norm statistics).
+fn parameter_count(g: &pannc_ir::Graph) -> usize {
+    g.node_ids()
+        .into_iter()
+        .filter_map(|id| match &g.node(id).op {
+            pannc_ir::Op::Constant(t) if t.dtype().is_float() => Some(t.len()),
+            _ => None,
+        })
+        .sum()
+}
+
 fn print_text(r: &Report) {
     println!("{}", r.model);
     println!("  ONNX IR v{}, opset {}, produced by {}", r.ir_version, r.opset, if r.producer.is_empty() { "?" } else { &r.producer });
@@ -121,7 +136,8 @@ fn print_text(r: &Report) {
         println!("unsupported ops ({}):", r.unsupported.len());
         for u in &r.unsupported {
             let dom = if u.domain.is_empty() { String::new() } else { format!("{}.", u.domain) };
-            println!("  {dom}{} (node '{}', opset {})", u.op_type, u.node, u.opset);
+            let opset = u.opset.map_or("?".to_string(), |o| o.to_string());
+            println!("  {dom}{} (node '{}', opset {opset})", u.op_type, u.node);
         }
     }
 }

@@ -33,7 +33,7 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
         .map(|&d| usize::try_from(d).context("dimension too large"))
         .collect::<Result<_>>()?;
     let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).context("shape overflows")?;
-    let descr = npy.dtype().descr();
+    let descr = npy.dtype().descr().trim_matches('\'').to_string();
     let t = match descr.as_str() {
         "<f4" => {
             let v: Vec<f32> = npy.into_vec().with_context(|| format!("{}: truncated data", path.display()))?;
@@ -67,11 +67,13 @@ pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
     let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
     let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
+    use npyz::WriterBuilder;
     match t {
         Tensor::F32(a) => npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut w).begin_nd()?.extend(a.iter().copied())?,
         Tensor::F64(a) => npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut w).begin_nd()?.extend(a.iter().copied())?,
         Tensor::I64(a) => npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut w).begin_nd()?.extend(a.iter().copied())?,
     }
+    std::io::Write::flush(&mut w).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

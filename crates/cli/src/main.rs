@@ -4,6 +4,9 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod cmd_approx;
+mod cmd_inspect;
+mod cmd_run;
+mod load;
 
 /// pannc compiles trained neural networks (ONNX) into polynomial approximations (PANNs) for CKKS
 /// homomorphic encryption.
@@ -20,12 +23,18 @@ struct Cli {
 enum Cmd {
     /// Approximate a function by a polynomial (or a composition) and report its cost and error.
     Approx(cmd_approx::ApproxArgs),
+    /// Show a model's inputs, outputs, ops, parameter count and any unsupported ops.
+    Inspect(cmd_inspect::InspectArgs),
+    /// Run a model on .npy inputs with pannc's reference interpreter.
+    Run(cmd_run::RunArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.cmd {
         Cmd::Approx(a) => cmd_approx::run(a),
+        Cmd::Inspect(a) => cmd_inspect::run(a),
+        Cmd::Run(a) => cmd_run::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
