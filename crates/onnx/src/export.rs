@@ -64,6 +64,14 @@ pub(crate) fn model_to_proto(model: &Model, opset: i64) -> Result<pb::ModelProto
         });
     }
     let g = &model.graph;
+    let errs = pannc_ir::verify(g);
+    if !errs.is_empty() {
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        return Err(OnnxError::ExportGraph(format!(
+            "the graph fails verification: {}",
+            msgs.join("; ")
+        )));
+    }
     let order = g
         .topo_order()
         .map_err(|e| OnnxError::ExportGraph(e.to_string()))?;

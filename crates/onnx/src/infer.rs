@@ -55,12 +55,13 @@ fn known_rank_steps(g: &Graph, v: ValueId, steps: &mut usize) -> Option<usize> {
         Op::Add | Op::Sub | Op::Mul | Op::Div => Some(rank(0)?.max(rank(1)?)),
         Op::MatMul => {
             let (a, b) = (rank(0)?, rank(1)?);
-            Some(match (a, b) {
-                (1, 1) => 0,
-                (1, b) => b - 1,
-                (a, 1) => a - 1,
-                (a, b) => a.max(b),
-            })
+            match (a, b) {
+                (0, _) | (_, 0) => None,
+                (1, 1) => Some(0),
+                (1, b) => Some(b - 1),
+                (a, 1) => Some(a - 1),
+                (a, b) => Some(a.max(b)),
+            }
         }
         Op::Transpose { perm } if !perm.is_empty() => Some(perm.len()),
         Op::Reshape { .. } => const_len(g, ins.get(1)),

@@ -20,14 +20,19 @@ mod linear;
 mod norm;
 mod shape;
 
+/// Parses one ONNX node into IR nodes.
+pub(crate) type ParseFn = fn(&mut ParseCtx) -> Result<(), OnnxError>;
+/// Writes one IR node as ONNX node(s).
+pub(crate) type WriteFn = fn(&mut WriteCtx) -> Result<(), OnnxError>;
+
 /// One operator: the first opset at which pannc reads it, and its parser and writer.
 pub(crate) struct OpDef {
     pub name: &'static str,
     /// The first default-domain opset at which the op exists (with semantics pannc reads).
     pub since: i64,
-    pub parse: fn(&mut ParseCtx) -> Result<(), OnnxError>,
+    pub parse: ParseFn,
     /// `None` for ops that import into other IR ops and are never written (e.g. `Sum`).
-    pub write: Option<fn(&mut WriteCtx) -> Result<(), OnnxError>>,
+    pub write: Option<WriteFn>,
 }
 
 const FAMILIES: &[&[OpDef]] = &[
@@ -347,6 +352,26 @@ impl<'a> ParseCtx<'a> {
             let o = self.output_name(same_rank_output?)?;
             self.st.types.get(o).map(TensorType::rank)
         })
+    }
+
+    /// Before opset 11 axes are non-negative: a negative one (which some exporters write
+    /// anyway) is normalised with the input's rank, or rejected when the rank is unknown.
+    pub fn old_axis(
+        &self,
+        axis: i64,
+        x: ValueId,
+        same_rank_output: Option<usize>,
+    ) -> Result<i64, OnnxError> {
+        if axis >= 0 || self.opset >= 11 {
+            return Ok(axis);
+        }
+        match self.rank_of(x, same_rank_output) {
+            Some(r) if axis + r as i64 >= 0 => Ok(axis + r as i64),
+            Some(r) => Err(self.err(format!("axis {axis} is out of range for rank {r}"))),
+            None => Err(self.err(format!(
+                "negative axis {axis} before opset 11 needs a known input rank"
+            ))),
+        }
     }
 
     fn out0(&self) -> Result<&'a str, OnnxError> {

@@ -81,7 +81,7 @@ fn parse_softmax(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
         ctx.emit(Op::Softmax { axis }, &[x])?;
         return Ok(());
     }
-    let axis = ctx.int_or("axis", 1)?;
+    let axis = ctx.old_axis(ctx.int_or("axis", 1)?, x, Some(0))?;
     let rank = ctx.rank_of(x, Some(0));
     if let Some(r) = rank {
         let r = r as i64;

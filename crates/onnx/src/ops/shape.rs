@@ -79,8 +79,8 @@ fn parse_flatten(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
     ctx.allow(&["axis"])?;
     ctx.expect_inputs(1, 1)?;
     ctx.only_outputs(1, "Flatten has one output")?;
-    let axis = ctx.int_or("axis", 1)?;
     let x = ctx.input(0)?;
+    let axis = ctx.old_axis(ctx.int_or("axis", 1)?, x, None)?;
     if let Some(r) = ctx.rank_of(x, None) {
         let r = r as i64;
         if axis < -r || axis > r {
@@ -194,6 +194,7 @@ fn parse_concat(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
     let ins: Vec<_> = (0..ctx.n_inputs())
         .map(|i| ctx.input(i))
         .collect::<Result<_, _>>()?;
+    let axis = ctx.old_axis(axis, ins[0], Some(0))?;
     ctx.emit(Op::Concat { axis }, &ins)?;
     Ok(())
 }
@@ -420,8 +421,8 @@ fn parse_gather(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
     ctx.allow(&["axis"])?;
     ctx.expect_inputs(2, 2)?;
     ctx.only_outputs(1, "Gather has one output")?;
-    let axis = ctx.int_or("axis", 0)?;
     let (x, i) = (ctx.input(0)?, ctx.input(1)?);
+    let axis = ctx.old_axis(ctx.int_or("axis", 0)?, x, None)?;
     if let Some(d) = ctx.dtype_of(i) {
         if d != pannc_ir::DType::I64 {
             return Err(ctx.err(format!("indices must be integers, are {d}")));

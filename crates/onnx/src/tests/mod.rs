@@ -3,6 +3,7 @@
 
 mod diff;
 mod forms;
+mod fuzz;
 
 use std::path::PathBuf;
 
