@@ -326,7 +326,7 @@ fn finish(alpha: u32, target: SignTarget, eps: f64, degrees: Vec<usize>) -> Resu
 
 /// Largest error of `x(1 − s(x))/2` on `(0, ε]`, sampled (the ReLU error inside the gap).
 fn gap_error(stages: &[ChebSeries], eps: f64) -> f64 {
-    let n = 2048;
+    let n = 8192;
     (1..=n)
         .map(|i| {
             let x = eps * i as f64 / n as f64;
@@ -364,7 +364,9 @@ pub fn composite_sign(alpha: u32, target: SignTarget, opts: &CompositeOptions) -
             // smallest gap where it meets that target exactly (which minimises its gap error) and
             // accepted if the ReLU error inside the gap is ≤ 2^-α. Sequences appear in order of
             // non-decreasing cost, so the first accepted one is the cheapest found.
-            let stage_target = 2.0 * p;
+            // A 0.1% margin on both parts keeps the measured error strictly below 2^-α.
+            let stage_target = 2.0 * p * 0.999;
+            let gap_target = p * 0.999;
             let mut log_eps = -(alpha as f64) + 4.0;
             let mut tried: Vec<Vec<usize>> = Vec::new();
             while log_eps > -(alpha as f64) - 0.01 {
@@ -372,7 +374,7 @@ pub fn composite_sign(alpha: u32, target: SignTarget, opts: &CompositeOptions) -
                 if let Some(seq) = search_sequence(eps, stage_target, opts, &mut memo)? {
                     if !tried.contains(&seq) {
                         tried.push(seq.clone());
-                        if let Some(e) = place_gap(&seq, eps, stage_target, p)? {
+                        if let Some(e) = place_gap(&seq, eps, stage_target, gap_target)? {
                             return finish(alpha, target, e, seq);
                         }
                     }

@@ -392,7 +392,32 @@ pub fn minimax_with(
         ks,
         degree,
     };
-    run_remez(&prob, parity, opts, &s)
+    // Starting references: the caller's, the arcsine quantiles, then two asymmetric variants
+    // (r of r + 1 quantiles). A symmetric start can be degenerate (e.g. ReLU at even degree: the
+    // levelled error is 0 and the error has too few sign changes); the variants break the tie.
+    let r = prob.ks.len() + 1;
+    let odd = parity == Parity::Odd;
+    let mut starts: Vec<Vec<f64>> = Vec::new();
+    if let Some(v) = &opts.initial_reference {
+        if v.len() == r {
+            let mut v = v.clone();
+            v.sort_by(f64::total_cmp);
+            starts.push(v);
+        }
+    }
+    starts.push(prob.initial_reference(r, odd));
+    let wide = prob.initial_reference(r + 1, odd);
+    starts.push(wide[1..].to_vec());
+    starts.push(wide[..r].to_vec());
+    let mut last_err = None;
+    for start in starts {
+        match run_remez(&prob, parity, opts, &s, start) {
+            Ok(m) => return Ok(m),
+            Err(e @ ApproxError::RemezFailed { .. }) | Err(e @ ApproxError::Singular { .. }) => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.expect("at least one start"))
 }
 
 fn run_remez(
@@ -400,18 +425,11 @@ fn run_remez(
     parity: Parity,
     opts: &RemezOptions,
     original: &[(f64, f64)],
+    start: Vec<f64>,
 ) -> Result<Minimax, ApproxError> {
     let n = prob.ks.len();
     let r = n + 1;
-    let odd = parity == Parity::Odd;
-    let mut reference = match &opts.initial_reference {
-        Some(v) if v.len() == r => {
-            let mut v = v.clone();
-            v.sort_by(f64::total_cmp);
-            v
-        }
-        _ => prob.initial_reference(r, odd),
-    };
+    let mut reference = start;
     let breakpoints: Vec<f64> = opts
         .breakpoints
         .iter()
