@@ -17,7 +17,8 @@
 use std::process::ExitCode;
 
 use pannc_fhe::{
-    chebyshev_interpolant, plan_chebyshev, plan_composite, Combine, InputMode, Interval, PlanOptions, Stage,
+    chebyshev_interpolant, plan_chebyshev, plan_composite, Combine, InputMode, Interval,
+    PlanOptions, Stage,
 };
 use serde_json::Value;
 
@@ -35,7 +36,10 @@ fn parse_coeffs(v: &Value) -> Result<Vec<f64>, String> {
     v.as_array()
         .ok_or("coeffs must be an array of numbers")?
         .iter()
-        .map(|x| x.as_f64().ok_or_else(|| "coefficient is not a number".to_string()))
+        .map(|x| {
+            x.as_f64()
+                .ok_or_else(|| "coefficient is not a number".to_string())
+        })
         .collect()
 }
 
@@ -50,7 +54,9 @@ fn run() -> Result<(), String> {
     let mut i = 0;
     let next = |i: &mut usize| -> Result<String, String> {
         *i += 1;
-        args.get(*i).cloned().ok_or_else(|| format!("{} needs a value", args[*i - 1]))
+        args.get(*i)
+            .cloned()
+            .ok_or_else(|| format!("{} needs a value", args[*i - 1]))
     };
     while i < args.len() {
         match args[i].as_str() {
@@ -68,19 +74,26 @@ fn run() -> Result<(), String> {
                 });
             }
             "--relu-interp" => {
-                let d: usize = next(&mut i)?.parse().map_err(|e| format!("--relu-interp: {e}"))?;
+                let d: usize = next(&mut i)?
+                    .parse()
+                    .map_err(|e| format!("--relu-interp: {e}"))?;
                 coeffs = Some((chebyshev_interpolant(|x| x.max(0.0), d), None));
             }
             "--composite" => {
                 let path = next(&mut i)?;
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
                 let v: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
-                let arr = v.get("stages").and_then(Value::as_array).ok_or("missing \"stages\" array")?;
+                let arr = v
+                    .get("stages")
+                    .and_then(Value::as_array)
+                    .ok_or("missing \"stages\" array")?;
                 stages = Some(
                     arr.iter()
                         .map(|s| {
                             Ok(Stage {
-                                coeffs: parse_coeffs(s.get("coeffs").ok_or("stage without coeffs")?)?,
+                                coeffs: parse_coeffs(
+                                    s.get("coeffs").ok_or("stage without coeffs")?,
+                                )?,
                                 interval: s
                                     .get("interval")
                                     .map(parse_interval)
@@ -112,7 +125,9 @@ fn run() -> Result<(), String> {
             }
             "--affine-in-circuit" => opts.input = InputMode::AffineInCircuit,
             "--extra-levels" => {
-                opts.extra_levels = next(&mut i)?.parse().map_err(|e| format!("--extra-levels: {e}"))?
+                opts.extra_levels = next(&mut i)?
+                    .parse()
+                    .map_err(|e| format!("--extra-levels: {e}"))?
             }
             "--name" => opts.name = Some(next(&mut i)?),
             "--out" => out = Some(next(&mut i)?),

@@ -45,9 +45,11 @@ fn field<'a>(v: &'a Value, key: &str, ctx: &str) -> Result<&'a Value, CheckError
 }
 
 fn uint(v: &Value, key: &str, ctx: &str) -> Result<u64, CheckError> {
-    field(v, key, ctx)?
-        .as_u64()
-        .ok_or_else(|| CheckError(format!("{ctx}: field \"{key}\" is not a non-negative integer")))
+    field(v, key, ctx)?.as_u64().ok_or_else(|| {
+        CheckError(format!(
+            "{ctx}: field \"{key}\" is not a non-negative integer"
+        ))
+    })
 }
 
 /// Check a circuit document given as text.
@@ -97,7 +99,9 @@ pub fn check_value(doc: &Value) -> Result<CheckReport, CheckError> {
         let operand = |key: &str| -> Result<u32, CheckError> {
             let a = uint(op, key, &ctx)?;
             if a >= id {
-                return Err(CheckError(format!("{ctx}: operand {key}={a} is not defined earlier")));
+                return Err(CheckError(format!(
+                    "{ctx}: operand {key}={a} is not defined earlier"
+                )));
             }
             Ok(level[a as usize])
         };
@@ -154,9 +158,15 @@ pub fn check_value(doc: &Value) -> Result<CheckReport, CheckError> {
     }
     let declared_depth = uint(doc, "depth", "document")? as u32;
     if declared_depth != depth {
-        mismatches.push(format!("declared depth {declared_depth}, recomputed {depth}"));
+        mismatches.push(format!(
+            "declared depth {declared_depth}, recomputed {depth}"
+        ));
     }
-    let declared_ckks_depth = uint(field(doc, "ckks", "document")?, "multiplicative_depth", "ckks")? as u32;
+    let declared_ckks_depth = uint(
+        field(doc, "ckks", "document")?,
+        "multiplicative_depth",
+        "ckks",
+    )? as u32;
     if declared_ckks_depth < depth {
         mismatches.push(format!(
             "ckks.multiplicative_depth {declared_ckks_depth} < recomputed depth {depth}"
@@ -197,12 +207,19 @@ mod tests {
 
     #[test]
     fn flags_lies() {
-        let lie = DOC.replace(r#""level":2},
-             {"out":3"#, r#""level":1},
-             {"out":3"#);
+        let lie = DOC.replace(
+            r#""level":2},
+             {"out":3"#,
+            r#""level":1},
+             {"out":3"#,
+        );
         let r = check_json(&lie).unwrap();
         assert!(!r.is_consistent());
-        assert!(r.mismatches[0].contains("op #1 (mul_const)"), "{:?}", r.mismatches);
+        assert!(
+            r.mismatches[0].contains("op #1 (mul_const)"),
+            "{:?}",
+            r.mismatches
+        );
         let lie = DOC.replace(r#""depth":2"#, r#""depth":1"#);
         assert!(!check_json(&lie).unwrap().is_consistent());
     }

@@ -75,7 +75,10 @@ impl Op {
     pub fn args(&self) -> Vec<ValueId> {
         match *self {
             Op::Add { a, b } | Op::Sub { a, b } | Op::Mul { a, b } => vec![a, b],
-            Op::Neg { a } | Op::MulConst { a, .. } | Op::MulInt { a, .. } | Op::AddConst { a, .. } => {
+            Op::Neg { a }
+            | Op::MulConst { a, .. }
+            | Op::MulInt { a, .. }
+            | Op::AddConst { a, .. } => {
                 vec![a]
             }
         }
@@ -165,7 +168,12 @@ impl CkksParams {
     pub fn suggest(depth: u32) -> CkksParams {
         let (scale_bits, first_mod_bits) = (50u32, 60u32);
         let log_q = first_mod_bits * 2 + scale_bits * depth;
-        let budgets = [(1u32 << 14, 438u32), (1 << 15, 881), (1 << 16, 1772), (1 << 17, 3576)];
+        let budgets = [
+            (1u32 << 14, 438u32),
+            (1 << 15, 881),
+            (1 << 16, 1772),
+            (1 << 17, 3576),
+        ];
         let (ring_dim, security) = budgets
             .iter()
             .find(|(_, b)| log_q <= *b)
@@ -289,7 +297,11 @@ impl Circuit {
                     return Err(FheError::InvalidOp {
                         index: i,
                         op: name,
-                        msg: format!("constant {} out of range ({} constants)", c.0, self.constants.len()),
+                        msg: format!(
+                            "constant {} out of range ({} constants)",
+                            c.0,
+                            self.constants.len()
+                        ),
                     });
                 }
             }
@@ -319,7 +331,9 @@ impl Circuit {
     pub fn validate(&self) -> Result<()> {
         for (i, c) in self.constants.iter().enumerate() {
             if !c.is_finite() {
-                return Err(FheError::InvalidCircuit(format!("constant {i} is not finite ({c})")));
+                return Err(FheError::InvalidCircuit(format!(
+                    "constant {i} is not finite ({c})"
+                )));
             }
         }
         let levels = self.recompute_levels()?;
@@ -329,7 +343,10 @@ impl Circuit {
                 return Err(FheError::InvalidOp {
                     index: i,
                     op: e.op.name(),
-                    msg: format!("declares level {} but its operands give level {want}", e.level),
+                    msg: format!(
+                        "declares level {} but its operands give level {want}",
+                        e.level
+                    ),
                 });
             }
         }
@@ -339,7 +356,10 @@ impl Circuit {
         let mut depth = 0;
         for o in &self.outputs {
             let l = levels.get(o.value.0 as usize).ok_or_else(|| {
-                FheError::InvalidCircuit(format!("output '{}' refers to undefined value {}", o.name, o.value.0))
+                FheError::InvalidCircuit(format!(
+                    "output '{}' refers to undefined value {}",
+                    o.name, o.value.0
+                ))
             })?;
             depth = depth.max(*l);
         }
@@ -350,7 +370,9 @@ impl Circuit {
             )));
         }
         if self.stats != self.recompute_stats() {
-            return Err(FheError::InvalidCircuit("declared stats do not match the ops".into()));
+            return Err(FheError::InvalidCircuit(
+                "declared stats do not match the ops".into(),
+            ));
         }
         if self.ckks.multiplicative_depth < depth {
             return Err(FheError::InvalidCircuit(format!(
@@ -446,7 +468,11 @@ impl Circuit {
     /// Plaintext evaluation of the outputs for one sample.
     pub fn eval(&self, inputs: &[f64]) -> Result<Vec<f64>> {
         let all = self.eval_all(inputs)?;
-        Ok(self.outputs.iter().map(|o| all[o.value.0 as usize]).collect())
+        Ok(self
+            .outputs
+            .iter()
+            .map(|o| all[o.value.0 as usize])
+            .collect())
     }
 }
 
@@ -491,10 +517,31 @@ impl CircuitBuilder {
         }
     }
 
+    /// A builder that continues an existing (validated) circuit: its inputs,
+    /// constants and ops are kept, new ops append after them.
+    pub fn from_circuit(c: &Circuit) -> Result<Self> {
+        c.validate()?;
+        let levels = c.recompute_levels()?;
+        let mut const_index = HashMap::new();
+        for (i, v) in c.constants.iter().enumerate() {
+            const_index.entry(v.to_bits()).or_insert(ConstId(i as u32));
+        }
+        Ok(CircuitBuilder {
+            name: c.name.clone(),
+            inputs: c.inputs.clone(),
+            constants: c.constants.clone(),
+            const_index,
+            ops: c.ops.clone(),
+            levels,
+        })
+    }
+
     /// Add an input. All inputs must be added before the first op.
     pub fn input(&mut self, name: impl Into<String>) -> Result<ValueId> {
         if !self.ops.is_empty() {
-            return Err(FheError::InvalidCircuit("inputs must be declared before ops".into()));
+            return Err(FheError::InvalidCircuit(
+                "inputs must be declared before ops".into(),
+            ));
         }
         let id = ValueId(self.levels.len() as u32);
         self.inputs.push(Input {
@@ -533,7 +580,10 @@ impl CircuitBuilder {
 
     /// Number of ct×ct multiplications emitted so far.
     pub fn ct_ct_mults(&self) -> u32 {
-        self.ops.iter().filter(|e| matches!(e.op, Op::Mul { .. })).count() as u32
+        self.ops
+            .iter()
+            .filter(|e| matches!(e.op, Op::Mul { .. }))
+            .count() as u32
     }
 
     fn constant(&mut self, c: f64) -> ConstId {
@@ -552,7 +602,11 @@ impl CircuitBuilder {
     pub fn push(&mut self, op: Op) -> ValueId {
         let id = ValueId(self.levels.len() as u32);
         for a in op.args() {
-            assert!(a.0 < id.0, "operand {} used before definition (builder misuse)", a.0);
+            assert!(
+                a.0 < id.0,
+                "operand {} used before definition (builder misuse)",
+                a.0
+            );
         }
         let level = op.result_level(|v| self.levels[v.0 as usize]);
         self.ops.push(OpEntry { out: id, op, level });
@@ -677,7 +731,10 @@ impl CircuitBuilder {
         let mut depth = 0;
         for o in &outputs {
             let l = self.levels.get(o.value.0 as usize).ok_or_else(|| {
-                FheError::InvalidCircuit(format!("output '{}' refers to undefined value {}", o.name, o.value.0))
+                FheError::InvalidCircuit(format!(
+                    "output '{}' refers to undefined value {}",
+                    o.name, o.value.0
+                ))
             })?;
             depth = depth.max(*l);
         }

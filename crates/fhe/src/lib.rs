@@ -6,6 +6,7 @@
 //! - [`circuit`]: the versioned `pannc-circuit` JSON format (see
 //!   `docs/circuit-format.md`), a builder, level accounting and a plaintext
 //!   evaluator.
+//! - [`bounds`]: the semantic depth lower bound of a single-input circuit.
 //! - [`check`]: an independent depth checker that reads only the JSON.
 //! - [`cheb`]: Clenshaw, Chebyshev interpolation and interval maps (reference
 //!   helpers; real minimax approximations live in `pannc-approx`).
@@ -14,17 +15,21 @@
 //! level, ct×integer, additions and constant additions = 0 levels. The crate
 //! knows nothing about graphs (no dependency on `pannc-ir`).
 
-pub mod check;
+pub mod bounds;
 pub mod cheb;
+pub mod check;
 pub mod circuit;
 pub mod error;
 pub mod plan;
 
-pub use check::{check_json, check_value, CheckError, CheckReport};
+pub use bounds::{circuit_polynomials, depth_lower_bound, polynomial_depth_lower_bound};
 pub use cheb::{chebyshev_interpolant, clenshaw, clenshaw_on, optimal_depth, Affine, Interval};
+pub use check::{check_json, check_value, CheckError, CheckReport};
 pub use circuit::{
-    CkksParams, Circuit, CircuitBuilder, ConstId, Input, Op, OpEntry, Output, PlanInfo, StageInfo, Stats,
-    Term, ValueId, FORMAT_NAME, FORMAT_VERSION,
+    Circuit, CircuitBuilder, CkksParams, ConstId, Input, Op, OpEntry, Output, PlanInfo, StageInfo,
+    Stats, Term, ValueId, FORMAT_NAME, FORMAT_VERSION,
 };
 pub use error::{FheError, Result};
-pub use plan::{plan_chebyshev, plan_composite, Combine, InputMode, PlanOptions, Stage, DEGREE_HARD_LIMIT};
+pub use plan::{
+    plan_chebyshev, plan_composite, Combine, InputMode, PlanOptions, Stage, DEGREE_HARD_LIMIT,
+};

@@ -182,7 +182,9 @@ pub fn plan_composite(stages: &[Stage], combine: Combine, opts: &PlanOptions) ->
             )));
         }
         if stages.len() > 1 && d == 0 {
-            return Err(FheError::Plan(format!("stage {i}: constant stage in a composition")));
+            return Err(FheError::Plan(format!(
+                "stage {i}: constant stage in a composition"
+            )));
         }
         coeffs.push(st.coeffs[..=d].to_vec());
     }
@@ -193,7 +195,13 @@ pub fn plan_composite(stages: &[Stage], combine: Combine, opts: &PlanOptions) ->
     }
     let last = coeffs.len() - 1;
     if combine == Combine::Relu {
-        fold_affine(&mut coeffs[last], Affine { scale: 0.5, shift: 0.0 });
+        fold_affine(
+            &mut coeffs[last],
+            Affine {
+                scale: 0.5,
+                shift: 0.0,
+            },
+        );
     }
 
     let first = stages[0].interval;
@@ -350,7 +358,9 @@ fn emit_stage(
             powers: BTreeMap::new(),
             dp: Dp::new(cap, d, target),
         };
-        let Some(t) = em.eval(c, target)? else { continue };
+        let Some(t) = em.eval(c, target)? else {
+            continue;
+        };
         let lvl = trial.term_level(t);
         if lvl > base + target {
             return Err(FheError::Plan(format!(
@@ -360,12 +370,17 @@ fn emit_stage(
             )));
         }
         let key = (trial.ct_ct_mults() - before, trial.num_ops(), cap);
-        if best.as_ref().is_none_or(|(m, o, l, _, _)| key < (*m, *o, *l)) {
+        if best
+            .as_ref()
+            .is_none_or(|(m, o, l, _, _)| key < (*m, *o, *l))
+        {
             best = Some((key.0, key.1, key.2, trial, t));
         }
     }
     let (mults, _, cap, nb, t) = best.ok_or_else(|| {
-        FheError::Plan(format!("internal: no plan for degree {d} within {target} levels"))
+        FheError::Plan(format!(
+            "internal: no plan for degree {d} within {target} levels"
+        ))
     })?;
     *b = nb;
     let info = StageInfo {
@@ -438,7 +453,9 @@ impl Dp {
                 self.solve(qd, t - 1).map(|(m, _)| m + 1)
             };
             let Some(cq) = cq else { continue };
-            let Some((cr, _)) = self.solve(rd, t) else { continue };
+            let Some((cr, _)) = self.solve(rd, t) else {
+                continue;
+            };
             let cost = cq + cr;
             if best.is_none_or(|(m, _)| cost < m) {
                 best = Some((cost, Choice::Split(s)));
@@ -512,13 +529,17 @@ impl PolyEmitter<'_> {
                 for j in 1..=n - g {
                     r[g.abs_diff(j)] -= c[g + j];
                 }
-                let Some(qt) = self.eval(&q, t - 1)? else { return Ok(None) };
+                let Some(qt) = self.eval(&q, t - 1)? else {
+                    return Ok(None);
+                };
                 let tg = self.power(g);
                 let prod = match qt {
                     Term::Const(v) => self.b.scale(tg, v),
                     Term::Ct(qv) => Term::Ct(self.b.mul(qv, tg)),
                 };
-                let Some(rt) = self.eval(&r, t)? else { return Ok(None) };
+                let Some(rt) = self.eval(&r, t)? else {
+                    return Ok(None);
+                };
                 Ok(Some(self.b.add_terms(prod, rt)))
             }
         }

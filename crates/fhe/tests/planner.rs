@@ -3,8 +3,8 @@
 //! equality with Clenshaw.
 
 use pannc_fhe::{
-    check_json, chebyshev_interpolant, clenshaw, clenshaw_on, optimal_depth, plan_chebyshev, plan_composite,
-    Circuit, Combine, InputMode, Interval, PlanOptions, Stage,
+    chebyshev_interpolant, check_json, clenshaw, clenshaw_on, depth_lower_bound, optimal_depth,
+    plan_chebyshev, plan_composite, Circuit, Combine, InputMode, Interval, PlanOptions, Stage,
 };
 
 const DEGREES: [usize; 11] = [3, 5, 7, 15, 27, 31, 59, 63, 119, 127, 255];
@@ -39,12 +39,19 @@ fn ps_bound(d: usize) -> u32 {
 fn bsgs_count(d: usize) -> u32 {
     let m = optimal_depth(d) as i64;
     (1..=m)
-        .map(|l| (1i64 << l) - 1 + (m - 1 - l).max(0) + ((d as i64 + 1) + (1 << l) - 1) / (1 << l) - 1)
+        .map(|l| {
+            (1i64 << l) - 1 + (m - 1 - l).max(0) + ((d as i64 + 1) + (1 << l) - 1) / (1 << l) - 1
+        })
         .min()
         .unwrap() as u32
 }
 
-fn check_plain(circuit: &Circuit, coeffs: &[f64], interval: Interval, map_input: impl Fn(f64) -> f64) {
+fn check_plain(
+    circuit: &Circuit,
+    coeffs: &[f64],
+    interval: Interval,
+    map_input: impl Fn(f64) -> f64,
+) {
     let scale: f64 = coeffs.iter().map(|c| c.abs()).sum::<f64>().max(1.0);
     let n = 2001;
     let mut worst: f64 = 0.0;
@@ -54,7 +61,11 @@ fn check_plain(circuit: &Circuit, coeffs: &[f64], interval: Interval, map_input:
         let want = clenshaw_on(coeffs, interval, x);
         worst = worst.max((got - want).abs() / scale);
     }
-    assert!(worst < 1e-9, "{}: relative error {worst:e} vs Clenshaw", circuit.name);
+    assert!(
+        worst < 1e-9,
+        "{}: relative error {worst:e} vs Clenshaw",
+        circuit.name
+    );
 }
 
 fn checked_depth(circuit: &Circuit) -> (u32, u32) {
@@ -90,9 +101,22 @@ fn single_polynomials_hit_optimal_depth_and_match_clenshaw() {
                 ps_bound(deg)
             );
             check_plain(&circuit, c, Interval::UNIT, |x| x);
+            // The semantic lower bound (degree of the denoted polynomial) meets the plan.
+            let lb = depth_lower_bound(&circuit).unwrap();
+            assert!(
+                lb <= depth,
+                "{kind} degree {deg}: bound {lb} > depth {depth}"
+            );
+            if kind != "relu" {
+                assert_eq!(lb, depth, "{kind} degree {deg}");
+            }
             row.push(format!("{kind} {mults}"));
         }
-        row.push(format!("bound {} textbook-bsgs {}", ps_bound(d), bsgs_count(d)));
+        row.push(format!(
+            "bound {} textbook-bsgs {}",
+            ps_bound(d),
+            bsgs_count(d)
+        ));
         table.push(row.join(" | "));
     }
     eprintln!("degree | ct×ct ...\n{}", table.join("\n"));
@@ -111,7 +135,10 @@ fn odd_polynomials_use_fewer_multiplications_than_dense() {
         let co = plan_chebyshev(&odd, Interval::UNIT, &opts).unwrap();
         assert_eq!(co.plan.as_ref().unwrap().stages[0].parity, "odd");
         assert!(co.stats.ct_ct_mults <= cd.stats.ct_ct_mults, "degree {d}");
-        assert!(co.stats.ct_const_mults < cd.stats.ct_const_mults, "degree {d}");
+        assert!(
+            co.stats.ct_const_mults < cd.stats.ct_const_mults,
+            "degree {d}"
+        );
         assert!(co.ops.len() < cd.ops.len(), "degree {d}");
         if d >= 31 {
             assert!(co.stats.ct_ct_mults < cd.stats.ct_ct_mults, "degree {d}");
@@ -134,7 +161,10 @@ fn extra_level_trades_depth_for_multiplications() {
         )
         .unwrap();
         assert_eq!(checked_depth(&loose).0, optimal_depth(d) + 1);
-        assert!(loose.stats.ct_ct_mults <= tight.stats.ct_ct_mults, "degree {d}");
+        assert!(
+            loose.stats.ct_ct_mults <= tight.stats.ct_ct_mults,
+            "degree {d}"
+        );
         assert!(loose.stats.ct_ct_mults <= bsgs_count(d), "degree {d}");
         check_plain(&loose, &c, Interval::UNIT, |x| x);
     }
@@ -148,7 +178,9 @@ fn input_normalisation_accounting() {
     let iv = Interval::new(-3.0, 5.0).unwrap();
     let norm = plan_chebyshev(&c, iv, &PlanOptions::default()).unwrap();
     assert_eq!(checked_depth(&norm).0, optimal_depth(d));
-    let pa = norm.inputs[0].producer_affine.expect("producer must fold the map");
+    let pa = norm.inputs[0]
+        .producer_affine
+        .expect("producer must fold the map");
     check_plain(&norm, &c, iv, |x| pa.apply(x));
     let inc = plan_chebyshev(
         &c,
@@ -193,17 +225,29 @@ fn odd_stage(seed: u64, d: usize, iv: Interval) -> Stage {
     // Small odd coefficients keep every stage's output inside the next interval.
     let mut c = rand_vec(seed, d + 1);
     for (k, v) in c.iter_mut().enumerate() {
-        *v = if k % 2 == 0 { 0.0 } else { *v * 0.9 / (d as f64) };
+        *v = if k % 2 == 0 {
+            0.0
+        } else {
+            *v * 0.9 / (d as f64)
+        };
     }
     c[1] = 0.5;
-    Stage { coeffs: c, interval: iv }
+    Stage {
+        coeffs: c,
+        interval: iv,
+    }
 }
 
 #[test]
 fn composite_relu_depths() {
     let unit = Interval::UNIT;
     let wide = Interval::new(-1.25, 1.25).unwrap();
-    for (degrees, want) in [(vec![15usize, 15], 9u32), (vec![15, 15, 27], 14), (vec![7, 15], 8), (vec![5], 4)] {
+    for (degrees, want) in [
+        (vec![15usize, 15], 9u32),
+        (vec![15, 15, 27], 14),
+        (vec![7, 15], 8),
+        (vec![5], 4),
+    ] {
         let stages: Vec<Stage> = degrees
             .iter()
             .enumerate()
@@ -220,7 +264,10 @@ fn composite_relu_depths() {
             let x = -1.0 + i as f64 / 200.0;
             let got = c.eval(&[x]).unwrap()[0];
             let want = composite_reference(&stages, Combine::Relu, x);
-            assert!((got - want).abs() < 1e-11, "{degrees:?} at {x}: {got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-11,
+                "{degrees:?} at {x}: {got} vs {want}"
+            );
         }
         // Without the combine: exactly the sum of stage depths.
         let s = plan_composite(&stages, Combine::None, &PlanOptions::default()).unwrap();
@@ -232,7 +279,10 @@ fn composite_relu_depths() {
 fn composite_on_scaled_input_folds_the_map() {
     // ReLU on [-4, 4]: normalised input u = x/4; x = 4u is an integer scale (free).
     let iv = Interval::new(-4.0, 4.0).unwrap();
-    let stages = vec![odd_stage(5, 15, iv), odd_stage(6, 15, Interval::new(-1.25, 1.25).unwrap())];
+    let stages = vec![
+        odd_stage(5, 15, iv),
+        odd_stage(6, 15, Interval::new(-1.25, 1.25).unwrap()),
+    ];
     for mode in [InputMode::Normalised, InputMode::AffineInCircuit] {
         let c = plan_composite(
             &stages,
@@ -243,7 +293,11 @@ fn composite_on_scaled_input_folds_the_map() {
             },
         )
         .unwrap();
-        let extra = if mode == InputMode::AffineInCircuit { 1 } else { 0 };
+        let extra = if mode == InputMode::AffineInCircuit {
+            1
+        } else {
+            0
+        };
         assert_eq!(checked_depth(&c).0, 9 + extra, "{mode:?}");
         for i in 0..=200 {
             let x = -4.0 + i as f64 / 25.0;
@@ -253,7 +307,10 @@ fn composite_on_scaled_input_folds_the_map() {
             };
             let got = c.eval(&[input]).unwrap()[0];
             let want = composite_reference(&stages, Combine::Relu, x);
-            assert!((got - want).abs() < 1e-10, "{mode:?} at {x}: {got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-10,
+                "{mode:?} at {x}: {got} vs {want}"
+            );
         }
     }
 }
