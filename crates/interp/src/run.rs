@@ -319,10 +319,27 @@ impl<'g> Plan<'g> {
     }
 }
 
+/// The symbolic batch dimension along which [`run`] would split this graph's inputs into
+/// chunks: every input's first dimension is that symbol and every sample provably flows
+/// through the graph independently of the others (no reduction, softmax, concatenation or
+/// contraction across it, no arithmetic on the batch size, every output batch-major).
+/// `None` means runs are never split (and are still correct).
+pub fn splittable_batch(g: &Graph) -> Option<String> {
+    let mut sym: Option<&str> = None;
+    for &v in g.inputs() {
+        match g.value(v).ty.as_ref()?.shape.first()? {
+            Dim::Sym(s) if sym.is_none_or(|x| x == s) => sym = Some(s),
+            _ => return None,
+        }
+    }
+    let sym = sym?;
+    chunkable(g, sym).then(|| sym.to_string())
+}
+
 /// Whether every sample of the batch `sym` flows through the graph independently of the
 /// others, so the batch can be split into chunks with identical results. Conservative:
 /// anything not understood says no.
-pub(crate) fn chunkable(g: &Graph, sym: &str) -> bool {
+fn chunkable(g: &Graph, sym: &str) -> bool {
     let Ok(inf) = infer(g) else { return false };
     let Ok(order) = g.topo_order() else { return false };
     batch_independent(g, &order, &inf, sym).is_some()
