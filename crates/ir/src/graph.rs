@@ -70,7 +70,10 @@ impl TensorType {
     }
     /// A type with all dimensions known.
     pub fn known(dtype: DType, shape: &[usize]) -> Self {
-        TensorType { dtype, shape: shape.iter().map(|&d| Dim::Known(d)).collect() }
+        TensorType {
+            dtype,
+            shape: shape.iter().map(|&d| Dim::Known(d)).collect(),
+        }
     }
     pub fn rank(&self) -> usize {
         self.shape.len()
@@ -169,7 +172,11 @@ pub struct Graph {
 
 impl Graph {
     pub fn new(name: impl Into<String>, opset: i64) -> Self {
-        Graph { name: name.into(), opset, ..Default::default() }
+        Graph {
+            name: name.into(),
+            opset,
+            ..Default::default()
+        }
     }
 
     fn new_value(&mut self, name: String, producer: Producer) -> Result<ValueId, GraphError> {
@@ -177,14 +184,26 @@ impl Graph {
             return Err(GraphError::DuplicateName(name));
         }
         let id = ValueId(self.values.len() as u32);
-        let name = if name.is_empty() { format!("_v{}", id.0) } else { name };
+        let name = if name.is_empty() {
+            format!("_v{}", id.0)
+        } else {
+            name
+        };
         self.names.insert(name.clone(), id);
-        self.values.push(Some(Value { name, ty: None, producer }));
+        self.values.push(Some(Value {
+            name,
+            ty: None,
+            producer,
+        }));
         Ok(id)
     }
 
     /// Adds a graph input.
-    pub fn add_input(&mut self, name: impl Into<String>, ty: Option<TensorType>) -> Result<ValueId, GraphError> {
+    pub fn add_input(
+        &mut self,
+        name: impl Into<String>,
+        ty: Option<TensorType>,
+    ) -> Result<ValueId, GraphError> {
         let id = self.new_value(name.into(), Producer::Input)?;
         self.values[id.index()].as_mut().unwrap().ty = ty;
         self.inputs.push(id);
@@ -207,7 +226,12 @@ impl Graph {
                 return Err(GraphError::DuplicateName(n.clone()));
             }
         }
-        let ix = self.g.add_node(Node { name: name.into(), op, inputs: inputs.to_vec(), outputs: vec![] });
+        let ix = self.g.add_node(Node {
+            name: name.into(),
+            op,
+            inputs: inputs.to_vec(),
+            outputs: vec![],
+        });
         let id = NodeId(ix.index() as u32);
         let mut outs = Vec::with_capacity(output_names.len());
         for (port, n) in output_names.iter().enumerate() {
@@ -223,14 +247,23 @@ impl Graph {
     }
 
     /// Adds a single-output node and returns its output value.
-    pub fn add_simple(&mut self, name: impl Into<String>, op: Op, inputs: &[ValueId]) -> Result<ValueId, GraphError> {
+    pub fn add_simple(
+        &mut self,
+        name: impl Into<String>,
+        op: Op,
+        inputs: &[ValueId],
+    ) -> Result<ValueId, GraphError> {
         let name = name.into();
         let (_, outs) = self.add_node(name, op, inputs, &[String::new()])?;
         Ok(outs[0])
     }
 
     /// Adds a constant node and returns its value, typed from the tensor.
-    pub fn add_constant(&mut self, name: impl Into<String>, t: Tensor) -> Result<ValueId, GraphError> {
+    pub fn add_constant(
+        &mut self,
+        name: impl Into<String>,
+        t: Tensor,
+    ) -> Result<ValueId, GraphError> {
         let name = name.into();
         let ty = TensorType::known(t.dtype(), t.shape());
         let (_, outs) = self.add_node(name.clone(), Op::Constant(t), &[], &[name])?;
@@ -267,7 +300,10 @@ impl Graph {
     }
 
     pub fn try_value(&self, id: ValueId) -> Result<&Value, GraphError> {
-        self.values.get(id.index()).and_then(|v| v.as_ref()).ok_or(GraphError::NoSuchValue(id))
+        self.values
+            .get(id.index())
+            .and_then(|v| v.as_ref())
+            .ok_or(GraphError::NoSuchValue(id))
     }
 
     pub fn value_mut(&mut self, id: ValueId) -> &mut Value {
@@ -307,7 +343,10 @@ impl Graph {
 
     /// All node ids, in insertion order.
     pub fn node_ids(&self) -> Vec<NodeId> {
-        self.g.node_indices().map(|ix| NodeId(ix.index() as u32)).collect()
+        self.g
+            .node_indices()
+            .map(|ix| NodeId(ix.index() as u32))
+            .collect()
     }
 
     pub fn node_count(&self) -> usize {
@@ -316,7 +355,11 @@ impl Graph {
 
     /// All live values, in creation order.
     pub fn value_ids(&self) -> impl Iterator<Item = ValueId> + '_ {
-        self.values.iter().enumerate().filter(|(_, v)| v.is_some()).map(|(i, _)| ValueId(i as u32))
+        self.values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_some())
+            .map(|(i, _)| ValueId(i as u32))
     }
 
     /// Consumers of `v` as `(node, input slot)`, sorted.
@@ -378,7 +421,11 @@ impl Graph {
             self.try_value(v)?;
         }
         let ix = node.ix();
-        let old: Vec<_> = self.g.edges_directed(ix, Direction::Incoming).map(|e| e.id()).collect();
+        let old: Vec<_> = self
+            .g
+            .edges_directed(ix, Direction::Incoming)
+            .map(|e| e.id())
+            .collect();
         for e in old {
             self.g.remove_edge(e);
         }
@@ -405,6 +452,27 @@ impl Graph {
         Ok(())
     }
 
+    /// Turns graph input `v` into a constant holding `t` (specialising the graph to that
+    /// value, e.g. for shape-like inputs) and returns the constant's value. The input keeps
+    /// its name on the constant.
+    pub fn bind_input(&mut self, v: ValueId, t: Tensor) -> Result<ValueId, GraphError> {
+        self.try_value(v)?;
+        let pos = self
+            .inputs
+            .iter()
+            .position(|&i| i == v)
+            .ok_or(GraphError::NoSuchValue(v))?;
+        let name = self.value(v).name.clone();
+        self.rename_value(v, format!("{name}__unbound"))?;
+        let c = self.add_constant(name, t)?;
+        self.replace_all_uses(v, c)?;
+        self.inputs.remove(pos);
+        let vname = self.value(v).name.clone();
+        self.names.remove(&vname);
+        self.values[v.index()] = None;
+        Ok(c)
+    }
+
     /// Removes a node and its output values. Callers must first rewire the outputs' users;
     /// any value still read elsewhere makes this return the node back untouched (`false`).
     pub fn remove_node(&mut self, id: NodeId) -> bool {
@@ -426,14 +494,23 @@ impl Graph {
     pub fn topo_order(&self) -> Result<Vec<NodeId>, GraphError> {
         let mut indeg: BTreeMap<u32, usize> = BTreeMap::new();
         for ix in self.g.node_indices() {
-            indeg.insert(ix.index() as u32, self.g.edges_directed(ix, Direction::Incoming).count());
+            indeg.insert(
+                ix.index() as u32,
+                self.g.edges_directed(ix, Direction::Incoming).count(),
+            );
         }
-        let mut ready: BinaryHeap<std::cmp::Reverse<u32>> =
-            indeg.iter().filter(|(_, &d)| d == 0).map(|(&n, _)| std::cmp::Reverse(n)).collect();
+        let mut ready: BinaryHeap<std::cmp::Reverse<u32>> = indeg
+            .iter()
+            .filter(|(_, &d)| d == 0)
+            .map(|(&n, _)| std::cmp::Reverse(n))
+            .collect();
         let mut order = Vec::with_capacity(indeg.len());
         while let Some(std::cmp::Reverse(n)) = ready.pop() {
             order.push(NodeId(n));
-            for e in self.g.edges_directed(NodeIndex::new(n as usize), Direction::Outgoing) {
+            for e in self
+                .g
+                .edges_directed(NodeIndex::new(n as usize), Direction::Outgoing)
+            {
                 let t = e.target().index() as u32;
                 let d = indeg.get_mut(&t).unwrap();
                 *d -= 1;
@@ -444,7 +521,11 @@ impl Graph {
         }
         if order.len() != indeg.len() {
             let placed: std::collections::HashSet<u32> = order.iter().map(|n| n.0).collect();
-            let stuck = indeg.keys().find(|n| !placed.contains(n)).copied().unwrap_or(0);
+            let stuck = indeg
+                .keys()
+                .find(|n| !placed.contains(n))
+                .copied()
+                .unwrap_or(0);
             return Err(GraphError::Cycle(self.node(NodeId(stuck)).name.clone()));
         }
         Ok(order)

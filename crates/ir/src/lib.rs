@@ -43,8 +43,18 @@ mod tests {
 
     fn small() -> (Graph, ValueId, ValueId) {
         let mut g = Graph::new("t", 17);
-        let x = g.add_input("x", Some(TensorType::new(DType::F32, vec![Dim::Sym("N".into()), Dim::Known(4)]))).unwrap();
-        let w = g.add_constant("w", Tensor::from_f32(&[4, 2], vec![1.0; 8]).unwrap()).unwrap();
+        let x = g
+            .add_input(
+                "x",
+                Some(TensorType::new(
+                    DType::F32,
+                    vec![Dim::Sym("N".into()), Dim::Known(4)],
+                )),
+            )
+            .unwrap();
+        let w = g
+            .add_constant("w", Tensor::from_f32(&[4, 2], vec![1.0; 8]).unwrap())
+            .unwrap();
         let y = g.add_simple("mm", Op::MatMul, &[x, w]).unwrap();
         let z = g.add_simple("relu", Op::Relu, &[y]).unwrap();
         g.set_outputs(vec![z]);
@@ -98,6 +108,9 @@ mod tests {
     fn duplicate_names_rejected() {
         let mut g = Graph::new("t", 17);
         g.add_input("x", None).unwrap();
-        assert_eq!(g.add_input("x", None), Err(GraphError::DuplicateName("x".into())));
+        assert_eq!(
+            g.add_input("x", None),
+            Err(GraphError::DuplicateName("x".into()))
+        );
     }
 }

@@ -50,9 +50,17 @@ pub enum Op {
     /// A constant tensor (ONNX initializers and `Constant` nodes). No inputs.
     Constant(Tensor),
     /// `(X, W, B?)`.
-    Conv { window: Window, group: usize },
+    Conv {
+        window: Window,
+        group: usize,
+    },
     /// `(A, B, C?)`: `alpha * A' * B' + beta * C`.
-    Gemm { alpha: f32, beta: f32, trans_a: bool, trans_b: bool },
+    Gemm {
+        alpha: f32,
+        beta: f32,
+        trans_a: bool,
+        trans_b: bool,
+    },
     /// `(A, B)`, numpy semantics.
     MatMul,
     /// Broadcasting binary arithmetic `(A, B)`.
@@ -61,31 +69,60 @@ pub enum Op {
     Mul,
     Div,
     /// Inference-mode batch normalization `(X, scale, B, mean, var)`.
-    BatchNormalization { epsilon: f32 },
+    BatchNormalization {
+        epsilon: f32,
+    },
     Relu,
-    LeakyRelu { alpha: f32 },
+    LeakyRelu {
+        alpha: f32,
+    },
     /// `(X, min?, max?)`; `has_min`/`has_max` say which bounds are present among the inputs.
-    Clip { has_min: bool, has_max: bool },
+    Clip {
+        has_min: bool,
+        has_max: bool,
+    },
     Sigmoid,
     Tanh,
     Erf,
     /// `approximate` is `"none"` (erf form) or `"tanh"`.
-    Gelu { tanh: bool },
+    Gelu {
+        tanh: bool,
+    },
     /// Opset-13 semantics: along one axis.
-    Softmax { axis: i64 },
-    MaxPool { window: Window },
-    AveragePool { window: Window, count_include_pad: bool },
+    Softmax {
+        axis: i64,
+    },
+    MaxPool {
+        window: Window,
+    },
+    AveragePool {
+        window: Window,
+        count_include_pad: bool,
+    },
     GlobalAveragePool,
     /// `(data, axes?)`.
-    ReduceMean { keepdims: bool, noop_with_empty_axes: bool },
-    Flatten { axis: i64 },
+    ReduceMean {
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+    },
+    Flatten {
+        axis: i64,
+    },
     /// `(data, shape)`.
-    Reshape { allowzero: bool },
+    Reshape {
+        allowzero: bool,
+    },
     /// Empty `perm` reverses the axes.
-    Transpose { perm: Vec<usize> },
-    Concat { axis: i64 },
+    Transpose {
+        perm: Vec<usize>,
+    },
+    Concat {
+        axis: i64,
+    },
     /// `(data, pads, constant_value?, axes?)`.
-    Pad { mode: PadMode },
+    Pad {
+        mode: PadMode,
+    },
     /// `(data, axes?)`.
     Squeeze,
     /// `(data, axes)`.
@@ -94,12 +131,21 @@ pub enum Op {
     /// Inference mode: identity on its first input. Only output 0 is supported.
     Dropout,
     /// `(data)` → i64 shape slice `[start, end)`.
-    Shape { start: i64, end: Option<i64> },
+    Shape {
+        start: i64,
+        end: Option<i64>,
+    },
     /// `(data, indices)`.
-    Gather { axis: i64 },
-    Cast { to: DType },
+    Gather {
+        axis: i64,
+    },
+    Cast {
+        to: DType,
+    },
     /// `(shape)`; `value` is a one-element tensor giving dtype and fill value.
-    ConstantOfShape { value: Tensor },
+    ConstantOfShape {
+        value: Tensor,
+    },
 }
 
 impl Op {
@@ -246,7 +292,12 @@ impl Op {
                     out.push(("group", group.to_string()));
                 }
             }
-            Op::Gemm { alpha, beta, trans_a, trans_b } => {
+            Op::Gemm {
+                alpha,
+                beta,
+                trans_a,
+                trans_b,
+            } => {
                 out.push(("alpha", f(*alpha)));
                 out.push(("beta", f(*beta)));
                 out.push(("trans_a", (*trans_a as u8).to_string()));
@@ -258,14 +309,22 @@ impl Op {
                 out.push(("min", (*has_min as u8).to_string()));
                 out.push(("max", (*has_max as u8).to_string()));
             }
-            Op::Gelu { tanh } => out.push(("approximate", if *tanh { "tanh" } else { "none" }.into())),
+            Op::Gelu { tanh } => {
+                out.push(("approximate", if *tanh { "tanh" } else { "none" }.into()))
+            }
             Op::Softmax { axis } => out.push(("axis", axis.to_string())),
             Op::MaxPool { window: w } => window(w, &mut out),
-            Op::AveragePool { window: w, count_include_pad } => {
+            Op::AveragePool {
+                window: w,
+                count_include_pad,
+            } => {
                 window(w, &mut out);
                 out.push(("count_include_pad", (*count_include_pad as u8).to_string()));
             }
-            Op::ReduceMean { keepdims, noop_with_empty_axes } => {
+            Op::ReduceMean {
+                keepdims,
+                noop_with_empty_axes,
+            } => {
                 out.push(("keepdims", (*keepdims as u8).to_string()));
                 if *noop_with_empty_axes {
                     out.push(("noop_with_empty_axes", "1".into()));

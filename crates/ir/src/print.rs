@@ -44,7 +44,11 @@ pub fn print(g: &Graph) -> String {
     }
     for id in order {
         let node = g.node(id);
-        let outs: Vec<String> = node.outputs().iter().map(|&v| format!("%{}", name_of(v, &mut num))).collect();
+        let outs: Vec<String> = node
+            .outputs()
+            .iter()
+            .map(|&v| format!("%{}", name_of(v, &mut num)))
+            .collect();
         let lhs = outs.join(", ");
         if let Op::Constant(t) = &node.op {
             let _ = writeln!(out, "  {lhs} = Constant {}  # {}", t.summary(), node.name);
@@ -59,7 +63,14 @@ pub fn print(g: &Graph) -> String {
             })
             .collect();
         let tys: Vec<String> = node.outputs().iter().map(|&v| ty(v)).collect();
-        let _ = writeln!(out, "  {lhs} = {}({}) : {}  # {}", node.op, ins.join(", "), tys.join(", "), node.name);
+        let _ = writeln!(
+            out,
+            "  {lhs} = {}({}) : {}  # {}",
+            node.op,
+            ins.join(", "),
+            tys.join(", "),
+            node.name
+        );
     }
     let outs: Vec<String> = g
         .outputs()

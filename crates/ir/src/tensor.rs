@@ -69,13 +69,19 @@ impl Tensor {
 
     /// Builds an f32 tensor; `data.len()` must equal the product of `shape`.
     pub fn from_f32(shape: &[usize], data: Vec<f32>) -> Option<Tensor> {
-        ArrayD::from_shape_vec(IxDyn(shape), data).ok().map(Tensor::F32)
+        ArrayD::from_shape_vec(IxDyn(shape), data)
+            .ok()
+            .map(Tensor::F32)
     }
     pub fn from_f64(shape: &[usize], data: Vec<f64>) -> Option<Tensor> {
-        ArrayD::from_shape_vec(IxDyn(shape), data).ok().map(Tensor::F64)
+        ArrayD::from_shape_vec(IxDyn(shape), data)
+            .ok()
+            .map(Tensor::F64)
     }
     pub fn from_i64(shape: &[usize], data: Vec<i64>) -> Option<Tensor> {
-        ArrayD::from_shape_vec(IxDyn(shape), data).ok().map(Tensor::I64)
+        ArrayD::from_shape_vec(IxDyn(shape), data)
+            .ok()
+            .map(Tensor::I64)
     }
     pub fn scalar_f32(v: f32) -> Tensor {
         Tensor::F32(ArrayD::from_elem(IxDyn(&[]), v))

@@ -23,7 +23,12 @@ impl fmt::Display for VerifyError {
 /// recorded types match their tensors.
 pub fn verify(g: &Graph) -> Vec<VerifyError> {
     let mut errs = Vec::new();
-    let mut err = |node: &str, message: String| errs.push(VerifyError { node: node.to_string(), message });
+    let mut err = |node: &str, message: String| {
+        errs.push(VerifyError {
+            node: node.to_string(),
+            message,
+        })
+    };
     if let Err(e) = g.topo_order() {
         err("<graph>", e.to_string());
     }
@@ -32,8 +37,17 @@ pub fn verify(g: &Graph) -> Vec<VerifyError> {
         let (lo, hi) = node.op.input_arity();
         let n = node.inputs().len();
         if n < lo || n > hi {
-            let want = if lo == hi { lo.to_string() } else if hi == usize::MAX { format!("at least {lo}") } else { format!("{lo} to {hi}") };
-            err(&node.name, format!("{} takes {} inputs, has {}", node.op.name(), want, n));
+            let want = if lo == hi {
+                lo.to_string()
+            } else if hi == usize::MAX {
+                format!("at least {lo}")
+            } else {
+                format!("{lo} to {hi}")
+            };
+            err(
+                &node.name,
+                format!("{} takes {} inputs, has {}", node.op.name(), want, n),
+            );
         }
         for &v in node.inputs() {
             if g.try_value(v).is_err() {
@@ -43,7 +57,10 @@ pub fn verify(g: &Graph) -> Vec<VerifyError> {
         for (port, &v) in node.outputs().iter().enumerate() {
             match g.try_value(v) {
                 Ok(val) if val.producer() == (Producer::Node { node: id, port }) => {}
-                Ok(_) => err(&node.name, format!("output {port} ({v}) names another producer")),
+                Ok(_) => err(
+                    &node.name,
+                    format!("output {port} ({v}) names another producer"),
+                ),
                 Err(_) => err(&node.name, format!("output {port} ({v}) is missing")),
             }
         }
@@ -51,9 +68,17 @@ pub fn verify(g: &Graph) -> Vec<VerifyError> {
             err(&node.name, "has no outputs".into());
         }
         if let Op::Constant(t) = &node.op {
-            if let Some(ty) = node.outputs().first().and_then(|&v| g.try_value(v).ok()).and_then(|v| v.ty.as_ref()) {
+            if let Some(ty) = node
+                .outputs()
+                .first()
+                .and_then(|&v| g.try_value(v).ok())
+                .and_then(|v| v.ty.as_ref())
+            {
                 if ty.dtype != t.dtype() || ty.known_shape().as_deref() != Some(t.shape()) {
-                    err(&node.name, format!("constant typed {ty} but holds {}", t.summary()));
+                    err(
+                        &node.name,
+                        format!("constant typed {ty} but holds {}", t.summary()),
+                    );
                 }
             }
         }
