@@ -202,7 +202,9 @@ impl Combine {
             Combine::Relu | Combine::Max => x * (1.0 + q(x)) / 2.0,
             Combine::Abs => x * q(x),
             Combine::LeakyRelu { slope } => x * ((1.0 + slope) + (1.0 - slope) * q(x)) / 2.0,
-            Combine::Clip { lo, hi } => (lo + hi + (x - lo) * q(x - lo) - (x - hi) * q(x - hi)) / 2.0,
+            Combine::Clip { lo, hi } => {
+                (lo + hi + (x - lo) * q(x - lo) - (x - hi) * q(x - hi)) / 2.0
+            }
             Combine::MaxViaRelu => q(x),
         }
     }
@@ -325,7 +327,9 @@ pub fn approximate_with(req: &Request) -> Result<Approximation, ApproxError> {
     }
     if let Function::Clip { lo, hi } = req.function {
         if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-            return Err(ApproxError::InvalidInput(format!("clip needs lo < hi, got [{lo}, {hi}]")));
+            return Err(ApproxError::InvalidInput(format!(
+                "clip needs lo < hi, got [{lo}, {hi}]"
+            )));
         }
     }
     if let Function::LeakyRelu { slope } = req.function {
@@ -346,7 +350,10 @@ fn composite(req: &Request) -> Result<Approximation, ApproxError> {
     if !f.is_sign_based() {
         return Err(ApproxError::Unsupported {
             method: "composite",
-            reason: format!("{} is not built from sign; use minimax, chebyshev or lsq", f.name()),
+            reason: format!(
+                "{} is not built from sign; use minimax, chebyshev or lsq",
+                f.name()
+            ),
         });
     }
     if !req.shaping.is_none() {
@@ -374,7 +381,14 @@ fn composite(req: &Request) -> Result<Approximation, ApproxError> {
             let r = [a - lo, b - lo, a - hi, b - hi]
                 .iter()
                 .fold(0.0f64, |m, v| m.max(v.abs()));
-            (Combine::Clip { lo, hi }, r, 1.0 + r.log2(), 2, 2, SignTarget::Relu)
+            (
+                Combine::Clip { lo, hi },
+                r,
+                1.0 + r.log2(),
+                2,
+                2,
+                SignTarget::Relu,
+            )
         }
         _ => unreachable!("checked sign-based"),
     };
@@ -608,7 +622,18 @@ fn single(req: &Request) -> Result<Approximation, ApproxError> {
     if let Some(w) = mono.warning {
         notes.push(w);
     }
-    finish(req, vec![series], combine, cost, alpha, error_domain, None, None, None, notes)
+    finish(
+        req,
+        vec![series],
+        combine,
+        cost,
+        alpha,
+        error_domain,
+        None,
+        None,
+        None,
+        notes,
+    )
 }
 
 /// Error on the set from 4097 Chebyshev-clustered points per piece (used while searching).
@@ -731,7 +756,9 @@ fn finish(
     for piece in ap.error_domain.clone() {
         let [l, h] = piece;
         let n = MEASURE_POINTS;
-        let mut xs: Vec<f64> = (0..n).map(|i| l + (h - l) * i as f64 / (n - 1) as f64).collect();
+        let mut xs: Vec<f64> = (0..n)
+            .map(|i| l + (h - l) * i as f64 / (n - 1) as f64)
+            .collect();
         xs.extend((0..=4096).map(|i| {
             let t = (std::f64::consts::PI * i as f64 / 4096.0).cos();
             0.5 * ((h - l) * t + l + h)
@@ -739,7 +766,11 @@ fn finish(
         for &bp in &bps {
             for k in 0..40 {
                 let dx = (h - l) * 2f64.powi(-(k + 10));
-                xs.extend([bp - dx, bp, bp + dx].iter().filter(|x| **x >= l && **x <= h));
+                xs.extend(
+                    [bp - dx, bp, bp + dx]
+                        .iter()
+                        .filter(|x| **x >= l && **x <= h),
+                );
             }
         }
         for x in xs {
@@ -761,8 +792,13 @@ fn finish(
             neg_sum / neg_n as f64
         ));
     }
-    if let (Some(t), true) = (ap.error_target, emax > ap.error_target.unwrap_or(f64::INFINITY)) {
-        notes.push(format!("measured error {emax:.3e} exceeds the target {t:.3e}"));
+    if let (Some(t), true) = (
+        ap.error_target,
+        emax > ap.error_target.unwrap_or(f64::INFINITY),
+    ) {
+        notes.push(format!(
+            "measured error {emax:.3e} exceeds the target {t:.3e}"
+        ));
     }
     ap.notes = notes;
     Ok(ap)

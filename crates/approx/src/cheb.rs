@@ -283,7 +283,10 @@ impl ChebSeries {
             b2 = b1;
             b1 = b0;
         }
-        let r = u.mul(&b1)?.add(&b2.scale(-1.0))?.add_constant(self.coeffs[0]);
+        let r = u
+            .mul(&b1)?
+            .add(&b2.scale(-1.0))?
+            .add_constant(self.coeffs[0]);
         Ok(r)
     }
 
@@ -448,7 +451,9 @@ mod tests {
             let y = -1.0 + 2.0 * i as f64 / 50.0;
             assert!((comp.eval(y) - p.eval(inner.eval(y))).abs() < 1e-12);
         }
-        assert!(p.add(&ChebSeries::new(0.0, 1.0, vec![1.0]).unwrap()).is_err());
+        assert!(p
+            .add(&ChebSeries::new(0.0, 1.0, vec![1.0]).unwrap())
+            .is_err());
     }
 
     #[test]

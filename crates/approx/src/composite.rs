@@ -116,13 +116,25 @@ fn grid_tau(g: i64) -> f64 {
 }
 
 /// Sign on `[τ, 1]`, odd, degree `d`: (series on [-1,1], error).
-fn sign_stage(d: usize, tau: f64, tol: f64, stop_below: f64) -> Result<(ChebSeries, f64), ApproxError> {
+fn sign_stage(
+    d: usize,
+    tau: f64,
+    tol: f64,
+    stop_below: f64,
+) -> Result<(ChebSeries, f64), ApproxError> {
     let opts = RemezOptions {
         tol,
         stop_below,
         ..RemezOptions::default()
     };
-    let m = minimax_with(&|_x| 1.0, &[(tau, 1.0)], d, Weight::Uniform, Parity::Odd, &opts)?;
+    let m = minimax_with(
+        &|_x| 1.0,
+        &[(tau, 1.0)],
+        d,
+        Weight::Uniform,
+        Parity::Odd,
+        &opts,
+    )?;
     Ok((m.series, m.error))
 }
 
@@ -159,7 +171,9 @@ impl ErrorMemo {
             // polynomial, an upper bound of the minimax error, so the plan stays conservative.
             match sign_stage(d, tg, 1e-3, self.stop_below) {
                 Ok((_, e)) => break e,
-                Err(ApproxError::RemezFailed { .. } | ApproxError::Singular { .. }) if g - gg < 256 => {
+                Err(ApproxError::RemezFailed { .. } | ApproxError::Singular { .. })
+                    if g - gg < 256 =>
+                {
                     gg -= 8;
                 }
                 Err(e) => return Err(e),
@@ -283,7 +297,9 @@ pub fn composite_with_degrees(
         let (s, e) = loop {
             match sign_stage(d, tau * (1.0 - 1e-3 * k as f64), 1e-9, 0.0) {
                 Ok(v) => break v,
-                Err(ApproxError::RemezFailed { .. } | ApproxError::Singular { .. }) if k < 200 => k += 10,
+                Err(ApproxError::RemezFailed { .. } | ApproxError::Singular { .. }) if k < 200 => {
+                    k += 10
+                }
                 Err(e) => return Err(e),
             }
         };
@@ -308,7 +324,12 @@ fn check_alpha(alpha: u32) -> Result<(), ApproxError> {
     Ok(())
 }
 
-fn finish(alpha: u32, target: SignTarget, eps: f64, degrees: Vec<usize>) -> Result<Composite, ApproxError> {
+fn finish(
+    alpha: u32,
+    target: SignTarget,
+    eps: f64,
+    degrees: Vec<usize>,
+) -> Result<Composite, ApproxError> {
     let (stages, stage_errors) = composite_with_degrees(eps, &degrees)?;
     let depth = degrees.iter().map(|&d| stage_cost(d).0).sum();
     let ct_mults = degrees.iter().map(|&d| stage_cost(d).1).sum();
@@ -338,9 +359,18 @@ fn gap_error(stages: &[ChebSeries], eps: f64) -> f64 {
 
 /// Composite sign for precision `2^-α` under `target`, degrees chosen by the dynamic program
 /// (minimum depth, then minimum ct-mults).
-pub fn composite_sign(alpha: u32, target: SignTarget, opts: &CompositeOptions) -> Result<Composite, ApproxError> {
+pub fn composite_sign(
+    alpha: u32,
+    target: SignTarget,
+    opts: &CompositeOptions,
+) -> Result<Composite, ApproxError> {
     check_alpha(alpha)?;
-    if opts.degrees.iter().any(|&d| d % 2 == 0 || !(3..=255).contains(&d)) || opts.degrees.is_empty() {
+    if opts
+        .degrees
+        .iter()
+        .any(|&d| d % 2 == 0 || !(3..=255).contains(&d))
+        || opts.degrees.is_empty()
+    {
         return Err(ApproxError::InvalidInput(
             "candidate stage degrees must be odd, within 3..=255".into(),
         ));
@@ -352,10 +382,12 @@ pub fn composite_sign(alpha: u32, target: SignTarget, opts: &CompositeOptions) -
     });
     match target {
         SignTarget::Sign => {
-            let seq = search_sequence(p, p, opts, &mut memo)?.ok_or(ApproxError::InvalidInput(format!(
-                "no degree sequence reaches sign precision 2^-{alpha} within depth {}",
-                opts.max_depth
-            )))?;
+            let seq = search_sequence(p, p, opts, &mut memo)?.ok_or(ApproxError::InvalidInput(
+                format!(
+                    "no degree sequence reaches sign precision 2^-{alpha} within depth {}",
+                    opts.max_depth
+                ),
+            ))?;
             finish(alpha, target, p, seq)
         }
         SignTarget::Relu => {
@@ -382,9 +414,12 @@ pub fn composite_sign(alpha: u32, target: SignTarget, opts: &CompositeOptions) -
                 log_eps -= 1.0 / 16.0;
             }
             // ε = 2^-α always satisfies the gap condition (x|1−s|/2 ≤ x ≤ 2^-α when s ∈ [-1, 3]).
-            let seq = search_sequence(p, stage_target, opts, &mut memo)?.ok_or(ApproxError::InvalidInput(
-                format!("no degree sequence reaches ReLU precision 2^-{alpha} within depth {}", opts.max_depth),
-            ))?;
+            let seq = search_sequence(p, stage_target, opts, &mut memo)?.ok_or(
+                ApproxError::InvalidInput(format!(
+                    "no degree sequence reaches ReLU precision 2^-{alpha} within depth {}",
+                    opts.max_depth
+                )),
+            )?;
             finish(alpha, target, p, seq)
         }
     }
@@ -392,7 +427,12 @@ pub fn composite_sign(alpha: u32, target: SignTarget, opts: &CompositeOptions) -
 
 /// The smallest gap (to 2^-0.001) at most `eps_hi` at which `seq` meets `stage_target`, if the
 /// ReLU error inside that gap is at most `gap_target`.
-fn place_gap(seq: &[usize], eps_hi: f64, stage_target: f64, gap_target: f64) -> Result<Option<f64>, ApproxError> {
+fn place_gap(
+    seq: &[usize],
+    eps_hi: f64,
+    stage_target: f64,
+    gap_target: f64,
+) -> Result<Option<f64>, ApproxError> {
     let last_err = |e: f64| -> Result<f64, ApproxError> {
         Ok(*composite_with_degrees(e, seq)?.1.last().expect("non-empty"))
     };

@@ -150,10 +150,19 @@ pub struct Cost {
 impl Cost {
     /// Cost of the stages composed, plus `extra_depth`/`extra_mults` for the combine step
     /// (each stage evaluated `evaluations` times, e.g. 2 for a clip).
-    pub fn of_stages(stages: &[ChebSeries], evaluations: u32, extra_depth: u32, extra_mults: u32) -> Cost {
+    pub fn of_stages(
+        stages: &[ChebSeries],
+        evaluations: u32,
+        extra_depth: u32,
+        extra_mults: u32,
+    ) -> Cost {
         let degrees: Vec<usize> = stages.iter().map(|s| s.degree()).collect();
         let stage_ct_mults: Vec<u32> = stages.iter().map(series_ct_mults).collect();
-        let depth = stages.iter().map(|s| poly_depth(s.effective_degree())).sum::<u32>() + extra_depth;
+        let depth = stages
+            .iter()
+            .map(|s| poly_depth(s.effective_degree()))
+            .sum::<u32>()
+            + extra_depth;
         let ct_mults = stage_ct_mults.iter().sum::<u32>() * evaluations + extra_mults;
         Cost {
             degrees,
@@ -189,7 +198,11 @@ mod tests {
                 .map(|l| (1u32 << l) + (1u32 << (m - l)) + m - l - 3)
                 .min()
                 .unwrap();
-            assert_eq!(bsgs_plan(d, SeriesParity::General).ct_mults, closed, "m={m}");
+            assert_eq!(
+                bsgs_plan(d, SeriesParity::General).ct_mults,
+                closed,
+                "m={m}"
+            );
         }
         // Odd cubic: T2, T3 (or T2 and one division) → 2.
         assert_eq!(bsgs_plan(3, SeriesParity::Odd).ct_mults, 2);

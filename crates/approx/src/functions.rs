@@ -10,9 +10,14 @@ use serde::Serialize;
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum Function {
     Relu,
-    LeakyRelu { slope: f64 },
+    LeakyRelu {
+        slope: f64,
+    },
     /// `min(max(x, lo), hi)`; `relu6` is `Clip { lo: 0, hi: 6 }`.
-    Clip { lo: f64, hi: f64 },
+    Clip {
+        lo: f64,
+        hi: f64,
+    },
     Abs,
     Sign,
     Max,
@@ -106,7 +111,11 @@ impl Function {
     /// Points where `f` is not smooth.
     pub fn breakpoints(&self) -> Vec<f64> {
         match *self {
-            Function::Relu | Function::Max | Function::LeakyRelu { .. } | Function::Abs | Function::Sign => {
+            Function::Relu
+            | Function::Max
+            | Function::LeakyRelu { .. }
+            | Function::Abs
+            | Function::Sign => {
                 vec![0.0]
             }
             Function::Clip { lo, hi } => vec![lo, hi],
@@ -179,11 +188,21 @@ mod tests {
         assert!((Function::Silu.eval(2.0) - 2.0 / (1.0 + (-2f64).exp())).abs() < 1e-15);
         assert_eq!(Function::LeakyRelu { slope: 0.1 }.eval(-2.0), -0.2);
         // The structure decomposition is exact: g = f − c0 − c1 x has the stated parity.
-        for f in [Function::Relu, Function::Gelu, Function::Silu, Function::Sigmoid, Function::Tanh] {
+        for f in [
+            Function::Relu,
+            Function::Gelu,
+            Function::Silu,
+            Function::Sigmoid,
+            Function::Tanh,
+        ] {
             let s = f.structure().unwrap();
             for x in [0.3, 1.7, 4.0] {
                 let g = |x: f64| f.eval(x) - s.c0 - s.c1 * x;
-                let sign = if s.parity == crate::Parity::Odd { -1.0 } else { 1.0 };
+                let sign = if s.parity == crate::Parity::Odd {
+                    -1.0
+                } else {
+                    1.0
+                };
                 assert!((g(-x) - sign * g(x)).abs() < 1e-14, "{f:?} at {x}");
             }
         }

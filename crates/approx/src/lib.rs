@@ -12,11 +12,13 @@ pub mod lsq;
 pub mod remez;
 
 pub use approx::{
-    approximate, approximate_with, Approximation, Budget, Combine, CombineParams, Method, Request, Shaping, Stage,
-    MAX_SINGLE_DEGREE, MEASURE_POINTS,
+    approximate, approximate_with, Approximation, Budget, Combine, CombineParams, Method, Request,
+    Shaping, Stage, MAX_SINGLE_DEGREE, MEASURE_POINTS,
 };
 pub use cheb::{chebyshev_interp, ChebSeries, MonomialForm, SeriesParity, MAX_DEGREE};
-pub use composite::{composite_sign, composite_with_degrees, Composite, CompositeOptions, SignTarget};
+pub use composite::{
+    composite_sign, composite_with_degrees, Composite, CompositeOptions, SignTarget,
+};
 pub use cost::{bsgs_plan, poly_depth, BsgsPlan, Cost};
 pub use functions::Function;
 pub use lsq::{lsq, ErrorSign, LsqConstraints, LsqFit};
@@ -34,7 +36,10 @@ pub enum ApproxError {
     #[error("unknown function '{0}' (known: relu, leaky_relu, relu6, clip, abs, sign, max, gelu, silu, sigmoid, tanh, exp)")]
     UnknownFunction(String),
     #[error("method {method} cannot do this: {reason}")]
-    Unsupported { method: &'static str, reason: String },
+    Unsupported {
+        method: &'static str,
+        reason: String,
+    },
     #[error("Remez exchange failed at degree {degree}: {reason}")]
     RemezFailed { degree: usize, reason: String },
     #[error("singular linear system in {context}")]

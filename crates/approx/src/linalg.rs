@@ -5,7 +5,12 @@ use crate::ApproxError;
 
 /// Solves `A x = b` (A is n×n row-major) by LU with partial pivoting and one step of iterative
 /// refinement. Errors when a pivot is below `1e-300` or relatively tiny.
-pub(crate) fn solve(a: &[f64], b: &[f64], n: usize, context: &'static str) -> Result<Vec<f64>, ApproxError> {
+pub(crate) fn solve(
+    a: &[f64],
+    b: &[f64],
+    n: usize,
+    context: &'static str,
+) -> Result<Vec<f64>, ApproxError> {
     let mut lu = a.to_vec();
     let mut perm: Vec<usize> = (0..n).collect();
     let amax = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -73,7 +78,13 @@ pub(crate) fn solve(a: &[f64], b: &[f64], n: usize, context: &'static str) -> Re
 }
 
 /// Least squares `min ‖A x − b‖₂` (A is m×n row-major, m ≥ n) by Householder QR.
-pub(crate) fn lstsq(a: &[f64], b: &[f64], m: usize, n: usize, context: &'static str) -> Result<Vec<f64>, ApproxError> {
+pub(crate) fn lstsq(
+    a: &[f64],
+    b: &[f64],
+    m: usize,
+    n: usize,
+    context: &'static str,
+) -> Result<Vec<f64>, ApproxError> {
     if m < n {
         return Err(ApproxError::InvalidInput(format!(
             "{context}: {m} samples cannot determine {n} coefficients"
@@ -94,7 +105,11 @@ pub(crate) fn lstsq(a: &[f64], b: &[f64], m: usize, n: usize, context: &'static 
         if !(alpha_norm > norm_a * 1e-14 && alpha_norm > 1e-300) {
             return Err(ApproxError::Singular { context });
         }
-        let alpha = if col[k] > 0.0 { -alpha_norm } else { alpha_norm };
+        let alpha = if col[k] > 0.0 {
+            -alpha_norm
+        } else {
+            alpha_norm
+        };
         col[k] -= alpha;
         let vnorm2: f64 = col[k..].iter().map(|v| v * v).sum();
         // v = col[k..], H = I − 2 v vᵀ / (vᵀv)

@@ -148,8 +148,14 @@ pub fn lsq(
         let s = n + q;
         let mut k = vec![0.0; s * s];
         let mut rhs = vec![0.0; s];
+        // Normalised weights keep the KKT blocks on the same scale.
+        let wsum: f64 = samples
+            .iter()
+            .map(|s| s.1)
+            .sum::<f64>()
+            .max(f64::MIN_POSITIVE);
         for i in 0..m {
-            let w = samples[i].1;
+            let w = samples[i].1 / wsum;
             if w == 0.0 {
                 continue;
             }
@@ -242,13 +248,22 @@ mod tests {
     use super::*;
 
     fn grid(a: f64, b: f64, n: usize) -> Vec<(f64, f64)> {
-        (0..n).map(|i| (a + (b - a) * i as f64 / (n - 1) as f64, 1.0)).collect()
+        (0..n)
+            .map(|i| (a + (b - a) * i as f64 / (n - 1) as f64, 1.0))
+            .collect()
     }
 
     #[test]
     fn exact_for_polynomials() {
         let f = |x: f64| 1.0 - 2.0 * x + 0.5 * x * x * x;
-        let fit = lsq(&f, &grid(-2.0, 3.0, 50), (-2.0, 3.0), 3, &LsqConstraints::default()).unwrap();
+        let fit = lsq(
+            &f,
+            &grid(-2.0, 3.0, 50),
+            (-2.0, 3.0),
+            3,
+            &LsqConstraints::default(),
+        )
+        .unwrap();
         assert!(fit.max_sample_error < 1e-12);
     }
 
@@ -271,9 +286,17 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(zm.negative_mean_error.abs() < 1e-12, "{}", zm.negative_mean_error);
+        assert!(
+            zm.negative_mean_error.abs() < 1e-12,
+            "{}",
+            zm.negative_mean_error
+        );
         let plain = lsq(&relu, &s, (-1.0, 1.0), 8, &LsqConstraints::default()).unwrap();
-        assert!(plain.negative_mean_error.abs() > 1e-6, "{}", plain.negative_mean_error);
+        assert!(
+            plain.negative_mean_error.abs() > 1e-6,
+            "{}",
+            plain.negative_mean_error
+        );
         for sign in [ErrorSign::Above, ErrorSign::Below] {
             let os = lsq(
                 &relu,
@@ -288,7 +311,10 @@ mod tests {
             .unwrap();
             let sg = if sign == ErrorSign::Above { 1.0 } else { -1.0 };
             for &(x, _) in s.iter().filter(|p| p.0 < 0.0) {
-                assert!(sg * (os.series.eval(x) - relu(x)) >= -1e-9, "{sign:?} at {x}");
+                assert!(
+                    sg * (os.series.eval(x) - relu(x)) >= -1e-9,
+                    "{sign:?} at {x}"
+                );
             }
         }
     }

@@ -41,7 +41,10 @@ pub enum Weight<'a> {
     Uniform,
     /// `negative` for `x < 0`, `positive` for `x ≥ 0` (both > 0). Large `negative` makes the error
     /// on negative inputs smaller.
-    Sides { negative: f64, positive: f64 },
+    Sides {
+        negative: f64,
+        positive: f64,
+    },
     /// Any positive function.
     Custom(&'a dyn Fn(f64) -> f64),
 }
@@ -131,7 +134,9 @@ pub struct Minimax {
 }
 
 /// Sorted, merged, validated intervals.
-pub(crate) fn normalize_intervals(intervals: &[(f64, f64)]) -> Result<Vec<(f64, f64)>, ApproxError> {
+pub(crate) fn normalize_intervals(
+    intervals: &[(f64, f64)],
+) -> Result<Vec<(f64, f64)>, ApproxError> {
     if intervals.is_empty() {
         return Err(ApproxError::InvalidInput("no interval given".into()));
     }
@@ -335,7 +340,14 @@ pub fn minimax(
     weight: Weight,
     parity: Parity,
 ) -> Result<Minimax, ApproxError> {
-    minimax_with(f, intervals, degree, weight, parity, &RemezOptions::default())
+    minimax_with(
+        f,
+        intervals,
+        degree,
+        weight,
+        parity,
+        &RemezOptions::default(),
+    )
 }
 
 /// [`minimax`] with explicit options.
@@ -413,7 +425,9 @@ pub fn minimax_with(
     for start in starts {
         match run_remez(&prob, parity, opts, &s, start) {
             Ok(m) => return Ok(m),
-            Err(e @ ApproxError::RemezFailed { .. }) | Err(e @ ApproxError::Singular { .. }) => last_err = Some(e),
+            Err(e @ ApproxError::RemezFailed { .. }) | Err(e @ ApproxError::Singular { .. }) => {
+                last_err = Some(e)
+            }
             Err(e) => return Err(e),
         }
     }
@@ -437,7 +451,9 @@ fn run_remez(
         .collect();
     let kmax = prob.degree;
     let mut tk = vec![0.0; kmax + 1];
-    let mut best: Option<(Vec<f64>, f64, Vec<(f64, f64)>, f64)> = None;
+    // (coefficients, |h|, extrema, max error) of the best iterate.
+    type Iterate = (Vec<f64>, f64, Vec<(f64, f64)>, f64);
+    let mut best: Option<Iterate> = None;
     let mut iterations = 0;
     let mut converged = false;
     let mut roundoff_limited = false;
@@ -467,9 +483,7 @@ fn run_remez(
         let sol = crate::linalg::solve(&a, &rhs, r, "Remez levelled system")?;
         let h = sol[n];
         let coeffs = prob.full_coeffs(&sol[..n]);
-        let err = |x: f64| -> f64 {
-            prob.w.at(x) * (clenshaw(&coeffs, prob.t(x)) - (prob.f)(x))
-        };
+        let err = |x: f64| -> f64 { prob.w.at(x) * (clenshaw(&coeffs, prob.t(x)) - (prob.f)(x)) };
         // Sample.
         let kgap = opts.samples_per_gap.max(2);
         let mut samples: Vec<(f64, f64, usize)> = Vec::with_capacity((r + 4) * kgap);
@@ -660,7 +674,14 @@ mod tests {
 
     #[test]
     fn exact_polynomial_is_reproduced() {
-        let m = minimax(&|x| x * x - 0.5, &[(-1.0, 2.0)], 3, Weight::Uniform, Parity::None).unwrap();
+        let m = minimax(
+            &|x| x * x - 0.5,
+            &[(-1.0, 2.0)],
+            3,
+            Weight::Uniform,
+            Parity::None,
+        )
+        .unwrap();
         assert!(m.error < 1e-13, "{}", m.error);
         assert!((m.series.eval(1.5) - 1.75).abs() < 1e-12);
     }

@@ -6,13 +6,31 @@ use common::{grid, naive_composed, relu, stages_of};
 use pannc_approx::*;
 
 /// Published ReLU depths (sign depth + 1), design notes §1.
-const PUBLISHED_RELU_DEPTH: [(u32, u32); 11] =
-    [(4, 4), (5, 5), (6, 6), (7, 7), (8, 8), (9, 9), (10, 11), (11, 12), (12, 13), (13, 14), (14, 15)];
+const PUBLISHED_RELU_DEPTH: [(u32, u32); 11] = [
+    (4, 4),
+    (5, 5),
+    (6, 6),
+    (7, 7),
+    (8, 8),
+    (9, 9),
+    (10, 11),
+    (11, 12),
+    (12, 13),
+    (13, 14),
+    (14, 15),
+];
 
 #[test]
 fn relu_composites_reach_published_depths_and_precision() {
     for (alpha, published) in PUBLISHED_RELU_DEPTH {
-        let ap = approximate(Function::Relu, Method::Composite, Budget::Alpha(alpha), (-1.0, 1.0), Shaping::default()).unwrap();
+        let ap = approximate(
+            Function::Relu,
+            Method::Composite,
+            Budget::Alpha(alpha),
+            (-1.0, 1.0),
+            Shaping::default(),
+        )
+        .unwrap();
         let st = stages_of(&ap);
         let target = 2f64.powi(-(alpha as i32));
         let mut err = 0.0f64;
@@ -33,7 +51,11 @@ fn relu_composites_reach_published_depths_and_precision() {
             ap.degrees, ap.depth, ap.ct_mults, err.log2()
         );
         assert_eq!(ap.depth, stage_depth + 1);
-        assert!(ap.depth <= published, "alpha {alpha}: depth {} > published {published}", ap.depth);
+        assert!(
+            ap.depth <= published,
+            "alpha {alpha}: depth {} > published {published}",
+            ap.depth
+        );
         assert!(err <= target, "alpha {alpha}: relu error {err} > {target}");
         assert!(ap.degrees.iter().all(|d| d % 2 == 1));
         assert_eq!(ap.combine, "relu");
@@ -46,7 +68,11 @@ fn literal_sign_composites_meet_two_to_minus_alpha() {
         let c = composite_sign(alpha, SignTarget::Sign, &CompositeOptions::default()).unwrap();
         let eps = 2f64.powi(-(alpha as i32));
         assert_eq!(c.eps, eps);
-        let st: Vec<([f64; 2], Vec<f64>)> = c.stages.iter().map(|s| ([s.a, s.b], s.coeffs.clone())).collect();
+        let st: Vec<([f64; 2], Vec<f64>)> = c
+            .stages
+            .iter()
+            .map(|s| ([s.a, s.b], s.coeffs.clone()))
+            .collect();
         let mut sign_err = 0.0f64;
         let mut relu_err = 0.0f64;
         let mut escape = 0.0f64;
@@ -70,8 +96,14 @@ fn literal_sign_composites_meet_two_to_minus_alpha() {
         );
         assert!(sign_err <= eps, "alpha {alpha}: {sign_err}");
         assert!(relu_err <= eps, "alpha {alpha}: {relu_err}");
-        assert!(escape <= 1.0 + 1e-9, "alpha {alpha}: stage input leaves its interval ({escape})");
-        assert_eq!(c.depth, c.degrees.iter().map(|&d| poly_depth(d)).sum::<u32>());
+        assert!(
+            escape <= 1.0 + 1e-9,
+            "alpha {alpha}: stage input leaves its interval ({escape})"
+        );
+        assert_eq!(
+            c.depth,
+            c.degrees.iter().map(|&d| poly_depth(d)).sum::<u32>()
+        );
     }
 }
 
@@ -80,11 +112,22 @@ fn published_sequences_are_no_better_than_the_search() {
     // The search's cost never exceeds that of the published degree set, evaluated with the same
     // cost model, whenever the published set meets the ReLU statement.
     let opts = CompositeOptions::default();
-    for (alpha, degrees) in [(7u32, vec![7usize, 7]), (8, vec![7, 15]), (12, vec![7, 15, 27])] {
+    for (alpha, degrees) in [
+        (7u32, vec![7usize, 7]),
+        (8, vec![7, 15]),
+        (12, vec![7, 15, 27]),
+    ] {
         let c = composite_sign(alpha, SignTarget::Relu, &opts).unwrap();
         let pub_depth: u32 = degrees.iter().map(|&d| poly_depth(d)).sum();
-        let pub_mults: u32 = degrees.iter().map(|&d| bsgs_plan(d, SeriesParity::Odd).ct_mults).sum();
-        assert!((c.depth, c.ct_mults) <= (pub_depth, pub_mults), "alpha {alpha}: {:?}", c.degrees);
+        let pub_mults: u32 = degrees
+            .iter()
+            .map(|&d| bsgs_plan(d, SeriesParity::Odd).ct_mults)
+            .sum();
+        assert!(
+            (c.depth, c.ct_mults) <= (pub_depth, pub_mults),
+            "alpha {alpha}: {:?}",
+            c.degrees
+        );
     }
 }
 
@@ -97,11 +140,22 @@ fn abs_max_and_scaled_domains_meet_the_target() {
         (Function::LeakyRelu { slope: 0.1 }, (-2.0, 2.0), 7),
         (Function::Clip { lo: 0.0, hi: 6.0 }, (-8.0, 8.0), 5),
     ] {
-        let ap = approximate(f, Method::Composite, Budget::Alpha(alpha), dom, Shaping::default()).unwrap();
+        let ap = approximate(
+            f,
+            Method::Composite,
+            Budget::Alpha(alpha),
+            dom,
+            Shaping::default(),
+        )
+        .unwrap();
         let target = 2f64.powi(-(alpha as i32));
         let err = grid(dom.0, dom.1, (1 << 16) + 1)
             .map(|x| (ap.eval(x) - f.eval(x)).abs())
             .fold(0.0f64, f64::max);
-        assert!(err <= target && ap.max_error <= target, "{f:?}: {err} / {}", ap.max_error);
+        assert!(
+            err <= target && ap.max_error <= target,
+            "{f:?}: {err} / {}",
+            ap.max_error
+        );
     }
 }

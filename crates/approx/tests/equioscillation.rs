@@ -25,7 +25,10 @@ fn alternations(e: &[(f64, f64)]) -> (usize, f64) {
             _ => runs.push(v),
         }
     }
-    let big: Vec<f64> = runs.into_iter().filter(|v| v.abs() >= 0.99 * emax).collect();
+    let big: Vec<f64> = runs
+        .into_iter()
+        .filter(|v| v.abs() >= 0.99 * emax)
+        .collect();
     let mut count = 0;
     let mut last_sign = 0.0;
     for v in big {
@@ -75,19 +78,110 @@ fn cases() -> Vec<Case> {
         breakpoints,
     };
     vec![
-        c("relu[-1,1]", relu, vec![(-1.0, 1.0)], Parity::None, 1.0, vec![0.0]),
-        c("relu[-3,2]", relu, vec![(-3.0, 2.0)], Parity::None, 1.0, vec![0.0]),
-        c("relu[-1,1] neg-weight 4", relu, vec![(-1.0, 1.0)], Parity::None, 4.0, vec![0.0]),
-        c("abs[-2,2] even", f64::abs, vec![(-2.0, 2.0)], Parity::Even, 1.0, vec![0.0]),
-        c("tanh[-4,4] odd", f64::tanh, vec![(-4.0, 4.0)], Parity::Odd, 1.0, vec![]),
-        c("tanh[-2,-0.5]u[0.3,1]", f64::tanh, vec![(-2.0, -0.5), (0.3, 1.0)], Parity::None, 1.0, vec![]),
-        c("sigmoid[-8,8]", sigmoid, vec![(-8.0, 8.0)], Parity::None, 1.0, vec![]),
-        c("gelu[-8,8]", gelu, vec![(-8.0, 8.0)], Parity::None, 1.0, vec![]),
-        c("silu[-6,3]", silu, vec![(-6.0, 3.0)], Parity::None, 1.0, vec![]),
-        c("exp[-8,0]", f64::exp, vec![(-8.0, 0.0)], Parity::None, 1.0, vec![]),
-        c("sign[-1,-0.1]u[0.1,1] odd", sign, vec![(0.1, 1.0)], Parity::Odd, 1.0, vec![]),
-        c("relu6[-8,8]", clip6, vec![(-8.0, 8.0)], Parity::None, 1.0, vec![0.0, 6.0]),
-        c("sqrt[0.01,1]", f64::sqrt, vec![(0.01, 1.0)], Parity::None, 1.0, vec![]),
+        c(
+            "relu[-1,1]",
+            relu,
+            vec![(-1.0, 1.0)],
+            Parity::None,
+            1.0,
+            vec![0.0],
+        ),
+        c(
+            "relu[-3,2]",
+            relu,
+            vec![(-3.0, 2.0)],
+            Parity::None,
+            1.0,
+            vec![0.0],
+        ),
+        c(
+            "relu[-1,1] neg-weight 4",
+            relu,
+            vec![(-1.0, 1.0)],
+            Parity::None,
+            4.0,
+            vec![0.0],
+        ),
+        c(
+            "abs[-2,2] even",
+            f64::abs,
+            vec![(-2.0, 2.0)],
+            Parity::Even,
+            1.0,
+            vec![0.0],
+        ),
+        c(
+            "tanh[-4,4] odd",
+            f64::tanh,
+            vec![(-4.0, 4.0)],
+            Parity::Odd,
+            1.0,
+            vec![],
+        ),
+        c(
+            "tanh[-2,-0.5]u[0.3,1]",
+            f64::tanh,
+            vec![(-2.0, -0.5), (0.3, 1.0)],
+            Parity::None,
+            1.0,
+            vec![],
+        ),
+        c(
+            "sigmoid[-8,8]",
+            sigmoid,
+            vec![(-8.0, 8.0)],
+            Parity::None,
+            1.0,
+            vec![],
+        ),
+        c(
+            "gelu[-8,8]",
+            gelu,
+            vec![(-8.0, 8.0)],
+            Parity::None,
+            1.0,
+            vec![],
+        ),
+        c(
+            "silu[-6,3]",
+            silu,
+            vec![(-6.0, 3.0)],
+            Parity::None,
+            1.0,
+            vec![],
+        ),
+        c(
+            "exp[-8,0]",
+            f64::exp,
+            vec![(-8.0, 0.0)],
+            Parity::None,
+            1.0,
+            vec![],
+        ),
+        c(
+            "sign[-1,-0.1]u[0.1,1] odd",
+            sign,
+            vec![(0.1, 1.0)],
+            Parity::Odd,
+            1.0,
+            vec![],
+        ),
+        c(
+            "relu6[-8,8]",
+            clip6,
+            vec![(-8.0, 8.0)],
+            Parity::None,
+            1.0,
+            vec![0.0, 6.0],
+        ),
+        c(
+            "sqrt[0.01,1]",
+            f64::sqrt,
+            vec![(0.01, 1.0)],
+            Parity::None,
+            1.0,
+            vec![],
+        ),
     ]
 }
 
@@ -132,7 +226,12 @@ fn every_minimax_fit_equioscillates() {
             for &(a, b) in &set {
                 let n = 1 << 15;
                 let mut xs: Vec<f64> = (0..=n).map(|i| a + (b - a) * i as f64 / n as f64).collect();
-                xs.extend(case.breakpoints.iter().copied().filter(|x| *x >= a && *x <= b));
+                xs.extend(
+                    case.breakpoints
+                        .iter()
+                        .copied()
+                        .filter(|x| *x >= a && *x <= b),
+                );
                 xs.extend(m.extrema.iter().map(|p| p.0).filter(|x| *x >= a && *x <= b));
                 xs.sort_by(f64::total_cmp);
                 for x in xs {
@@ -148,7 +247,12 @@ fn every_minimax_fit_equioscillates() {
                 case.name,
                 d + 2
             );
-            assert!((emax - m.error).abs() <= 1e-6 * emax + 1e-15, "{}: {emax} vs {}", case.name, m.error);
+            assert!(
+                (emax - m.error).abs() <= 1e-6 * emax + 1e-15,
+                "{}: {emax} vs {}",
+                case.name,
+                m.error
+            );
             checked += 1;
         }
     }

@@ -10,7 +10,14 @@ const CASES: [(usize, f64); 4] = [(15, 1.05e-2), (27, 5.6e-3), (59, 2.5e-3), (11
 #[test]
 fn minimax_relu_meets_the_bounds() {
     for (d, bound) in CASES {
-        let ap = approximate(Function::Relu, Method::Minimax, Budget::Degree(d), (-1.0, 1.0), Shaping::default()).unwrap();
+        let ap = approximate(
+            Function::Relu,
+            Method::Minimax,
+            Budget::Degree(d),
+            (-1.0, 1.0),
+            Shaping::default(),
+        )
+        .unwrap();
         assert_eq!(ap.stages.len(), 1);
         let st = &ap.stages[0];
         assert_eq!(st.degree, d);
@@ -21,7 +28,11 @@ fn minimax_relu_meets_the_bounds() {
         println!("relu minimax degree {d}: max error {err:.4e} (bound {bound:.2e}), depth {}, ct-mults {}", ap.depth, ap.ct_mults);
         assert!(err <= bound, "degree {d}: {err} > {bound}");
         // The library's own measurement agrees with the independent one.
-        assert!((ap.max_error - err).abs() <= 1e-3 * err, "{} vs {err}", ap.max_error);
+        assert!(
+            (ap.max_error - err).abs() <= 1e-3 * err,
+            "{} vs {err}",
+            ap.max_error
+        );
         assert_eq!(ap.depth, poly_depth(d));
     }
 }
@@ -35,7 +46,15 @@ fn full_exchange_without_parity_finds_the_same_optimum() {
             breakpoints: vec![0.0],
             ..RemezOptions::default()
         };
-        let m = minimax_with(&relu, &[(-1.0, 1.0)], d, Weight::Uniform, Parity::None, &opts).unwrap();
+        let m = minimax_with(
+            &relu,
+            &[(-1.0, 1.0)],
+            d,
+            Weight::Uniform,
+            Parity::None,
+            &opts,
+        )
+        .unwrap();
         let err = grid(-1.0, 1.0, (1 << 16) + 1)
             .map(|x| (naive_series([m.series.a, m.series.b], &m.series.coeffs, x) - relu(x)).abs())
             .fold(0.0f64, f64::max);

@@ -76,7 +76,8 @@ fn parse_pair(s: &str, what: &str) -> Result<(f64, f64)> {
 }
 
 fn read_samples(path: &Path) -> Result<Vec<(f64, f64)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -130,7 +131,9 @@ pub fn run(args: &ApproxArgs) -> Result<()> {
     };
     let method = match &args.method {
         Some(m) => Method::parse(m)?,
-        None if function.is_sign_based() && !matches!(budget, Budget::Degree(_)) => Method::Composite,
+        None if function.is_sign_based() && !matches!(budget, Budget::Degree(_)) => {
+            Method::Composite
+        }
         None => Method::Minimax,
     };
     let shaping = Shaping {
@@ -175,7 +178,11 @@ fn print_summary(ap: &Approximation, plot: Option<&Path>) {
     };
     println!(
         "{} on [{}, {}] by {}{}",
-        ap.function, ap.domain[0], ap.domain[1], ap.method.name(), target
+        ap.function,
+        ap.domain[0],
+        ap.domain[1],
+        ap.method.name(),
+        target
     );
     println!(
         "  degrees {:?}   depth {}   ct-mults {}",

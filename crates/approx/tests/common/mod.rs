@@ -29,7 +29,10 @@ pub fn naive_composed(stages: &[([f64; 2], Vec<f64>)], x: f64) -> f64 {
 }
 
 pub fn stages_of(ap: &pannc_approx::Approximation) -> Vec<([f64; 2], Vec<f64>)> {
-    ap.stages.iter().map(|s| (s.domain, s.coefficients.clone())).collect()
+    ap.stages
+        .iter()
+        .map(|s| (s.domain, s.coefficients.clone()))
+        .collect()
 }
 
 /// `n` equally spaced points of [a, b] (both ends included).
