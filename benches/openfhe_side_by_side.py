@@ -16,12 +16,17 @@ every ciphertext is rescaled right after its multiplication). Errors are max
 |decrypted − ReLU(x)| over the grid.
 
 A last column evaluates pannc at OpenFHE's level budget: the degree 2^L − 1
-interpolant where L is the number of levels OpenFHE consumed at that degree.
+polynomial where L is the number of levels OpenFHE consumed at that degree.
 
-COEFFS: Chebyshev interpolation of ReLU at the Chebyshev points of the first
-kind — the same construction EvalChebyshevFunction uses — because
-crates/approx (minimax) has not landed yet. Equal-degree errors therefore
-differ only by evaluation noise; the gain shows in levels.
+COEFFS (--coeffs): `minimax` (default) = the degree-d minimax ReLU on [-1, 1]
+from crates/approx (Remez, `--relu-minimax d` of the example); `interp` =
+Chebyshev interpolation at the Chebyshev points of the first kind, the same
+construction EvalChebyshevFunction uses (then equal-degree errors differ only
+by evaluation noise and the gain is in levels only).
+
+A second table runs whole composite ReLUs x(1+s(x))/2 for α in --composite
+(default 9,13), with approx's composite-sign stages (degrees chosen by its
+dynamic program), on OpenFHE: levels consumed and max error vs ReLU.
 
 Usage:
     /work/fhe-venv/bin/python benches/openfhe_side_by_side.py [--degrees 15,27,59,119]
@@ -48,16 +53,16 @@ def relu(v):
     return max(v, 0.0)
 
 
-def emit_circuit(degree, path):
+def emit_circuit(args, path):
     cargo = os.environ.get("CARGO", "cargo")
-    cmd = [cargo, "run", "-q", "-p", "pannc-fhe", "--example", "cheb_circuit", "--",
-           "--relu-interp", str(degree), "--out", path]
+    cmd = [cargo, "run", "-q", "-p", "pannc-fhe", "--example", "cheb_circuit", "--"] + args + ["--out", path]
     subprocess.run(cmd, cwd=ROOT, check=True, stderr=subprocess.DEVNULL)
     return runner.load_circuit(path)
 
 
-def run_pannc(degree, x, scaling, tmp):
-    c = emit_circuit(degree, os.path.join(tmp, f"relu_{degree}.json"))
+def run_pannc(emit_args, x, scaling, tmp):
+    name = "_".join(a.strip("-") for a in emit_args)
+    c = emit_circuit(emit_args, os.path.join(tmp, f"{name}.json"))
     cc, keys = runner.make_context(c["depth"], scaling=scaling)
     res = runner.run_circuit(cc, keys, c, [x], scaling)
     y = res["outputs"][0]
@@ -69,6 +74,7 @@ def run_pannc(degree, x, scaling, tmp):
         "ct_mults": sum(1 for op in c["ops"] if op["op"] == "mul"),
         "err": float(np.max(np.abs(y - np.maximum(x, 0)))),
         "err_plain": float(np.max(np.abs(y - plain))),
+        "name": c["name"],
         "seconds": res["seconds"],
     }
 
@@ -92,6 +98,8 @@ def main():
     ap.add_argument("--degrees", default="15,27,59,119")
     ap.add_argument("--scaling", choices=["flexibleauto", "fixedmanual"], default="flexibleauto")
     ap.add_argument("--samples", type=int, default=8192)
+    ap.add_argument("--coeffs", choices=["minimax", "interp"], default="minimax")
+    ap.add_argument("--composite", default="9,13", help="alphas of composite ReLUs to run (empty: none)")
     ap.add_argument("--json")
     a = ap.parse_args()
     degrees = [int(d) for d in a.degrees.split(",")]
@@ -100,14 +108,20 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for d in degrees:
-            p = run_pannc(d, x, a.scaling, tmp)
+            flag = "--relu-minimax" if a.coeffs == "minimax" else "--relu-interp"
+            p = run_pannc([flag, str(d)], x, a.scaling, tmp)
             o = run_openfhe(d, x, a.scaling, p["planned"] + 3)
             budget_deg = 2 ** o["levels"] - 1
-            pb = run_pannc(budget_deg, x, a.scaling, tmp)
+            pb = run_pannc([flag, str(budget_deg)], x, a.scaling, tmp)
             rows.append({"degree": d, "pannc": p, "openfhe": o, "pannc_at_openfhe_levels": dict(pb, degree=budget_deg)})
             print(f"degree {d} done", file=sys.stderr)
-    print(f"ReLU on [-1,1], Chebyshev interpolation coefficients, OpenFHE {a.scaling}, ring 2^14, scale 2^50, "
-          f"{a.samples} points\n")
+        comps = []
+        for alpha in [int(v) for v in a.composite.split(",") if v]:
+            comps.append(dict(run_pannc(["--relu-composite", str(alpha)], x, a.scaling, tmp), alpha=alpha))
+            print(f"composite alpha {alpha} done", file=sys.stderr)
+    source = "minimax (crates/approx Remez)" if a.coeffs == "minimax" else "Chebyshev interpolation"
+    print(f"ReLU on [-1,1], pannc coefficients: {source}; OpenFHE EvalChebyshevFunction (interpolation); "
+          f"{a.scaling}, ring 2^14, scale 2^50, {a.samples} points\n")
     print("| degree | pannc levels (planned / on OpenFHE) | pannc ct×ct | pannc max err | pannc vs plaintext "
           "| OpenFHE EvalChebyshevFunction levels | OpenFHE max err | pannc at OpenFHE's levels: degree, levels, max err |")
     print("|---|---|---|---|---|---|---|---|")
@@ -115,10 +129,17 @@ def main():
         p, o, b = r["pannc"], r["openfhe"], r["pannc_at_openfhe_levels"]
         print(f"| {r['degree']} | {p['planned']} / {p['levels']} | {p['ct_mults']} | {p['err']:.2e} | {p['err_plain']:.1e} "
               f"| {o['levels']} | {o['err']:.2e} | {b['degree']}, {b['levels']}, {b['err']:.2e} |")
+    if comps:
+        print("\n| composite ReLU | circuit | levels (planned / on OpenFHE) | ct×ct | max err vs ReLU | vs plaintext |")
+        print("|---|---|---|---|---|---|")
+        for c in comps:
+            print(f"| α={c['alpha']} | {c['name']} | {c['planned']} / {c['levels']} | {c['ct_mults']} | {c['err']:.2e} "
+                  f"| {c['err_plain']:.1e} |")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(rows, f, indent=2)
+            json.dump({"degrees": rows, "composite": comps}, f, indent=2)
     bad = [r["degree"] for r in rows if r["pannc"]["levels"] != r["pannc"]["planned"] or r["pannc"]["mismatches"]]
+    bad += [c["name"] for c in comps if c["levels"] != c["planned"] or c["mismatches"]]
     if bad:
         print(f"\nlevel mismatch at degrees {bad}", file=sys.stderr)
         return 1

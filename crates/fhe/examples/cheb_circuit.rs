@@ -4,6 +4,8 @@
 //! cargo run -p pannc-fhe --example cheb_circuit -- --coeffs file.json [--interval a,b]
 //!     [--affine-in-circuit] [--extra-levels k] [--out circuit.json]
 //! cargo run -p pannc-fhe --example cheb_circuit -- --relu-interp 27 [--out circuit.json]
+//! cargo run -p pannc-fhe --example cheb_circuit -- --relu-minimax 27 [--out circuit.json]
+//! cargo run -p pannc-fhe --example cheb_circuit -- --relu-composite 9 [--out circuit.json]
 //! cargo run -p pannc-fhe --example cheb_circuit -- --composite stages.json --combine relu
 //! ```
 //!
@@ -11,7 +13,10 @@
 //! `{"coeffs": [...], "interval": [a, b]}`. `--composite` reads
 //! `{"stages": [{"coeffs": [...], "interval": [a, b]}, ...]}`.
 //! `--relu-interp d` uses the degree-d Chebyshev interpolant of ReLU on [-1, 1]
-//! (the same construction as OpenFHE's EvalChebyshevFunction).
+//! (the same construction as OpenFHE's EvalChebyshevFunction); `--relu-minimax d`
+//! the degree-d minimax ReLU on [-1, 1] from `pannc-approx` (Remez);
+//! `--relu-composite α` ReLU as `x(1+s(x))/2` with `pannc-approx`'s composite sign
+//! for precision 2^-α (degrees chosen by its dynamic program).
 //! The circuit goes to `--out` (default stdout); a one-line summary to stderr.
 
 use std::process::ExitCode;
@@ -79,6 +84,50 @@ fn run() -> Result<(), String> {
                     .map_err(|e| format!("--relu-interp: {e}"))?;
                 coeffs = Some((chebyshev_interpolant(|x| x.max(0.0), d), None));
             }
+            "--relu-minimax" => {
+                let d: usize = next(&mut i)?
+                    .parse()
+                    .map_err(|e| format!("--relu-minimax: {e}"))?;
+                let opts = pannc_approx::RemezOptions {
+                    breakpoints: vec![0.0],
+                    ..Default::default()
+                };
+                let m = pannc_approx::minimax_with(
+                    &|x: f64| x.max(0.0),
+                    &[(-1.0, 1.0)],
+                    d,
+                    pannc_approx::Weight::Uniform,
+                    pannc_approx::Parity::None,
+                    &opts,
+                )
+                .map_err(|e| format!("--relu-minimax: {e}"))?;
+                eprintln!("minimax ReLU degree {d}: error {:.3e}", m.error);
+                coeffs = Some((m.series.coeffs, None));
+            }
+            "--relu-composite" => {
+                let alpha: u32 = next(&mut i)?
+                    .parse()
+                    .map_err(|e| format!("--relu-composite: {e}"))?;
+                let c = pannc_approx::composite_sign(
+                    alpha,
+                    pannc_approx::SignTarget::Relu,
+                    &pannc_approx::CompositeOptions::default(),
+                )
+                .map_err(|e| format!("--relu-composite: {e}"))?;
+                eprintln!("composite sign α={alpha}: degrees {:?}", c.degrees);
+                stages = Some(
+                    c.stages
+                        .iter()
+                        .map(|s| {
+                            Ok(Stage {
+                                coeffs: s.coeffs.clone(),
+                                interval: Interval::new(s.a, s.b).map_err(|e| e.to_string())?,
+                            })
+                        })
+                        .collect::<Result<_, String>>()?,
+                );
+                combine = Combine::Relu;
+            }
             "--composite" => {
                 let path = next(&mut i)?;
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
@@ -145,7 +194,7 @@ fn run() -> Result<(), String> {
             plan_chebyshev(&c, iv, &opts).map_err(|e| e.to_string())?
         }
         (None, Some(st)) => plan_composite(&st, combine, &opts).map_err(|e| e.to_string())?,
-        _ => return Err("give exactly one of --coeffs, --relu-interp, --composite".into()),
+        _ => return Err("give exactly one of --coeffs, --relu-interp, --relu-minimax, --composite, --relu-composite".into()),
     };
     let json = circuit.to_json().map_err(|e| e.to_string())?;
     match out {
