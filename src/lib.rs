@@ -8,3 +8,5 @@ pub use pannc_interp as interp;
 pub use pannc_ir as ir;
 pub use pannc_onnx as onnx;
 pub use pannc_passes as passes;
+
+pub mod npy;

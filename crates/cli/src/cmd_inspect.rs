@@ -45,8 +45,10 @@ struct Report {
 }
 
 pub fn run(args: &InspectArgs) -> Result<()> {
-    let bytes = std::fs::read(&args.model).with_context(|| format!("cannot read {}", args.model.display()))?;
-    let ops = pannc_onnx::op_histogram(&bytes).with_context(|| format!("{}", args.model.display()))?;
+    let bytes = std::fs::read(&args.model)
+        .with_context(|| format!("cannot read {}", args.model.display()))?;
+    let ops =
+        pannc_onnx::op_histogram(&bytes).with_context(|| format!("{}", args.model.display()))?;
     let mut report = Report {
         model: args.model.display().to_string(),
         ir_version: 0,
@@ -63,7 +65,9 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         Ok(mut model) => {
             report.ir_version = model.ir_version;
             report.opset = model.graph.opset;
-            report.producer = format!("{} {}", model.producer_name, model.producer_version).trim().to_string();
+            report.producer = format!("{} {}", model.producer_name, model.producer_version)
+                .trim()
+                .to_string();
             report.parameters = parameter_count(&model.graph);
             if let Err(e) = crate::load::canonicalize(&mut model.graph) {
                 report.error = Some(format!("{e:#}"));
@@ -72,10 +76,17 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             let io = |v: pannc_ir::ValueId| {
                 let val = g.value(v);
                 let (dtype, shape) = match &val.ty {
-                    Some(t) => (t.dtype.to_string(), t.shape.iter().map(|d| d.to_string()).collect()),
+                    Some(t) => (
+                        t.dtype.to_string(),
+                        t.shape.iter().map(|d| d.to_string()).collect(),
+                    ),
                     None => ("?".into(), vec![]),
                 };
-                Io { name: val.name.clone(), dtype, shape }
+                Io {
+                    name: val.name.clone(),
+                    dtype,
+                    shape,
+                }
             };
             report.inputs = g.inputs().iter().map(|&v| io(v)).collect();
             report.outputs = g.outputs().iter().map(|&v| io(v)).collect();
@@ -83,7 +94,12 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         Err(pannc_onnx::OnnxError::Unsupported(list)) => {
             report.unsupported = list
                 .into_iter()
-                .map(|u| Unsupported { op_type: u.op_type, node: u.node, domain: u.domain, opset: u.opset })
+                .map(|u| Unsupported {
+                    op_type: u.op_type,
+                    node: u.node,
+                    domain: u.domain,
+                    opset: u.opset,
+                })
                 .collect();
         }
         Err(e) => report.error = Some(e.to_string()),
@@ -97,7 +113,10 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         anyhow::bail!(
             "{}: not supported ({})",
             report.model,
-            report.error.clone().unwrap_or_else(|| format!("{} unsupported op node(s)", report.unsupported.len()))
+            report
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("{} unsupported op node(s)", report.unsupported.len()))
         );
     }
     Ok(())
@@ -116,7 +135,16 @@ fn parameter_count(g: &pannc_ir::Graph) -> usize {
 
 fn print_text(r: &Report) {
     println!("{}", r.model);
-    println!("  ONNX IR v{}, opset {}, produced by {}", r.ir_version, r.opset, if r.producer.is_empty() { "?" } else { &r.producer });
+    println!(
+        "  ONNX IR v{}, opset {}, produced by {}",
+        r.ir_version,
+        r.opset,
+        if r.producer.is_empty() {
+            "?"
+        } else {
+            &r.producer
+        }
+    );
     let io = |label: &str, list: &[Io]| {
         println!("{label}:");
         for x in list {
@@ -135,7 +163,11 @@ fn print_text(r: &Report) {
     } else {
         println!("unsupported ops ({}):", r.unsupported.len());
         for u in &r.unsupported {
-            let dom = if u.domain.is_empty() { String::new() } else { format!("{}.", u.domain) };
+            let dom = if u.domain.is_empty() {
+                String::new()
+            } else {
+                format!("{}.", u.domain)
+            };
             let opset = u.opset.map_or("?".to_string(), |o| o.to_string());
             println!("  {dom}{} (node '{}', opset {opset})", u.op_type, u.node);
         }

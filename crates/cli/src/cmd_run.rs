@@ -36,7 +36,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
                     .inputs()
                     .iter()
                     .position(|&v| g.value(v).name == name)
-                    .with_context(|| format!("the model has no input named '{name}' (inputs: {})", input_names(g)))?;
+                    .with_context(|| {
+                        format!(
+                            "the model has no input named '{name}' (inputs: {})",
+                            input_names(g)
+                        )
+                    })?;
                 (slot, path)
             }
             None if k < g.inputs().len() => (k, spec.as_str()),
@@ -44,17 +49,35 @@ pub fn run(args: &RunArgs) -> Result<()> {
         };
         let name = g.value(g.inputs()[slot]).name.clone();
         let t = load::read_npy(path.as_ref())?;
-        let want = g.value(g.inputs()[slot]).ty.as_ref().map(|t| t.dtype).unwrap_or(t.dtype());
+        let want = g
+            .value(g.inputs()[slot])
+            .ty
+            .as_ref()
+            .map(|t| t.dtype)
+            .unwrap_or(t.dtype());
         feeds[slot] = Some(load::conform_dtype(&name, t, want)?);
     }
     let feeds: Vec<Tensor> = feeds
         .into_iter()
         .enumerate()
-        .map(|(i, t)| t.with_context(|| format!("no array given for input '{}'", g.value(g.inputs()[i]).name)))
+        .map(|(i, t)| {
+            t.with_context(|| format!("no array given for input '{}'", g.value(g.inputs()[i]).name))
+        })
         .collect::<Result<_>>()?;
-    let opts = RunOptions { precision: if args.f64 { Precision::F64 } else { Precision::F32 }, ..Default::default() };
+    let opts = RunOptions {
+        precision: if args.f64 {
+            Precision::F64
+        } else {
+            Precision::F32
+        },
+        ..Default::default()
+    };
     let outs = pannc_interp::run(g, &feeds, &opts)?;
-    let names: Vec<String> = g.outputs().iter().map(|&v| g.value(v).name.clone()).collect();
+    let names: Vec<String> = g
+        .outputs()
+        .iter()
+        .map(|&v| g.value(v).name.clone())
+        .collect();
     if args.outputs.is_empty() {
         for (name, t) in names.iter().zip(&outs) {
             println!("{name}: {}", t.summary());
@@ -63,7 +86,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     for (k, spec) in args.outputs.iter().enumerate() {
         let (slot, path) = match spec.split_once('=') {
             Some((name, path)) => (
-                names.iter().position(|n| n == name).with_context(|| format!("the model has no output named '{name}'"))?,
+                names
+                    .iter()
+                    .position(|n| n == name)
+                    .with_context(|| format!("the model has no output named '{name}'"))?,
                 path,
             ),
             None if k < names.len() => (k, spec.as_str()),
@@ -75,5 +101,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
 }
 
 fn input_names(g: &pannc_ir::Graph) -> String {
-    g.inputs().iter().map(|&v| g.value(v).name.clone()).collect::<Vec<_>>().join(", ")
+    g.inputs()
+        .iter()
+        .map(|&v| g.value(v).name.clone())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
