@@ -109,15 +109,15 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     } else {
         print_text(&report);
     }
-    if !report.unsupported.is_empty() || report.error.is_some() {
+    if !report.unsupported.is_empty() {
         anyhow::bail!(
-            "{}: not supported ({})",
+            "{}: {} unsupported op node(s) (listed above)",
             report.model,
-            report
-                .error
-                .clone()
-                .unwrap_or_else(|| format!("{} unsupported op node(s)", report.unsupported.len()))
+            report.unsupported.len()
         );
+    }
+    if let Some(e) = &report.error {
+        anyhow::bail!("{}: {e}", report.model);
     }
     Ok(())
 }

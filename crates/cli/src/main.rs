@@ -10,14 +10,28 @@ mod load;
 
 /// pannc compiles trained neural networks (ONNX) into polynomial approximations (PANNs) for CKKS
 /// homomorphic encryption.
-///
-/// Exit codes: 0 success, 1 bad model, data or arguments' content, 2 usage error.
 #[derive(Parser, Debug)]
-#[command(name = "pannc", version, about, long_about = None)]
+#[command(
+    name = "pannc",
+    version,
+    about = "pannc compiles trained neural networks (ONNX) into polynomial approximations (PANNs) for CKKS homomorphic encryption",
+    after_help = AFTER_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
+
+const AFTER_HELP: &str = "\
+Examples:
+  pannc inspect fixtures/resnet_fmnist/model.onnx
+  pannc run fixtures/resnet_fmnist/model.onnx --input fixtures/resnet_fmnist/test_x.npy -o logits.npy
+  pannc approx relu --alpha 9 --json
+
+Exit codes:
+  0  success
+  1  the model, an array or a request cannot be handled (the one-line error says why)
+  2  usage error (unknown flag, missing argument)";
 
 #[derive(Subcommand, Debug)]
 enum Cmd {

@@ -1,0 +1,220 @@
+//! The `pannc` binary as a user meets it: exit codes, one-line errors on bad input, and the
+//! happy paths of `inspect` and `run`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn pannc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pannc"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("runs pannc")
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Exit code 1 and exactly one line on stderr that starts with "error:" and mentions `needle`.
+fn assert_one_line_error(out: &Output, needle: &str, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what}: exit code; stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{what}: panicked: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("note:")).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: expected one error line, got: {stderr}"
+    );
+    assert!(lines[0].starts_with("error: "), "{what}: {stderr}");
+    assert!(
+        lines[0].contains(needle),
+        "{what}: error does not mention '{needle}': {stderr}"
+    );
+}
+
+const X: &str = "fixtures/gelu_digits/test_x.npy";
+
+/// Each file of the hostile corpus gives one line naming the problem and exit code 1, from
+/// both `inspect` and `run`.
+#[test]
+fn bad_models_give_one_line_errors() {
+    let expected = [
+        ("bad_attribute", "strides"),
+        ("bogus_length", "cannot decode"),
+        ("cycle", "cycle"),
+        ("dangling_input", "ghost"),
+        ("deep_nesting", "cannot decode"),
+        ("duplicate_name", "defined twice"),
+        ("external_data", "external data"),
+        ("huge_dims", "limit"),
+        ("maxpool_indices", "Indices"),
+        ("missing_graph", "no graph"),
+        ("negative_dim", "negative"),
+        ("no_opset", "opset"),
+        ("opset_too_new", "opset 99"),
+        ("random_bytes", "cannot decode"),
+        ("sequence_input", "sequence"),
+        ("shape_overflow", "overflows"),
+        ("short_initializer", "promises"),
+        ("training_batchnorm", "training_mode"),
+        ("truncated", "cannot decode"),
+        ("unsupported_op", "unsupported"),
+        ("wrong_dtype", "COMPLEX64"),
+        ("wrong_dtype_initializer", "STRING"),
+    ];
+    let corpus: Vec<String> = std::fs::read_dir(root().join("fixtures/bad"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".onnx"))
+        .collect();
+    assert_eq!(
+        corpus.len(),
+        expected.len(),
+        "every corpus file needs an expectation here: {corpus:?}"
+    );
+    for (name, needle) in expected {
+        let path = format!("fixtures/bad/{name}.onnx");
+        assert_one_line_error(
+            &pannc(&["run", &path, "--input", X]),
+            needle,
+            &format!("run {name}"),
+        );
+        let out = pannc(&["inspect", &path]);
+        assert_one_line_error(&out, needle, &format!("inspect {name}"));
+    }
+}
+
+#[test]
+fn inspect_lists_every_unsupported_op_at_once() {
+    let out = pannc(&["inspect", "fixtures/bad/unsupported_op.onnx", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = report["unsupported"].as_array().unwrap();
+    assert!(list.len() >= 2, "{report}");
+    for u in list {
+        assert!(u["op_type"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(u["node"].as_str().is_some());
+    }
+}
+
+#[test]
+fn inspect_describes_a_fixture() {
+    let out = pannc(&["inspect", "fixtures/resnet_fmnist/model.onnx", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["inputs"][0]["name"], "input");
+    assert_eq!(
+        r["inputs"][0]["shape"],
+        serde_json::json!(["N", "1", "28", "28"])
+    );
+    assert_eq!(r["outputs"][0]["shape"], serde_json::json!(["N", "10"]));
+    let ops: Vec<(String, u64)> = serde_json::from_value(r["ops"].clone()).unwrap();
+    assert!(ops.contains(&("Conv".into(), 15)), "{ops:?}");
+    assert!(r["parameters"].as_u64().unwrap() > 10_000);
+    assert!(r["unsupported"].as_array().unwrap().is_empty());
+    let text = pannc(&["inspect", "fixtures/resnet_fmnist/model.onnx"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("unsupported ops: none") && text.contains("f32[N,1,28,28]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn run_writes_logits() {
+    let out_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-logits.npy");
+    let out = pannc(&[
+        "run",
+        "fixtures/gelu_digits/model.onnx",
+        "--input",
+        X,
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = pannc::npy::read(&out_path).unwrap();
+    let n = pannc::npy::read(&root().join(X)).unwrap().shape()[0];
+    assert_eq!(t.shape(), &[n, 10]);
+    // Named input form gives the same bytes.
+    let out2 = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-logits2.npy");
+    let spec = format!("input={X}");
+    let o = pannc(&[
+        "run",
+        "fixtures/gelu_digits/model.onnx",
+        "-i",
+        &spec,
+        "-o",
+        out2.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert_eq!(
+        std::fs::read(&out_path).unwrap(),
+        std::fs::read(&out2).unwrap()
+    );
+}
+
+#[test]
+fn bad_arrays_give_one_line_errors() {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let good = std::fs::read(root().join(X)).unwrap();
+    let truncated = tmp.join("truncated.npy");
+    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    let garbage = tmp.join("garbage.npy");
+    std::fs::write(&garbage, b"definitely not an npy file").unwrap();
+    let model = "fixtures/gelu_digits/model.onnx";
+    assert_one_line_error(
+        &pannc(&["run", model, "--input", truncated.to_str().unwrap()]),
+        "too short",
+        "truncated npy",
+    );
+    assert_one_line_error(
+        &pannc(&["run", model, "--input", garbage.to_str().unwrap()]),
+        "npy",
+        "garbage npy",
+    );
+    // Right file, wrong model: the error names the expected shape.
+    let wrong = "fixtures/resnet_fmnist/test_x.npy";
+    assert_one_line_error(
+        &pannc(&["run", model, "--input", wrong]),
+        "64",
+        "wrong shape",
+    );
+    assert_one_line_error(
+        &pannc(&["run", model, "--input", "nosuch=x.npy"]),
+        "no input named 'nosuch'",
+        "bad name",
+    );
+    assert_one_line_error(
+        &pannc(&["run", "no/such/model.onnx", "--input", X]),
+        "cannot read",
+        "missing model",
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(pannc(&[]).status.code(), Some(2));
+    assert_eq!(pannc(&["run"]).status.code(), Some(2));
+    assert_eq!(pannc(&["frobnicate"]).status.code(), Some(2));
+    let help = pannc(&["--help"]);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes"));
+}
