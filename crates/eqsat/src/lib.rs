@@ -1,7 +1,7 @@
 //! pannc-eqsat: equality saturation (egg) over `pannc-fhe` circuits.
 //!
 //! [`optimize`] turns a circuit into an e-graph, saturates it with the named
-//! rules of [`rules`] under explicit node/iteration/time limits, extracts the
+//! rules of [`rules()`] under explicit node/iteration/time limits, extracts the
 //! cheapest circuit under the lexicographic cost (levels, then ct×ct
 //! multiplications, then size) and reports what happened, including egg's stop
 //! reason and the semantic depth lower bound of the circuit
@@ -10,7 +10,7 @@
 //!
 //! - [`lang`]: the egg language ([`Fhe`]) and the e-class analysis (constant
 //!   folding + minimum level, [`LevelAnalysis`]).
-//! - [`rules`]: named rewrite rules in four groups ([`RuleSet`]).
+//! - [`mod@rules`]: named rewrite rules in four groups ([`RuleSet`]).
 //! - [`cost`]: the extraction cost ([`LevelCost`]).
 //! - [`convert`]: circuit ⇄ e-graph.
 //!

@@ -503,6 +503,8 @@ pub struct CircuitBuilder {
     const_index: HashMap<u64, ConstId>,
     ops: Vec<OpEntry>,
     levels: Vec<u32>,
+    /// First misuse (operand used before definition); reported by `finish`.
+    misuse: Option<String>,
 }
 
 impl CircuitBuilder {
@@ -514,6 +516,7 @@ impl CircuitBuilder {
             const_index: HashMap::new(),
             ops: vec![],
             levels: vec![],
+            misuse: None,
         }
     }
 
@@ -533,6 +536,7 @@ impl CircuitBuilder {
             const_index,
             ops: c.ops.clone(),
             levels,
+            misuse: None,
         })
     }
 
@@ -560,9 +564,9 @@ impl CircuitBuilder {
         self.inputs.iter_mut().find(|i| i.value == v)
     }
 
-    /// Level of a value defined so far.
+    /// Level of a value defined so far (0 for an undefined id).
     pub fn level(&self, v: ValueId) -> u32 {
-        self.levels[v.0 as usize]
+        self.levels.get(v.0 as usize).copied().unwrap_or(0)
     }
 
     /// Level of a term (constants are level 0).
@@ -598,17 +602,21 @@ impl CircuitBuilder {
         id
     }
 
-    /// Append a raw op (operands must exist).
+    /// Append a raw op. Operands must be defined already; a violation is
+    /// recorded and makes [`Self::finish`] fail (it never panics).
     pub fn push(&mut self, op: Op) -> ValueId {
         let id = ValueId(self.levels.len() as u32);
         for a in op.args() {
-            assert!(
-                a.0 < id.0,
-                "operand {} used before definition (builder misuse)",
-                a.0
-            );
+            if a.0 >= id.0 && self.misuse.is_none() {
+                self.misuse = Some(format!(
+                    "op #{} ({}) uses value {} before its definition",
+                    self.ops.len(),
+                    op.name(),
+                    a.0
+                ));
+            }
         }
-        let level = op.result_level(|v| self.levels[v.0 as usize]);
+        let level = op.result_level(|v| self.levels.get(v.0 as usize).copied().unwrap_or(0));
         self.ops.push(OpEntry { out: id, op, level });
         self.levels.push(level);
         id
@@ -728,6 +736,9 @@ impl CircuitBuilder {
 
     /// Finish with the given outputs; depth, stats and CKKS parameters are derived.
     pub fn finish(self, outputs: Vec<Output>, plan: Option<PlanInfo>) -> Result<Circuit> {
+        if let Some(m) = self.misuse {
+            return Err(FheError::InvalidCircuit(m));
+        }
         let mut depth = 0;
         for o in &outputs {
             let l = self.levels.get(o.value.0 as usize).ok_or_else(|| {

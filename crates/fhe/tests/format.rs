@@ -91,3 +91,20 @@ fn eval_checks_arity() {
     assert!(c.eval(&[0.1, 0.2]).is_err());
     assert_eq!(c.eval(&[0.25]).unwrap().len(), 1);
 }
+
+#[test]
+fn builder_misuse_is_an_error_not_a_panic() {
+    use pannc_fhe::{CircuitBuilder, Output, ValueId};
+    let mut b = CircuitBuilder::new("bad");
+    let x = b.input("x").unwrap();
+    let y = b.mul(x, ValueId(42));
+    assert!(b.input("late").is_err());
+    let r = b.finish(
+        vec![Output {
+            name: "y".into(),
+            value: y,
+        }],
+        None,
+    );
+    assert!(r.unwrap_err().to_string().contains("before its definition"));
+}
