@@ -295,6 +295,17 @@ fn broadcast(cx: &mut Ctx<'_>, op: &Op, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>
     Ok(out)
 }
 
+fn fmt_ints(v: &[SymInt]) -> String {
+    let items: Vec<String> = v
+        .iter()
+        .map(|e| match e {
+            SymInt::K(k) => k.to_string(),
+            SymInt::S(s) => s.clone(),
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
 pub(crate) fn fmt_dims(d: &[Dim]) -> String {
     let v: Vec<String> = d.iter().map(|x| x.to_string()).collect();
     format!("[{}]", v.join(","))
@@ -743,13 +754,13 @@ fn reshape_rule(
     match infer_at {
         None => {
             if cancelled && rem.is_empty() && kin != kout {
-                return Err(op_err(op, format!("cannot reshape {} to {:?}", fmt_dims(x), spec)));
+                return Err(op_err(op, format!("cannot reshape {} to {}", fmt_dims(x), fmt_ints(&spec))));
             }
         }
         Some(i) => {
             out[i] = Some(if cancelled && rem.is_empty() && kout != 0 {
                 if kin % kout != 0 {
-                    return Err(op_err(op, format!("cannot reshape {} to {:?}", fmt_dims(x), spec)));
+                    return Err(op_err(op, format!("cannot reshape {} to {}", fmt_dims(x), fmt_ints(&spec))));
                 }
                 Dim::Known((kin / kout) as usize)
             } else if cancelled && rem.len() == 1 && kin == kout && kout != 0 {

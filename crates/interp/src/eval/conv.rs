@@ -82,12 +82,19 @@ fn conv_impl<T: Float>(
     let p: usize = g.out.iter().product();
     let plane: usize = sp.iter().product();
     let mut y = vec![T::zero(); n * m * p];
-    if y.is_empty() {
+    if y.is_empty() || kc == 0 {
+        if let (Some(b), false) = (bias, y.is_empty()) {
+            y.chunks_mut(p).enumerate().for_each(|(i, r)| r.iter_mut().for_each(|v| *v = b[i % m]));
+        }
         return y;
     }
     let pointwise = g.kernel.iter().all(|&k| k == 1)
         && g.strides.iter().all(|&s| s == 1)
         && g.pad_begin.iter().chain(&g.pad_end).all(|&q| q == 0);
+    if !pointwise && sp.len() == 2 && g.strides == [1, 1] {
+        conv2d_s1(x, xs, w, ws, bias, g, group, &mut y);
+        return y;
+    }
     let mut col = if pointwise { Vec::new() } else { vec![T::zero(); kc * p] };
     for img in 0..n {
         for gi in 0..group {
@@ -102,29 +109,7 @@ fn conv_impl<T: Float>(
             let y0 = (img * m + gi * mg) * p;
             let yg = &mut y[y0..y0 + mg * p];
             let wg = &w[gi * mg * kc..(gi + 1) * mg * kc];
-            if mg <= 2 {
-                // Tiny GEMMs (depthwise): row-by-row axpy beats packing.
-                for mo in 0..mg {
-                    let yr = &mut yg[mo * p..(mo + 1) * p];
-                    for k in 0..kc {
-                        let wv = wg[mo * kc + k];
-                        for (o, &v) in yr.iter_mut().zip(&colr[k * p..(k + 1) * p]) {
-                            *o = *o + wv * v;
-                        }
-                    }
-                }
-            } else {
-                gemm(
-                    mg,
-                    kc,
-                    p,
-                    T::one(),
-                    Mat { data: wg, rs: kc, cs: 1 },
-                    Mat { data: colr, rs: p, cs: 1 },
-                    T::zero(),
-                    yg,
-                );
-            }
+            matmul_w(mg, kc, p, wg, colr, yg);
             if let Some(b) = bias {
                 for mo in 0..mg {
                     let bv = b[gi * mg + mo];
@@ -134,6 +119,95 @@ fn conv_impl<T: Float>(
         }
     }
     y
+}
+
+/// `y[mg×p] = w[mg×kc] · col[kc×p]`.
+fn matmul_w<T: Float>(mg: usize, kc: usize, p: usize, w: &[T], col: &[T], y: &mut [T]) {
+    if mg <= 2 {
+        // Tiny GEMMs (depthwise): row-by-row axpy beats packing.
+        y.iter_mut().for_each(|v| *v = T::zero());
+        for mo in 0..mg {
+            let yr = &mut y[mo * p..(mo + 1) * p];
+            for k in 0..kc {
+                let wv = w[mo * kc + k];
+                for (o, &v) in yr.iter_mut().zip(&col[k * p..(k + 1) * p]) {
+                    *o = *o + wv * v;
+                }
+            }
+        }
+    } else {
+        gemm(mg, kc, p, T::one(), Mat { data: w, rs: kc, cs: 1 }, Mat { data: col, rs: p, cs: 1 }, T::zero(), y);
+    }
+}
+
+/// 2-D convolution with unit strides. The input is zero-padded once per image; on a
+/// "wide" output grid of the padded width, every im2col row is then one contiguous slice
+/// of the padded input (one long copy instead of one short copy per output row). The
+/// columns past the true output width are computed and dropped.
+#[allow(clippy::too_many_arguments)]
+fn conv2d_s1<T: Float>(
+    x: &[T],
+    xs: &[usize],
+    w: &[T],
+    ws: &[usize],
+    bias: Option<&[T]>,
+    g: &Geometry,
+    group: usize,
+    y: &mut [T],
+) {
+    let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3]);
+    let (m, cg, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
+    let mg = m / group;
+    let kc = cg * kh * kw;
+    let (dh, dw) = (g.dilations[0], g.dilations[1]);
+    let (pt, pl) = (g.pad_begin[0], g.pad_begin[1]);
+    let hp = h + pt + g.pad_end[0];
+    let wp = wd + pl + g.pad_end[1];
+    let (oh, ow) = (g.out[0], g.out[1]);
+    let p = oh * ow;
+    let pw = oh * wp;
+    let cplane = hp * wp;
+    // Slack: the last rows' windows run past the padded plane in the dropped columns.
+    let mut xpad = vec![T::zero(); cg * cplane + (kw - 1) * dw];
+    let mut col = vec![T::zero(); kc * pw];
+    let mut yw = vec![T::zero(); mg * pw];
+    for img in 0..n {
+        for gi in 0..group {
+            let x0 = (img * c + gi * cg) * h * wd;
+            for ci in 0..cg {
+                for iy in 0..h {
+                    let s = x0 + (ci * h + iy) * wd;
+                    let d = ci * cplane + (iy + pt) * wp + pl;
+                    xpad[d..d + wd].copy_from_slice(&x[s..s + wd]);
+                }
+            }
+            let mut row = 0;
+            for ci in 0..cg {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let s = ci * cplane + ky * dh * wp + kx * dw;
+                        col[row * pw..(row + 1) * pw].copy_from_slice(&xpad[s..s + pw]);
+                        row += 1;
+                    }
+                }
+            }
+            let wg = &w[gi * mg * kc..(gi + 1) * mg * kc];
+            matmul_w(mg, kc, pw, wg, &col, &mut yw);
+            for mo in 0..mg {
+                let bv = bias.map_or(T::zero(), |b| b[gi * mg + mo]);
+                let yo = (img * m + gi * mg + mo) * p;
+                for oy in 0..oh {
+                    let src = &yw[mo * pw + oy * wp..mo * pw + oy * wp + ow];
+                    let dst = &mut y[yo + oy * ow..yo + (oy + 1) * ow];
+                    if bias.is_some() {
+                        dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v + bv);
+                    } else {
+                        dst.copy_from_slice(src);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Unfolds `cg` channels of one image into `col[(c, k...) , out positions]`.
