@@ -27,12 +27,14 @@
 
 pub mod graph;
 pub mod op;
+pub mod poly;
 pub mod print;
 pub mod tensor;
 pub mod verify;
 
 pub use graph::{Dim, Graph, GraphError, Node, NodeId, Producer, TensorType, Value, ValueId};
 pub use op::{AutoPad, Op, PadMode, Window};
+pub use poly::{Poly, PolyCombine, PolyStage};
 pub use print::print;
 pub use tensor::{DType, Tensor};
 pub use verify::{verify, VerifyError};

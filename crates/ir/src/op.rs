@@ -6,9 +6,10 @@ use crate::tensor::{DType, Tensor};
 use std::fmt;
 
 /// How a convolution or pooling window pads its input.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub enum AutoPad {
     /// Use the explicit `pads`.
+    #[default]
     NotSet,
     SameUpper,
     SameLower,
@@ -26,12 +27,6 @@ pub struct Window {
     pub dilations: Vec<usize>,
     pub auto_pad: AutoPad,
     pub ceil_mode: bool,
-}
-
-impl Default for AutoPad {
-    fn default() -> Self {
-        AutoPad::NotSet
-    }
 }
 
 /// Padding mode of `Pad`.

@@ -1,0 +1,175 @@
+//! Polynomial activations: what a PANN puts where a nonlinearity was.
+//!
+//! A [`Poly`] is an elementwise function evaluated as
+//! `out_scale · combine(x', q(x'))` with `x' = in_scale · x` and `q = p_k ∘ … ∘ p_1` the
+//! composition of its Chebyshev [`PolyStage`]s (`stages[0]` first). Each stage is
+//! `p(y) = Σ c_k T_k((2y − lo − hi)/(hi − lo))` on its own interval `[lo, hi]`. The combine rules
+//! mirror `pannc-approx`'s (`relu`: `x'(1 + q)/2` where `q ≈ sign`, and so on), so a compiled
+//! activation can be re-evaluated from the IR alone.
+
+use std::fmt;
+
+/// One Chebyshev stage on `[lo, hi]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolyStage {
+    pub lo: f64,
+    pub hi: f64,
+    pub coeffs: Vec<f64>,
+}
+
+impl PolyStage {
+    pub fn degree(&self) -> usize {
+        self.coeffs.len().saturating_sub(1)
+    }
+
+    /// Clenshaw evaluation.
+    pub fn eval(&self, y: f64) -> f64 {
+        let t = (2.0 * y - self.lo - self.hi) / (self.hi - self.lo);
+        let (mut b1, mut b2) = (0.0f64, 0.0f64);
+        for &c in self.coeffs.iter().skip(1).rev() {
+            let b0 = 2.0 * t * b1 - b2 + c;
+            b2 = b1;
+            b1 = b0;
+        }
+        t * b1 - b2 + self.coeffs.first().copied().unwrap_or(0.0)
+    }
+}
+
+/// How the composed stages `q` turn into the activation's value at `x'`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PolyCombine {
+    /// `q(x')`.
+    Identity,
+    /// `x'·(1 + q(x'))/2`, `q ≈ sign`.
+    Relu,
+    /// `x'·((1 + slope) + (1 − slope)·q(x'))/2`, `q ≈ sign`.
+    LeakyRelu { slope: f64 },
+    /// `(lo + hi + (x' − lo)·q(x' − lo) − (x' − hi)·q(x' − hi))/2`, `q ≈ sign`.
+    Clip { lo: f64, hi: f64 },
+}
+
+/// A polynomial activation (see the module doc).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Poly {
+    /// What it approximates (`relu`, `gelu`, ...), for reports.
+    pub function: String,
+    pub in_scale: f64,
+    pub out_scale: f64,
+    pub stages: Vec<PolyStage>,
+    pub combine: PolyCombine,
+}
+
+impl Poly {
+    /// `q(y)`: the stages composed.
+    pub fn composed(&self, y: f64) -> f64 {
+        self.stages.iter().fold(y, |v, s| s.eval(v))
+    }
+
+    /// The activation's value at `x`.
+    pub fn eval(&self, x: f64) -> f64 {
+        let x = self.in_scale * x;
+        let y = match self.combine {
+            PolyCombine::Identity => self.composed(x),
+            PolyCombine::Relu => x * (1.0 + self.composed(x)) / 2.0,
+            PolyCombine::LeakyRelu { slope } => {
+                x * ((1.0 + slope) + (1.0 - slope) * self.composed(x)) / 2.0
+            }
+            PolyCombine::Clip { lo, hi } => {
+                (lo + hi + (x - lo) * self.composed(x - lo) - (x - hi) * self.composed(x - hi))
+                    / 2.0
+            }
+        };
+        self.out_scale * y
+    }
+
+    pub fn degrees(&self) -> Vec<usize> {
+        self.stages.iter().map(|s| s.degree()).collect()
+    }
+
+    /// Multiplicative depth: `Σ ⌈log2(d_i + 1)⌉`, plus one for the final product with `x'` of
+    /// sign-based combines. Scales are assumed folded or merged into products.
+    pub fn depth(&self) -> usize {
+        let stages: usize = self.stages.iter().map(|s| ceil_log2(s.degree() + 1)).sum();
+        stages + usize::from(!matches!(self.combine, PolyCombine::Identity))
+    }
+}
+
+fn ceil_log2(n: usize) -> usize {
+    if n <= 1 {
+        0
+    } else {
+        (usize::BITS - (n - 1).leading_zeros()) as usize
+    }
+}
+
+impl fmt::Display for Poly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let degs: Vec<String> = self.degrees().iter().map(|d| d.to_string()).collect();
+        let combine = match self.combine {
+            PolyCombine::Identity => "identity".to_string(),
+            PolyCombine::Relu => "relu".to_string(),
+            PolyCombine::LeakyRelu { slope } => {
+                format!("leaky_relu({})", crate::tensor::fmt_num(slope))
+            }
+            PolyCombine::Clip { lo, hi } => format!(
+                "clip({},{})",
+                crate::tensor::fmt_num(lo),
+                crate::tensor::fmt_num(hi)
+            ),
+        };
+        write!(
+            f,
+            "{} degrees=[{}] combine={} in_scale={} out_scale={} depth={}",
+            self.function,
+            degs.join(","),
+            combine,
+            crate::tensor::fmt_num(self.in_scale),
+            crate::tensor::fmt_num(self.out_scale),
+            self.depth()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clenshaw_matches_cosine_form() {
+        let s = PolyStage {
+            lo: -2.0,
+            hi: 3.0,
+            coeffs: vec![0.3, -1.2, 0.7, 0.25, -0.1],
+        };
+        for i in 0..=50 {
+            let y = -2.0 + 5.0 * i as f64 / 50.0;
+            let t: f64 = ((2.0 * y - 1.0) / 5.0f64).clamp(-1.0, 1.0);
+            let want: f64 = s
+                .coeffs
+                .iter()
+                .enumerate()
+                .map(|(k, c)| c * (k as f64 * t.acos()).cos())
+                .sum();
+            assert!((s.eval(y) - want).abs() < 1e-12, "{y}");
+        }
+    }
+
+    #[test]
+    fn relu_combine_with_exact_sign_is_relu() {
+        // q(y) = y on [-1,1] stands in for sign at ±1.
+        let p = Poly {
+            function: "relu".into(),
+            in_scale: 0.5,
+            out_scale: 2.0,
+            stages: vec![PolyStage {
+                lo: -1.0,
+                hi: 1.0,
+                coeffs: vec![0.0, 1.0],
+            }],
+            combine: PolyCombine::Relu,
+        };
+        assert_eq!(p.eval(2.0), 2.0); // x' = 1, q = 1
+        assert_eq!(p.eval(-2.0), 0.0); // x' = -1, q = -1
+        assert_eq!(p.depth(), 2); // degree 1: one level, plus the product with x
+    }
+}
