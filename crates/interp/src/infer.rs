@@ -677,6 +677,8 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
             };
             vec![ty(value.dtype(), d)]
         }
+        #[allow(unreachable_patterns)]
+        _ => return Err(op_err(op, "is not supported by shape inference")),
     })
 }
 

@@ -499,6 +499,8 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
             }
             Op::ConstantOfShape { .. } => out0 == Some(0),
             Op::Constant(_) => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
         };
         if !ok {
             return None;

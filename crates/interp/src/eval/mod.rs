@@ -503,6 +503,9 @@ pub(crate) fn eval_args(op: &Op, mut args: Vec<Arg<'_>>, n_out: usize) -> Result
             one(if x.t().dtype() == *to { x.into_owned() } else { x.t().cast(*to) })
         }
         Op::ConstantOfShape { value } => one(shape_ops::constant_of_shape(op, value, args[0].t())?),
+        // Ops added to the IR after this interpreter was written.
+        #[allow(unreachable_patterns)]
+        _ => bail!(op, "is not supported by the interpreter"),
     }
 }
 
