@@ -20,8 +20,14 @@ fn bench(c: &mut Criterion) {
         ("f32_2threads", Precision::F32, 2),
         ("f64_2threads", Precision::F64, 2),
     ] {
-        let opts = RunOptions { precision, batch_chunk: 32, threads };
-        grp.bench_function(name, |b| b.iter(|| run(&g, std::slice::from_ref(&x), &opts).unwrap()));
+        let opts = RunOptions {
+            precision,
+            batch_chunk: 32,
+            threads,
+        };
+        grp.bench_function(name, |b| {
+            b.iter(|| run(&g, std::slice::from_ref(&x), &opts).unwrap())
+        });
     }
     grp.finish();
 }

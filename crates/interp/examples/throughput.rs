@@ -11,10 +11,18 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let (n, threads, chunk) = (arg(1, 10_000), arg(2, 2), arg(3, 32));
-    let precision = if args.iter().any(|a| a == "f64") { Precision::F64 } else { Precision::F32 };
+    let precision = if args.iter().any(|a| a == "f64") {
+        Precision::F64
+    } else {
+        Precision::F32
+    };
     let g = resnet::resnet();
     let x = resnet::images(n, 1);
-    let opts = RunOptions { precision, batch_chunk: chunk, threads };
+    let opts = RunOptions {
+        precision,
+        batch_chunk: chunk,
+        threads,
+    };
     let t = Instant::now();
     let y = run(&g, &[x], &opts).expect("run");
     let dt = t.elapsed().as_secs_f64();

@@ -8,13 +8,21 @@ use pannc_ir::Op;
 pub enum InterpError {
     /// A problem with one node of a graph.
     #[error("node '{node}' ({op}): {msg}")]
-    Node { node: String, op: &'static str, msg: String },
+    Node {
+        node: String,
+        op: &'static str,
+        msg: String,
+    },
     /// A problem evaluating one op outside of a graph (see [`crate::eval_op`]).
     #[error("{op}: {msg}")]
     Op { op: &'static str, msg: String },
     /// A graph input does not match its declared type, or is missing.
     #[error("graph input {index} ('{name}'): {msg}")]
-    Input { index: usize, name: String, msg: String },
+    Input {
+        index: usize,
+        name: String,
+        msg: String,
+    },
     /// A problem with the graph as a whole (cycles, missing values, wrong input count).
     #[error("graph '{graph}': {msg}")]
     Graph { graph: String, msg: String },
@@ -24,7 +32,11 @@ impl InterpError {
     /// Attaches a node name to an op-level error.
     pub fn at_node(self, node: &str) -> InterpError {
         match self {
-            InterpError::Op { op, msg } => InterpError::Node { node: node.to_string(), op, msg },
+            InterpError::Op { op, msg } => InterpError::Node {
+                node: node.to_string(),
+                op,
+                msg,
+            },
             e => e,
         }
     }
@@ -32,7 +44,10 @@ impl InterpError {
 
 /// Builds an op-level error.
 pub(crate) fn op_err(op: &Op, msg: impl Into<String>) -> InterpError {
-    InterpError::Op { op: op.name(), msg: msg.into() }
+    InterpError::Op {
+        op: op.name(),
+        msg: msg.into(),
+    }
 }
 
 /// `return Err(op_err(op, format!(...)))`.

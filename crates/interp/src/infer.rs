@@ -80,7 +80,11 @@ impl<'g> Ctx<'g> {
         self.symv.get(&v).cloned()
     }
     fn const_ints(&self, v: ValueId) -> Option<Vec<i64>> {
-        self.symv.get(&v)?.iter().map(|e| if let SymInt::K(k) = e { Some(*k) } else { None }).collect()
+        self.symv
+            .get(&v)?
+            .iter()
+            .map(|e| if let SymInt::K(k) = e { Some(*k) } else { None })
+            .collect()
     }
 }
 
@@ -96,7 +100,10 @@ fn kn(d: &Dim) -> Option<usize> {
 }
 
 pub(crate) fn infer(g: &Graph) -> Result<Inferred, InterpError> {
-    let order = g.topo_order().map_err(|e| InterpError::Graph { graph: g.name.clone(), msg: e.to_string() })?;
+    let order = g.topo_order().map_err(|e| InterpError::Graph {
+        graph: g.name.clone(),
+        msg: e.to_string(),
+    })?;
     let mut cx = Ctx {
         g,
         types: HashMap::new(),
@@ -108,7 +115,11 @@ pub(crate) fn infer(g: &Graph) -> Result<Inferred, InterpError> {
     for (i, &v) in g.inputs().iter().enumerate() {
         let val = g.value(v);
         let Some(t) = &val.ty else {
-            return Err(InterpError::Input { index: i, name: val.name.clone(), msg: "has no declared type".into() });
+            return Err(InterpError::Input {
+                index: i,
+                name: val.name.clone(),
+                msg: "has no declared type".into(),
+            });
         };
         for d in &t.shape {
             if let Dim::Sym(s) = d {
@@ -120,7 +131,10 @@ pub(crate) fn infer(g: &Graph) -> Result<Inferred, InterpError> {
     for id in order {
         infer_node(&mut cx, id).map_err(|e| e.at_node(&node_label(g, id)))?;
     }
-    Ok(Inferred { types: cx.types, symv: cx.symv })
+    Ok(Inferred {
+        types: cx.types,
+        symv: cx.symv,
+    })
 }
 
 fn infer_node(cx: &mut Ctx<'_>, id: NodeId) -> Result<(), InterpError> {
@@ -131,35 +145,55 @@ fn infer_node(cx: &mut Ctx<'_>, id: NodeId) -> Result<(), InterpError> {
     let outs = node.outputs();
     let (lo, hi) = op.input_arity();
     if ins.len() < lo || ins.len() > hi {
-        return Err(op_err(op, format!("takes {lo}..={hi} inputs, has {}", ins.len())));
+        return Err(op_err(
+            op,
+            format!("takes {lo}..={hi} inputs, has {}", ins.len()),
+        ));
     }
     let max_out = match op {
         Op::MaxPool { .. } | Op::Dropout => 2,
         _ => 1,
     };
     if outs.is_empty() || outs.len() > max_out {
-        return Err(op_err(op, format!("has {} outputs, expected 1..={max_out}", outs.len())));
+        return Err(op_err(
+            op,
+            format!("has {} outputs, expected 1..={max_out}", outs.len()),
+        ));
     }
     let mut its: Vec<TensorType> = Vec::with_capacity(ins.len());
     for &v in ins {
         match cx.types.get(&v) {
             Some(t) => its.push(t.clone()),
-            None => return Err(op_err(op, format!("input '{}' has no type", g.value(v).name))),
+            None => {
+                return Err(op_err(
+                    op,
+                    format!("input '{}' has no type", g.value(v).name),
+                ))
+            }
         }
     }
     // Constant folding of small all-known subgraphs.
     let all_known = !matches!(op, Op::Constant(_))
         && !ins.is_empty()
-        && ins.iter().try_fold(0usize, |a, &v| cx.known(v).map(|t| a + t.len())).is_some_and(|n| n <= FOLD_LIMIT);
+        && ins
+            .iter()
+            .try_fold(0usize, |a, &v| cx.known(v).map(|t| a + t.len()))
+            .is_some_and(|n| n <= FOLD_LIMIT);
     if all_known {
         // Infer first, so that the output size is bounded before evaluating.
         let tys = rule(cx, op, ins, &its)?;
         let small = tys.iter().all(|t| {
-            t.known_shape()
-                .is_some_and(|s| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_some_and(|n| n <= FOLD_LIMIT))
+            t.known_shape().is_some_and(|s| {
+                s.iter()
+                    .try_fold(1usize, |a, &d| a.checked_mul(d))
+                    .is_some_and(|n| n <= FOLD_LIMIT)
+            })
         });
         if small {
-            let args = ins.iter().map(|&v| Arg::Ref(cx.known(v).expect("known"))).collect();
+            let args = ins
+                .iter()
+                .map(|&v| Arg::Ref(cx.known(v).expect("known")))
+                .collect();
             let res = eval::eval_args(op, args, outs.len())?;
             for (&v, t) in outs.iter().zip(res) {
                 record(cx, v, TensorType::known(t.dtype(), t.shape()), Some(t));
@@ -177,10 +211,17 @@ fn infer_node(cx: &mut Ctx<'_>, id: NodeId) -> Result<(), InterpError> {
     }
     if let Some(sv) = sym_value(cx, op, ins, &its) {
         // A fully known value becomes a known tensor, so that the chains around it fold.
-        let ks: Option<Vec<i64>> = sv.iter().map(|e| if let SymInt::K(k) = e { Some(*k) } else { None }).collect();
+        let ks: Option<Vec<i64>> = sv
+            .iter()
+            .map(|e| if let SymInt::K(k) = e { Some(*k) } else { None })
+            .collect();
         if let (Some(ks), Some(t)) = (ks, cx.types.get(&outs[0])) {
             if t.dtype == DType::I64 && t.rank() <= 1 {
-                let shape: Vec<usize> = if t.rank() == 0 { vec![] } else { vec![ks.len()] };
+                let shape: Vec<usize> = if t.rank() == 0 {
+                    vec![]
+                } else {
+                    vec![ks.len()]
+                };
                 if let Some(tv) = Tensor::from_i64(&shape, ks) {
                     cx.folded.insert(outs[0], tv);
                 }
@@ -192,11 +233,9 @@ fn infer_node(cx: &mut Ctx<'_>, id: NodeId) -> Result<(), InterpError> {
 }
 
 fn record(cx: &mut Ctx<'_>, v: ValueId, t: TensorType, val: Option<Tensor>) {
-    if let Some(tv) = val.as_ref().or_else(|| cx.g.constant(v)) {
-        if let Tensor::I64(a) = tv {
-            if a.ndim() <= 1 && a.len() <= 64 {
-                cx.symv.insert(v, a.iter().map(|&k| SymInt::K(k)).collect());
-            }
+    if let Some(Tensor::I64(a)) = val.as_ref().or_else(|| cx.g.constant(v)) {
+        if a.ndim() <= 1 && a.len() <= 64 {
+            cx.symv.insert(v, a.iter().map(|&k| SymInt::K(k)).collect());
         }
     }
     if let Some(tv) = val {
@@ -255,7 +294,10 @@ fn sym_value(cx: &Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Opti
 
 fn need_float(op: &Op, t: &TensorType) -> Result<(), InterpError> {
     if !t.dtype.is_float() {
-        return Err(op_err(op, format!("expects a float tensor, got {}", t.dtype)));
+        return Err(op_err(
+            op,
+            format!("expects a float tensor, got {}", t.dtype),
+        ));
     }
     Ok(())
 }
@@ -264,7 +306,10 @@ fn same_dtypes(op: &Op, its: &[TensorType]) -> Result<DType, InterpError> {
     let d = its[0].dtype;
     for t in &its[1..] {
         if t.dtype != d {
-            return Err(op_err(op, format!("mixed input dtypes {d} and {}", t.dtype)));
+            return Err(op_err(
+                op,
+                format!("mixed input dtypes {d} and {}", t.dtype),
+            ));
         }
     }
     Ok(d)
@@ -276,8 +321,16 @@ fn broadcast(cx: &mut Ctx<'_>, op: &Op, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>
     let one = Dim::Known(1);
     let mut out = Vec::with_capacity(r);
     for i in 0..r {
-        let da = if i + a.len() >= r { &a[i + a.len() - r] } else { &one };
-        let db = if i + b.len() >= r { &b[i + b.len() - r] } else { &one };
+        let da = if i + a.len() >= r {
+            &a[i + a.len() - r]
+        } else {
+            &one
+        };
+        let db = if i + b.len() >= r {
+            &b[i + b.len() - r]
+        } else {
+            &one
+        };
         out.push(match (da, db) {
             (x, y) if x == y => x.clone(),
             (Dim::Known(1), y) => y.clone(),
@@ -285,7 +338,11 @@ fn broadcast(cx: &mut Ctx<'_>, op: &Op, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>
             (Dim::Known(x), Dim::Known(y)) => {
                 return Err(op_err(
                     op,
-                    format!("shapes {} and {} are not broadcastable (axis {i}: {x} vs {y})", fmt_dims(a), fmt_dims(b)),
+                    format!(
+                        "shapes {} and {} are not broadcastable (axis {i}: {x} vs {y})",
+                        fmt_dims(a),
+                        fmt_dims(b)
+                    ),
                 ))
             }
             (Dim::Known(k), Dim::Sym(_)) | (Dim::Sym(_), Dim::Known(k)) => Dim::Known(*k),
@@ -317,7 +374,11 @@ fn product(cx: &mut Ctx<'_>, op: &Op, d: &[Dim]) -> Result<Dim, InterpError> {
     let mut syms = Vec::new();
     for x in d {
         match x {
-            Dim::Known(n) => k = k.checked_mul(*n).ok_or_else(|| op_err(op, "shape product overflows"))?,
+            Dim::Known(n) => {
+                k = k
+                    .checked_mul(*n)
+                    .ok_or_else(|| op_err(op, "shape product overflows"))?
+            }
             Dim::Sym(s) => syms.push(s.clone()),
         }
     }
@@ -332,16 +393,25 @@ fn product(cx: &mut Ctx<'_>, op: &Op, d: &[Dim]) -> Result<Dim, InterpError> {
 /// Substitutes symbolic dims by `fill(i)` so that the static shape functions can run; the
 /// caller replaces the affected outputs by fresh symbols.
 fn subst(d: &[Dim], fill: impl Fn(usize) -> usize) -> Vec<usize> {
-    d.iter().enumerate().map(|(i, x)| kn(x).unwrap_or_else(|| fill(i))).collect()
+    d.iter()
+        .enumerate()
+        .map(|(i, x)| kn(x).unwrap_or_else(|| fill(i)))
+        .collect()
 }
 
 fn dilated_kernel(w: &pannc_ir::Window, kernel: &[usize], i: usize) -> usize {
     let dil = w.dilations.get(i).copied().unwrap_or(1).max(1);
-    dil.saturating_mul(kernel.get(i).copied().unwrap_or(1).saturating_sub(1)).saturating_add(1)
+    dil.saturating_mul(kernel.get(i).copied().unwrap_or(1).saturating_sub(1))
+        .saturating_add(1)
 }
 
 /// Output types of one node.
-fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Result<Vec<TensorType>, InterpError> {
+fn rule(
+    cx: &mut Ctx<'_>,
+    op: &Op,
+    ins: &[ValueId],
+    its: &[TensorType],
+) -> Result<Vec<TensorType>, InterpError> {
     if let Op::Constant(t) = op {
         return Ok(vec![TensorType::known(t.dtype(), t.shape())]);
     }
@@ -356,12 +426,18 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
             need_float(op, t0)?;
             let x = &t0.shape;
             let Some(ws) = its[1].known_shape() else {
-                return Err(op_err(op, format!("weight shape {} must be static", fmt_dims(&its[1].shape))));
+                return Err(op_err(
+                    op,
+                    format!("weight shape {} must be static", fmt_dims(&its[1].shape)),
+                ));
             };
             if x.len() < 3 || ws.len() != x.len() {
                 return Err(op_err(
                     op,
-                    format!("input {} and weight {ws:?} must have equal rank ≥ 3", fmt_dims(x)),
+                    format!(
+                        "input {} and weight {ws:?} must have equal rank ≥ 3",
+                        fmt_dims(x)
+                    ),
                 ));
             }
             let kernel = ws[2..].to_vec();
@@ -374,18 +450,32 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
             let (_, out) = eval::conv_shapes(op, window, *group, &xs, &ws, bias.as_deref())?;
             let mut d = vec![x[0].clone(), Dim::Known(out[1])];
             for i in 2..x.len() {
-                d.push(if kn(&x[i]).is_some() { Dim::Known(out[i]) } else { cx.fresh() });
+                d.push(if kn(&x[i]).is_some() {
+                    Dim::Known(out[i])
+                } else {
+                    cx.fresh()
+                });
             }
             vec![ty(dt, d)]
         }
         Op::MaxPool { window } | Op::AveragePool { window, .. } => {
             need_float(op, t0)?;
             let x = &t0.shape;
-            let xs = subst(x, |i| if i < 2 { 1 } else { dilated_kernel(window, &window.kernel_shape, i - 2) });
+            let xs = subst(x, |i| {
+                if i < 2 {
+                    1
+                } else {
+                    dilated_kernel(window, &window.kernel_shape, i - 2)
+                }
+            });
             let (_, out) = eval::pool_shapes(op, window, &xs)?;
             let mut d = vec![x[0].clone(), x[1].clone()];
             for i in 2..x.len() {
-                d.push(if kn(&x[i]).is_some() { Dim::Known(out[i]) } else { cx.fresh() });
+                d.push(if kn(&x[i]).is_some() {
+                    Dim::Known(out[i])
+                } else {
+                    cx.fresh()
+                });
             }
             let mut v = vec![ty(t0.dtype, d.clone())];
             if matches!(op, Op::MaxPool { .. }) {
@@ -393,28 +483,57 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
             }
             v
         }
-        Op::Gemm { trans_a, trans_b, .. } => {
+        Op::Gemm {
+            trans_a, trans_b, ..
+        } => {
             let dt = same_dtypes(op, its)?;
             let (a, b) = (&t0.shape, &its[1].shape);
             if a.len() != 2 || b.len() != 2 {
-                return Err(op_err(op, format!("A and B must be 2-D, got {} and {}", fmt_dims(a), fmt_dims(b))));
+                return Err(op_err(
+                    op,
+                    format!(
+                        "A and B must be 2-D, got {} and {}",
+                        fmt_dims(a),
+                        fmt_dims(b)
+                    ),
+                ));
             }
-            let (m, k) = if *trans_a { (&a[1], &a[0]) } else { (&a[0], &a[1]) };
-            let (k2, n) = if *trans_b { (&b[1], &b[0]) } else { (&b[0], &b[1]) };
+            let (m, k) = if *trans_a {
+                (&a[1], &a[0])
+            } else {
+                (&a[0], &a[1])
+            };
+            let (k2, n) = if *trans_b {
+                (&b[1], &b[0])
+            } else {
+                (&b[0], &b[1])
+            };
             if let (Some(x), Some(y)) = (kn(k), kn(k2)) {
                 if x != y {
-                    return Err(op_err(op, format!("inner dimensions differ: A' is {m}×{k}, B' is {k2}×{n}")));
+                    return Err(op_err(
+                        op,
+                        format!("inner dimensions differ: A' is {m}×{k}, B' is {k2}×{n}"),
+                    ));
                 }
             }
             let out = vec![m.clone(), n.clone()];
             if let Some(c) = its.get(2) {
                 let ok = c.shape.len() <= 2
-                    && c.shape.iter().rev().zip(out.iter().rev()).all(|(d, w)| match (kn(d), kn(w)) {
-                        (Some(x), Some(y)) => x == y || x == 1,
-                        _ => true,
+                    && c.shape.iter().rev().zip(out.iter().rev()).all(|(d, w)| {
+                        match (kn(d), kn(w)) {
+                            (Some(x), Some(y)) => x == y || x == 1,
+                            _ => true,
+                        }
                     });
                 if !ok {
-                    return Err(op_err(op, format!("C of shape {} does not broadcast to {}", fmt_dims(&c.shape), fmt_dims(&out))));
+                    return Err(op_err(
+                        op,
+                        format!(
+                            "C of shape {} does not broadcast to {}",
+                            fmt_dims(&c.shape),
+                            fmt_dims(&out)
+                        ),
+                    ));
                 }
             }
             vec![ty(dt, out)]
@@ -425,12 +544,23 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
             if a.is_empty() || b.is_empty() {
                 return Err(op_err(op, "operands must have rank ≥ 1"));
             }
-            let a2: Vec<Dim> = if a.len() == 1 { vec![Dim::Known(1), a[0].clone()] } else { a.clone() };
-            let b2: Vec<Dim> = if b.len() == 1 { vec![b[0].clone(), Dim::Known(1)] } else { b.clone() };
+            let a2: Vec<Dim> = if a.len() == 1 {
+                vec![Dim::Known(1), a[0].clone()]
+            } else {
+                a.clone()
+            };
+            let b2: Vec<Dim> = if b.len() == 1 {
+                vec![b[0].clone(), Dim::Known(1)]
+            } else {
+                b.clone()
+            };
             let (ra, rb) = (a2.len(), b2.len());
             if let (Some(x), Some(y)) = (kn(&a2[ra - 1]), kn(&b2[rb - 2])) {
                 if x != y {
-                    return Err(op_err(op, format!("inner dimensions differ: {} × {}", fmt_dims(a), fmt_dims(b))));
+                    return Err(op_err(
+                        op,
+                        format!("inner dimensions differ: {} × {}", fmt_dims(a), fmt_dims(b)),
+                    ));
                 }
             }
             let mut out = broadcast(cx, op, &a2[..ra - 2], &b2[..rb - 2])?;
@@ -450,12 +580,28 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
             let dt = same_dtypes(op, its)?;
             need_float(op, t0)?;
             if t0.rank() < 2 {
-                return Err(op_err(op, format!("input must have rank ≥ 2 (N, C, ...), got {}", fmt_dims(&t0.shape))));
+                return Err(op_err(
+                    op,
+                    format!(
+                        "input must have rank ≥ 2 (N, C, ...), got {}",
+                        fmt_dims(&t0.shape)
+                    ),
+                ));
             }
             for (name, p) in ["scale", "B", "mean", "var"].iter().zip(&its[1..]) {
-                let ok = p.rank() == 1 && (kn(&p.shape[0]).is_none() || kn(&t0.shape[1]).is_none() || p.shape[0] == t0.shape[1]);
+                let ok = p.rank() == 1
+                    && (kn(&p.shape[0]).is_none()
+                        || kn(&t0.shape[1]).is_none()
+                        || p.shape[0] == t0.shape[1]);
                 if !ok {
-                    return Err(op_err(op, format!("{name} has shape {}, expected [{}] (the input's channels)", fmt_dims(&p.shape), t0.shape[1])));
+                    return Err(op_err(
+                        op,
+                        format!(
+                            "{name} has shape {}, expected [{}] (the input's channels)",
+                            fmt_dims(&p.shape),
+                            t0.shape[1]
+                        ),
+                    ));
                 }
             }
             vec![ty(dt, t0.shape.clone())]
@@ -463,11 +609,19 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
         Op::Relu | Op::Clip { .. } | Op::Identity => {
             if let Op::Clip { .. } = op {
                 for b in &its[1..] {
-                    if b.known_shape().is_some_and(|s| s.iter().product::<usize>() > 1) {
-                        return Err(op_err(op, format!("bounds must be scalars, got shape {}", fmt_dims(&b.shape))));
+                    if b.known_shape()
+                        .is_some_and(|s| s.iter().product::<usize>() > 1)
+                    {
+                        return Err(op_err(
+                            op,
+                            format!("bounds must be scalars, got shape {}", fmt_dims(&b.shape)),
+                        ));
                     }
                     if b.dtype != t0.dtype {
-                        return Err(op_err(op, format!("bound dtype {} ≠ input dtype {}", b.dtype, t0.dtype)));
+                        return Err(op_err(
+                            op,
+                            format!("bound dtype {} ≠ input dtype {}", b.dtype, t0.dtype),
+                        ));
                     }
                 }
             }
@@ -486,13 +640,19 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
         Op::GlobalAveragePool => {
             need_float(op, t0)?;
             if t0.rank() < 2 {
-                return Err(op_err(op, format!("input must have rank ≥ 2, got {}", fmt_dims(&t0.shape))));
+                return Err(op_err(
+                    op,
+                    format!("input must have rank ≥ 2, got {}", fmt_dims(&t0.shape)),
+                ));
             }
             let mut d = t0.shape[..2].to_vec();
             d.extend(std::iter::repeat_n(Dim::Known(1), t0.rank() - 2));
             vec![ty(t0.dtype, d)]
         }
-        Op::ReduceMean { keepdims, noop_with_empty_axes } => {
+        Op::ReduceMean {
+            keepdims,
+            noop_with_empty_axes,
+        } => {
             need_float(op, t0)?;
             let axes = match ins.get(1) {
                 Some(&a) => match cx.const_ints(a) {
@@ -501,7 +661,12 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
                         let d = (0..t0.rank()).map(|_| cx.fresh()).collect();
                         return Ok(vec![ty(t0.dtype, d)]);
                     }
-                    None => return Err(op_err(op, "axes must be a constant to infer the output rank")),
+                    None => {
+                        return Err(op_err(
+                            op,
+                            "axes must be a constant to infer the output rank",
+                        ))
+                    }
                 },
                 None => None,
             };
@@ -525,17 +690,26 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
         Op::Flatten { axis } => {
             let r = t0.rank() as i64;
             if *axis < -r || *axis > r {
-                return Err(op_err(op, format!("axis {axis} is out of range for rank {r}")));
+                return Err(op_err(
+                    op,
+                    format!("axis {axis} is out of range for rank {r}"),
+                ));
             }
             let a = if *axis < 0 { axis + r } else { *axis } as usize;
             let d0 = product(cx, op, &t0.shape[..a])?;
             let d1 = product(cx, op, &t0.shape[a..])?;
             vec![ty(t0.dtype, vec![d0, d1])]
         }
-        Op::Reshape { allowzero } => vec![ty(t0.dtype, reshape_rule(cx, op, *allowzero, t0, ins[1], &its[1])?)],
+        Op::Reshape { allowzero } => vec![ty(
+            t0.dtype,
+            reshape_rule(cx, op, *allowzero, t0, ins[1], &its[1])?,
+        )],
         Op::Transpose { perm } => {
             let p = eval::transpose_perm(op, perm, t0.rank())?;
-            vec![ty(t0.dtype, p.iter().map(|&i| t0.shape[i].clone()).collect())]
+            vec![ty(
+                t0.dtype,
+                p.iter().map(|&i| t0.shape[i].clone()).collect(),
+            )]
         }
         Op::Concat { axis } => {
             let dt = same_dtypes(op, its)?;
@@ -547,27 +721,46 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
             let mut out = t0.shape.clone();
             for t in &its[1..] {
                 if t.rank() != r {
-                    return Err(op_err(op, format!("input shapes {} and {} differ in rank", fmt_dims(&t0.shape), fmt_dims(&t.shape))));
+                    return Err(op_err(
+                        op,
+                        format!(
+                            "input shapes {} and {} differ in rank",
+                            fmt_dims(&t0.shape),
+                            fmt_dims(&t.shape)
+                        ),
+                    ));
                 }
-                for i in 0..r {
+                for (i, (o, d)) in out.iter_mut().zip(&t.shape).enumerate() {
                     if i == ax {
                         continue;
                     }
-                    match (kn(&out[i]), kn(&t.shape[i])) {
+                    match (kn(o), kn(d)) {
                         (Some(a), Some(b)) if a != b => {
-                            return Err(op_err(op, format!("input shapes {} and {} differ outside axis {ax}", fmt_dims(&t0.shape), fmt_dims(&t.shape))))
+                            return Err(op_err(
+                                op,
+                                format!(
+                                    "input shapes {} and {} differ outside axis {ax}",
+                                    fmt_dims(&t0.shape),
+                                    fmt_dims(&t.shape)
+                                ),
+                            ))
                         }
-                        (None, Some(b)) => out[i] = Dim::Known(b),
+                        (None, Some(b)) => *o = Dim::Known(b),
                         _ => {}
                     }
                 }
             }
             let along: Vec<Dim> = its.iter().map(|t| t.shape[ax].clone()).collect();
             out[ax] = match along.iter().map(kn).collect::<Option<Vec<usize>>>() {
-                Some(v) => Dim::Known(v.iter().try_fold(0usize, |a, &b| a.checked_add(b)).ok_or_else(|| op_err(op, "size overflows"))?),
-                None if along.iter().filter(|d| **d != Dim::Known(0)).count() == 1 => {
-                    along.into_iter().find(|d| *d != Dim::Known(0)).expect("one")
-                }
+                Some(v) => Dim::Known(
+                    v.iter()
+                        .try_fold(0usize, |a, &b| a.checked_add(b))
+                        .ok_or_else(|| op_err(op, "size overflows"))?,
+                ),
+                None if along.iter().filter(|d| **d != Dim::Known(0)).count() == 1 => along
+                    .into_iter()
+                    .find(|d| *d != Dim::Known(0))
+                    .expect("one"),
                 None => cx.fresh(),
             };
             vec![ty(dt, out)]
@@ -576,10 +769,7 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
             let r = t0.rank();
             let pads = cx.const_ints(ins[1]);
             let axes = match ins.get(3) {
-                Some(&a) => match cx.const_ints(a) {
-                    Some(v) => Some(Some(v)),
-                    None => None,
-                },
+                Some(&a) => cx.const_ints(a).map(Some),
                 None => Some(None),
             };
             let d = match (pads, axes) {
@@ -599,7 +789,10 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
             };
             if let Some(c) = its.get(2) {
                 if c.dtype != t0.dtype {
-                    return Err(op_err(op, format!("constant_value dtype {} ≠ data dtype {}", c.dtype, t0.dtype)));
+                    return Err(op_err(
+                        op,
+                        format!("constant_value dtype {} ≠ data dtype {}", c.dtype, t0.dtype),
+                    ));
                 }
             }
             vec![ty(t0.dtype, d)]
@@ -607,43 +800,77 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
         Op::Squeeze => {
             let d = match ins.get(1) {
                 Some(&a) => {
-                    let axes = cx.const_ints(a).ok_or_else(|| op_err(op, "axes must be a constant"))?;
+                    let axes = cx
+                        .const_ints(a)
+                        .ok_or_else(|| op_err(op, "axes must be a constant"))?;
                     let r = t0.rank();
                     let mut drop = vec![false; r];
                     for &x in &axes {
                         let x = eval::norm_axis(op, x, r)?;
                         if kn(&t0.shape[x]).is_some_and(|n| n != 1) {
-                            return Err(op_err(op, format!("cannot squeeze axis {x} of size {} (shape {})", t0.shape[x], fmt_dims(&t0.shape))));
+                            return Err(op_err(
+                                op,
+                                format!(
+                                    "cannot squeeze axis {x} of size {} (shape {})",
+                                    t0.shape[x],
+                                    fmt_dims(&t0.shape)
+                                ),
+                            ));
                         }
                         drop[x] = true;
                     }
                     if axes.is_empty() {
-                        t0.shape.iter().filter(|d| **d != Dim::Known(1)).cloned().collect()
+                        t0.shape
+                            .iter()
+                            .filter(|d| **d != Dim::Known(1))
+                            .cloned()
+                            .collect()
                     } else {
-                        t0.shape.iter().zip(&drop).filter(|(_, &dr)| !dr).map(|(d, _)| d.clone()).collect()
+                        t0.shape
+                            .iter()
+                            .zip(&drop)
+                            .filter(|(_, &dr)| !dr)
+                            .map(|(d, _)| d.clone())
+                            .collect()
                     }
                 }
-                None => t0.shape.iter().filter(|d| **d != Dim::Known(1)).cloned().collect(),
+                None => t0
+                    .shape
+                    .iter()
+                    .filter(|d| **d != Dim::Known(1))
+                    .cloned()
+                    .collect(),
             };
             vec![ty(t0.dtype, d)]
         }
         Op::Unsqueeze => {
-            let axes = cx.const_ints(ins[1]).ok_or_else(|| op_err(op, "axes must be a constant"))?;
+            let axes = cx
+                .const_ints(ins[1])
+                .ok_or_else(|| op_err(op, "axes must be a constant"))?;
             let pos = eval::unsqueeze_axes(op, t0.rank(), &axes)?;
-            vec![ty(t0.dtype, eval::unsqueeze_shape(&t0.shape, &pos, Dim::Known(1)))]
+            vec![ty(
+                t0.dtype,
+                eval::unsqueeze_shape(&t0.shape, &pos, Dim::Known(1)),
+            )]
         }
         Op::Shape { start, end } => {
             let (a, b) = eval::shape_range(t0.rank(), *start, *end);
             vec![TensorType::known(DType::I64, &[b - a])]
         }
         Op::Gather { .. } if its[1].dtype != DType::I64 => {
-            return Err(op_err(op, format!("indices must be i64, got {}", its[1].dtype)));
+            return Err(op_err(
+                op,
+                format!("indices must be i64, got {}", its[1].dtype),
+            ));
         }
         Op::Gather { axis } => {
             let (ax, out) = eval::gather_shape(op, &t0.shape, &its[1].shape, *axis)?;
             if let (Some(n), Some(idx)) = (kn(&t0.shape[ax]), cx.const_ints(ins[1])) {
                 if let Some(&bad) = idx.iter().find(|&&i| i < -(n as i64) || i >= n as i64) {
-                    return Err(op_err(op, format!("index {bad} is out of range for axis {ax} of size {n}")));
+                    return Err(op_err(
+                        op,
+                        format!("index {bad} is out of range for axis {ax} of size {n}"),
+                    ));
                 }
             }
             vec![ty(t0.dtype, out)]
@@ -651,17 +878,26 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
         Op::Cast { to } => vec![ty(*to, t0.shape.clone())],
         Op::ConstantOfShape { value } => {
             if value.len() != 1 {
-                return Err(op_err(op, format!("value must hold one element, holds {}", value.len())));
+                return Err(op_err(
+                    op,
+                    format!("value must hold one element, holds {}", value.len()),
+                ));
             }
             if t0.dtype != DType::I64 || t0.rank() > 1 {
-                return Err(op_err(op, format!("shape input must be a 1-D i64 tensor, got {t0}")));
+                return Err(op_err(
+                    op,
+                    format!("shape input must be a 1-D i64 tensor, got {t0}"),
+                ));
             }
             let d = match cx.ints(ins[0]) {
                 Some(v) => {
                     let mut d = Vec::with_capacity(v.len());
                     for e in v {
                         d.push(match e {
-                            SymInt::K(k) => Dim::Known(usize::try_from(k).map_err(|_| op_err(op, format!("negative dimension {k}")))?),
+                            SymInt::K(k) => Dim::Known(
+                                usize::try_from(k)
+                                    .map_err(|_| op_err(op, format!("negative dimension {k}")))?,
+                            ),
                             SymInt::S(s) => Dim::Sym(s),
                         });
                     }
@@ -672,7 +908,12 @@ fn rule(cx: &mut Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Resul
                 None => match t0.shape.first().and_then(kn) {
                     Some(k) => (0..k).map(|_| cx.fresh()).collect(),
                     None if t0.rank() == 0 => vec![],
-                    None => return Err(op_err(op, "cannot infer the output rank from a shape of unknown length")),
+                    None => {
+                        return Err(op_err(
+                            op,
+                            "cannot infer the output rank from a shape of unknown length",
+                        ))
+                    }
                 },
             };
             vec![ty(value.dtype(), d)]
@@ -691,18 +932,26 @@ fn reshape_rule(
     shape_t: &TensorType,
 ) -> Result<Vec<Dim>, InterpError> {
     if shape_t.dtype != DType::I64 || shape_t.rank() != 1 {
-        return Err(op_err(op, format!("shape must be a 1-D i64 tensor, got {shape_t}")));
+        return Err(op_err(
+            op,
+            format!("shape must be a 1-D i64 tensor, got {shape_t}"),
+        ));
     }
     let Some(spec) = cx.ints(shape_v) else {
         return match kn(&shape_t.shape[0]) {
             Some(k) => Ok((0..k).map(|_| cx.fresh()).collect()),
-            None => Err(op_err(op, "cannot infer the output rank from a shape of unknown length")),
+            None => Err(op_err(
+                op,
+                "cannot infer the output rank from a shape of unknown length",
+            )),
         };
     };
     let x = &t0.shape;
     if let (Some(xs), Some(ks)) = (
         t0.known_shape(),
-        spec.iter().map(|e| if let SymInt::K(k) = e { Some(*k) } else { None }).collect::<Option<Vec<i64>>>(),
+        spec.iter()
+            .map(|e| if let SymInt::K(k) = e { Some(*k) } else { None })
+            .collect::<Option<Vec<i64>>>(),
     ) {
         return Ok(dims_of(&eval::reshape_shape(op, &xs, &ks, allowzero)?));
     }
@@ -720,9 +969,20 @@ fn reshape_rule(
             }
             SymInt::K(0) if !allowzero => match x.get(i) {
                 Some(d) => d.clone(),
-                None => return Err(op_err(op, format!("shape copies axis {i} (0), but the input {} has rank {}", fmt_dims(x), x.len()))),
+                None => {
+                    return Err(op_err(
+                        op,
+                        format!(
+                            "shape copies axis {i} (0), but the input {} has rank {}",
+                            fmt_dims(x),
+                            x.len()
+                        ),
+                    ))
+                }
             },
-            SymInt::K(k) if *k < 0 => return Err(op_err(op, format!("invalid dimension {k} in shape"))),
+            SymInt::K(k) if *k < 0 => {
+                return Err(op_err(op, format!("invalid dimension {k} in shape")))
+            }
             SymInt::K(k) => Dim::Known(*k as usize),
         };
         out.push(Some(d));
@@ -741,7 +1001,8 @@ fn reshape_rule(
         Some((k, s))
     };
     let (kin, sin) = split(&mut x.iter()).ok_or_else(|| op_err(op, "shape product overflows"))?;
-    let (kout, sout) = split(&mut out.iter().flatten()).ok_or_else(|| op_err(op, "shape product overflows"))?;
+    let (kout, sout) =
+        split(&mut out.iter().flatten()).ok_or_else(|| op_err(op, "shape product overflows"))?;
     // Remaining input symbols after cancelling those named on the output side.
     let mut rem = sin.clone();
     let mut cancelled = true;
@@ -756,13 +1017,19 @@ fn reshape_rule(
     match infer_at {
         None => {
             if cancelled && rem.is_empty() && kin != kout {
-                return Err(op_err(op, format!("cannot reshape {} to {}", fmt_dims(x), fmt_ints(&spec))));
+                return Err(op_err(
+                    op,
+                    format!("cannot reshape {} to {}", fmt_dims(x), fmt_ints(&spec)),
+                ));
             }
         }
         Some(i) => {
             out[i] = Some(if cancelled && rem.is_empty() && kout != 0 {
                 if kin % kout != 0 {
-                    return Err(op_err(op, format!("cannot reshape {} to {}", fmt_dims(x), fmt_ints(&spec))));
+                    return Err(op_err(
+                        op,
+                        format!("cannot reshape {} to {}", fmt_dims(x), fmt_ints(&spec)),
+                    ));
                 }
                 Dim::Known((kin / kout) as usize)
             } else if cancelled && rem.len() == 1 && kin == kout && kout != 0 {

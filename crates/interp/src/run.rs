@@ -34,7 +34,11 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { precision: Precision::F32, batch_chunk: 64, threads: 0 }
+        RunOptions {
+            precision: Precision::F32,
+            batch_chunk: 64,
+            threads: 0,
+        }
     }
 }
 
@@ -50,7 +54,9 @@ pub fn run(g: &Graph, inputs: &[Tensor], opts: &RunOptions) -> Result<Vec<Tensor
     let plan = Plan::new(g, opts.precision)?;
     let batch = check_inputs(g, inputs)?;
     let f64_mode = opts.precision == Precision::F64;
-    let promote = |t: &Tensor| -> Option<Tensor> { (f64_mode && t.dtype() == DType::F32).then(|| t.cast(DType::F64)) };
+    let promote = |t: &Tensor| -> Option<Tensor> {
+        (f64_mode && t.dtype() == DType::F32).then(|| t.cast(DType::F64))
+    };
 
     let chunk = opts.batch_chunk;
     let split = match &batch {
@@ -65,7 +71,10 @@ pub fn run(g: &Graph, inputs: &[Tensor], opts: &RunOptions) -> Result<Vec<Tensor
         return plan.exec(args.collect());
     }
     let n = batch.as_ref().map_or(0, |b| b.1);
-    let ranges: Vec<(usize, usize)> = (0..n).step_by(chunk).map(|s| (s, (s + chunk).min(n))).collect();
+    let ranges: Vec<(usize, usize)> = (0..n)
+        .step_by(chunk)
+        .map(|s| (s, (s + chunk).min(n)))
+        .collect();
     let work = || -> Result<Vec<Vec<Tensor>>, InterpError> {
         ranges
             .par_iter()
@@ -85,12 +94,17 @@ pub fn run(g: &Graph, inputs: &[Tensor], opts: &RunOptions) -> Result<Vec<Tensor
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)
             .build()
-            .map_err(|e| InterpError::Graph { graph: g.name.clone(), msg: format!("thread pool: {e}") })?;
+            .map_err(|e| InterpError::Graph {
+                graph: g.name.clone(),
+                msg: format!("thread pool: {e}"),
+            })?;
         pool.install(work)?
     } else {
         work()?
     };
-    (0..g.outputs().len()).map(|i| concat0(g, i, &parts)).collect()
+    (0..g.outputs().len())
+        .map(|i| concat0(g, i, &parts))
+        .collect()
 }
 
 fn slice0(t: &Tensor, s: usize, e: usize) -> Tensor {
@@ -103,13 +117,28 @@ fn slice0(t: &Tensor, s: usize, e: usize) -> Tensor {
 }
 
 fn concat0(g: &Graph, i: usize, parts: &[Vec<Tensor>]) -> Result<Tensor, InterpError> {
-    let err = |msg: String| InterpError::Graph { graph: g.name.clone(), msg };
+    let err = |msg: String| InterpError::Graph {
+        graph: g.name.clone(),
+        msg,
+    };
     macro_rules! cat {
         ($v:ident) => {{
-            let views: Option<Vec<_>> =
-                parts.iter().map(|p| if let Tensor::$v(a) = &p[i] { Some(a.view()) } else { None }).collect();
-            let views = views.ok_or_else(|| err(format!("output {i} changes dtype between chunks")))?;
-            Tensor::$v(ndarray::concatenate(Axis(0), &views).map_err(|e| err(format!("output {i}: {e}")))?)
+            let views: Option<Vec<_>> = parts
+                .iter()
+                .map(|p| {
+                    if let Tensor::$v(a) = &p[i] {
+                        Some(a.view())
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            let views =
+                views.ok_or_else(|| err(format!("output {i} changes dtype between chunks")))?;
+            Tensor::$v(
+                ndarray::concatenate(Axis(0), &views)
+                    .map_err(|e| err(format!("output {i}: {e}")))?,
+            )
         }};
     }
     Ok(match &parts[0][i] {
@@ -133,7 +162,11 @@ fn check_inputs(g: &Graph, inputs: &[Tensor]) -> Result<Option<(String, usize)>,
     let mut all_batched = true;
     for (i, (&v, t)) in g.inputs().iter().zip(inputs).enumerate() {
         let val = g.value(v);
-        let err = |msg: String| InterpError::Input { index: i, name: val.name.clone(), msg };
+        let err = |msg: String| InterpError::Input {
+            index: i,
+            name: val.name.clone(),
+            msg,
+        };
         let Some(ty) = &val.ty else {
             all_batched = false;
             continue;
@@ -144,12 +177,18 @@ fn check_inputs(g: &Graph, inputs: &[Tensor]) -> Result<Option<(String, usize)>,
         }
         let s = t.shape();
         if s.len() != ty.rank() {
-            return Err(err(format!("expected shape {ty}, got {s:?} (rank {} ≠ {})", s.len(), ty.rank())));
+            return Err(err(format!(
+                "expected shape {ty}, got {s:?} (rank {} ≠ {})",
+                s.len(),
+                ty.rank()
+            )));
         }
         for (ax, (d, &n)) in ty.shape.iter().zip(s).enumerate() {
             match d {
                 Dim::Known(k) if *k != n => {
-                    return Err(err(format!("expected shape {ty}, got {s:?} (axis {ax}: {n} ≠ {k})")))
+                    return Err(err(format!(
+                        "expected shape {ty}, got {s:?} (axis {ax}: {n} ≠ {k})"
+                    )))
                 }
                 Dim::Sym(name) => match binds.get(name) {
                     Some(&(k, j)) if k != n => {
@@ -167,7 +206,9 @@ fn check_inputs(g: &Graph, inputs: &[Tensor]) -> Result<Option<(String, usize)>,
             }
         }
         match ty.shape.first() {
-            Some(Dim::Sym(name)) if batch.as_ref().is_none_or(|b| b == name) => batch = Some(name.clone()),
+            Some(Dim::Sym(name)) if batch.as_ref().is_none_or(|b| b == name) => {
+                batch = Some(name.clone())
+            }
             _ => all_batched = false,
         }
     }
@@ -198,12 +239,18 @@ struct Step<'g> {
 
 impl<'g> Plan<'g> {
     fn new(g: &'g Graph, prec: Precision) -> Result<Plan<'g>, InterpError> {
-        let order = g.topo_order().map_err(|e| InterpError::Graph { graph: g.name.clone(), msg: e.to_string() })?;
+        let order = g.topo_order().map_err(|e| InterpError::Graph {
+            graph: g.name.clone(),
+            msg: e.to_string(),
+        })?;
         let nvals = g.value_ids().map(|v| v.index() + 1).max().unwrap_or(0);
         let mut uses = vec![0usize; nvals];
         let mut is_output = vec![false; nvals];
         for &o in g.outputs() {
-            g.try_value(o).map_err(|e| InterpError::Graph { graph: g.name.clone(), msg: e.to_string() })?;
+            g.try_value(o).map_err(|e| InterpError::Graph {
+                graph: g.name.clone(),
+                msg: e.to_string(),
+            })?;
             is_output[o.index()] = true;
         }
         let f64_mode = prec == Precision::F64;
@@ -212,22 +259,36 @@ impl<'g> Plan<'g> {
         for id in order {
             let node = g.node(id);
             for &v in node.inputs() {
-                g.try_value(v).map_err(|e| InterpError::Graph { graph: g.name.clone(), msg: e.to_string() })?;
+                g.try_value(v).map_err(|e| InterpError::Graph {
+                    graph: g.name.clone(),
+                    msg: e.to_string(),
+                })?;
                 uses[v.index()] += 1;
             }
             match &node.op {
                 Op::Constant(t) => {
                     let Some(&out) = node.outputs().first() else {
-                        return Err(crate::error::op_err(&node.op, "has no output").at_node(&node_label(g, id)));
+                        return Err(crate::error::op_err(&node.op, "has no output")
+                            .at_node(&node_label(g, id)));
                     };
-                    let t = if f64_mode && t.dtype() == DType::F32 { Cow::Owned(t.cast(DType::F64)) } else { Cow::Borrowed(t) };
+                    let t = if f64_mode && t.dtype() == DType::F32 {
+                        Cow::Owned(t.cast(DType::F64))
+                    } else {
+                        Cow::Borrowed(t)
+                    };
                     consts.insert(out, t);
                 }
                 op => {
                     let op = match op {
-                        Op::Cast { to: DType::F32 } if f64_mode => Cow::Owned(Op::Cast { to: DType::F64 }),
-                        Op::ConstantOfShape { value } if f64_mode && value.dtype() == DType::F32 => {
-                            Cow::Owned(Op::ConstantOfShape { value: value.cast(DType::F64) })
+                        Op::Cast { to: DType::F32 } if f64_mode => {
+                            Cow::Owned(Op::Cast { to: DType::F64 })
+                        }
+                        Op::ConstantOfShape { value }
+                            if f64_mode && value.dtype() == DType::F32 =>
+                        {
+                            Cow::Owned(Op::ConstantOfShape {
+                                value: value.cast(DType::F64),
+                            })
                         }
                         op => Cow::Borrowed(op),
                     };
@@ -235,7 +296,14 @@ impl<'g> Plan<'g> {
                 }
             }
         }
-        Ok(Plan { g, steps, consts, uses, is_output, nvals })
+        Ok(Plan {
+            g,
+            steps,
+            consts,
+            uses,
+            is_output,
+            nvals,
+        })
     }
 
     fn exec(&self, inputs: Vec<Arg<'_>>) -> Result<Vec<Tensor>, InterpError> {
@@ -279,7 +347,8 @@ impl<'g> Plan<'g> {
                     },
                 }
             }
-            let outs = eval::eval_args(&step.op, args, node.outputs().len()).map_err(|e| e.at_node(&label()))?;
+            let outs = eval::eval_args(&step.op, args, node.outputs().len())
+                .map_err(|e| e.at_node(&label()))?;
             for &v in ins {
                 if rem[v.index()] == 0 && !self.is_output[v.index()] {
                     vals[v.index()] = None;
@@ -341,7 +410,9 @@ pub fn splittable_batch(g: &Graph) -> Option<String> {
 /// anything not understood says no.
 fn chunkable(g: &Graph, sym: &str) -> bool {
     let Ok(inf) = infer(g) else { return false };
-    let Ok(order) = g.topo_order() else { return false };
+    let Ok(order) = g.topo_order() else {
+        return false;
+    };
     batch_independent(g, &order, &inf, sym).is_some()
 }
 
@@ -350,7 +421,13 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
     // None (reject) if it appears twice or the value is untyped.
     let pos = |v: ValueId| -> Option<Option<usize>> {
         let t = inf.types.get(&v)?;
-        let ps: Vec<usize> = t.shape.iter().enumerate().filter(|(_, d)| matches!(d, Dim::Sym(s) if s == sym)).map(|(i, _)| i).collect();
+        let ps: Vec<usize> = t
+            .shape
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| matches!(d, Dim::Sym(s) if s == sym))
+            .map(|(i, _)| i)
+            .collect();
         match ps.len() {
             0 => Some(None),
             1 => Some(Some(ps[0])),
@@ -399,7 +476,7 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
                 }
             }
             Op::Add | Op::Sub | Op::Mul | Op::Div => {
-                let Some(p) = out0 else { return None };
+                let p = out0?;
                 let r = rank(outs[0]);
                 !tin.contains(&true)
                     && ins.iter().zip(&pin).all(|(&v, &pi)| {
@@ -415,10 +492,17 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
             | Op::AveragePool { .. }
             | Op::GlobalAveragePool
             | Op::BatchNormalization { .. }
-            | Op::Flatten { .. } => batched_only_first && pin[0] == Some(0) && pout.iter().all(|p| *p == Some(0)),
+            | Op::Flatten { .. } => {
+                batched_only_first && pin[0] == Some(0) && pout.iter().all(|p| *p == Some(0))
+            }
             Op::Gemm { trans_a, .. } => {
-                let c_ok = ins.get(2).is_none_or(|&c| rank(c) < 2 || dim(c, 0) == Some(Dim::Known(1)));
-                batched_only_first && pin[0] == Some(if *trans_a { 1 } else { 0 }) && out0 == Some(0) && c_ok
+                let c_ok = ins
+                    .get(2)
+                    .is_none_or(|&c| rank(c) < 2 || dim(c, 0) == Some(Dim::Known(1)));
+                batched_only_first
+                    && pin[0] == Some(if *trans_a { 1 } else { 0 })
+                    && out0 == Some(0)
+                    && c_ok
             }
             Op::MatMul => {
                 let (ra, rb) = (rank(ins[0]), rank(ins[1]));
@@ -430,13 +514,28 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
                 let ax = eval::norm_axis(&node.op, *axis, rank(ins[0])).ok()?;
                 batched_only_first && pin[0].is_some_and(|p| p != ax) && out0.is_some()
             }
-            Op::ReduceMean { noop_with_empty_axes, .. } => {
+            Op::ReduceMean {
+                noop_with_empty_axes,
+                ..
+            } => {
                 let axes = match ins.get(1) {
-                    Some(&a) => Some(g.constant(a).map(|t| t.to_i64_vec()).or_else(|| const_ints(inf, a))?),
+                    Some(&a) => Some(
+                        g.constant(a)
+                            .map(|t| t.to_i64_vec())
+                            .or_else(|| const_ints(inf, a))?,
+                    ),
                     None => None,
                 };
-                let red = eval::reduce_axes(&node.op, axes.as_deref(), rank(ins[0]), *noop_with_empty_axes).ok()?;
-                batched_only_first && pin[0].is_some_and(|p| red.is_none_or(|r| !r.contains(&p))) && out0.is_some()
+                let red = eval::reduce_axes(
+                    &node.op,
+                    axes.as_deref(),
+                    rank(ins[0]),
+                    *noop_with_empty_axes,
+                )
+                .ok()?;
+                batched_only_first
+                    && pin[0].is_some_and(|p| red.is_none_or(|r| !r.contains(&p)))
+                    && out0.is_some()
             }
             Op::Reshape { .. } => {
                 if pin[0].is_none() && tin[0] {
@@ -466,9 +565,16 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
             }
             Op::Pad { .. } => {
                 let p = pin[0]?;
-                let pads = g.constant(ins[1]).map(|t| t.to_i64_vec()).or_else(|| const_ints(inf, ins[1]))?;
+                let pads = g
+                    .constant(ins[1])
+                    .map(|t| t.to_i64_vec())
+                    .or_else(|| const_ints(inf, ins[1]))?;
                 let axes = match ins.get(3) {
-                    Some(&a) => Some(g.constant(a).map(|t| t.to_i64_vec()).or_else(|| const_ints(inf, a))?),
+                    Some(&a) => Some(
+                        g.constant(a)
+                            .map(|t| t.to_i64_vec())
+                            .or_else(|| const_ints(inf, a))?,
+                    ),
                     None => None,
                 };
                 let am = eval::pad_amounts(&node.op, rank(ins[0]), &pads, axes.as_deref()).ok()?;
@@ -518,7 +624,12 @@ fn const_ints(inf: &Inferred, v: ValueId) -> Option<Vec<i64>> {
     inf.symv
         .get(&v)?
         .iter()
-        .map(|e| if let crate::infer::SymInt::K(k) = e { Some(*k) } else { None })
+        .map(|e| {
+            if let crate::infer::SymInt::K(k) = e {
+                Some(*k)
+            } else {
+                None
+            }
+        })
         .collect()
 }
-

@@ -7,7 +7,10 @@ use pannc_ir::{AutoPad, DType, Graph, Op, PadMode, Tensor, Window};
 
 fn eval_err(op: Op, inputs: &[&Tensor]) -> String {
     match eval_op(&op, inputs) {
-        Ok(v) => panic!("{op} succeeded: {:?}", v.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>()),
+        Ok(v) => panic!(
+            "{op} succeeded: {:?}",
+            v.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>()
+        ),
         Err(e) => e.to_string(),
     }
 }
@@ -18,54 +21,176 @@ fn op_level_errors() {
     let big = i64t(&[2], vec![1 << 40, 1 << 40]);
     assert!(eval_err(Op::Add, &[&x]).contains("Add: takes 2 inputs, got 1"));
     assert!(eval_err(Op::Add, &[&x, &f32t(&[4], vec![0.0; 4])]).contains("not broadcastable"));
-    assert!(eval_err(Op::Add, &[&x, &i64t(&[3], vec![0; 3])]).contains("mixed input dtypes f32 and i64"));
+    assert!(eval_err(Op::Add, &[&x, &i64t(&[3], vec![0; 3])])
+        .contains("mixed input dtypes f32 and i64"));
     assert!(eval_err(Op::Tanh, &[&i64t(&[1], vec![1])]).contains("expects a float tensor, got i64"));
     let e = eval_err(Op::Reshape { allowzero: false }, &[&x, &big]);
     assert!(e.contains("overflows") || e.contains("limit"), "{e}");
-    let e = eval_err(Op::Reshape { allowzero: false }, &[&x, &i64t(&[2], vec![-1, -1])]);
+    let e = eval_err(
+        Op::Reshape { allowzero: false },
+        &[&x, &i64t(&[2], vec![-1, -1])],
+    );
     assert!(e.contains("more than one -1"), "{e}");
-    let e = eval_err(Op::ConstantOfShape { value: Tensor::scalar_f32(0.0) }, &[&i64t(&[2], vec![1 << 20, 1 << 20])]);
+    let e = eval_err(
+        Op::ConstantOfShape {
+            value: Tensor::scalar_f32(0.0),
+        },
+        &[&i64t(&[2], vec![1 << 20, 1 << 20])],
+    );
     assert!(e.contains("above the limit"), "{e}");
-    let e = eval_err(Op::ConstantOfShape { value: Tensor::scalar_f32(0.0) }, &[&big]);
+    let e = eval_err(
+        Op::ConstantOfShape {
+            value: Tensor::scalar_f32(0.0),
+        },
+        &[&big],
+    );
     assert!(e.contains("overflows"), "{e}");
-    let e = eval_err(Op::ConstantOfShape { value: Tensor::scalar_f32(0.0) }, &[&i64t(&[1], vec![-3])]);
+    let e = eval_err(
+        Op::ConstantOfShape {
+            value: Tensor::scalar_f32(0.0),
+        },
+        &[&i64t(&[1], vec![-3])],
+    );
     assert!(e.contains("negative dimension -3"), "{e}");
-    let e = eval_err(Op::Pad { mode: PadMode::Constant }, &[&x, &i64t(&[4], vec![0, 0, 1 << 31, 1 << 31])]);
+    let e = eval_err(
+        Op::Pad {
+            mode: PadMode::Constant,
+        },
+        &[&x, &i64t(&[4], vec![0, 0, 1 << 31, 1 << 31])],
+    );
     assert!(e.contains("limit"), "{e}");
-    let e = eval_err(Op::Pad { mode: PadMode::Constant }, &[&x, &i64t(&[4], vec![0, -2, 0, -2])]);
+    let e = eval_err(
+        Op::Pad {
+            mode: PadMode::Constant,
+        },
+        &[&x, &i64t(&[4], vec![0, -2, 0, -2])],
+    );
     assert!(e.contains("crop more than the size 3"), "{e}");
-    let e = eval_err(Op::Pad { mode: PadMode::Reflect }, &[&f32t(&[0], vec![]), &i64t(&[2], vec![1, 1])]);
+    let e = eval_err(
+        Op::Pad {
+            mode: PadMode::Reflect,
+        },
+        &[&f32t(&[0], vec![]), &i64t(&[2], vec![1, 1])],
+    );
     assert!(e.contains("empty axis"), "{e}");
     let e = eval_err(Op::Gather { axis: 1 }, &[&x, &i64t(&[1], vec![3])]);
     assert_eq!(e, "Gather: index 3 is out of range for axis 1 of size 3");
     let e = eval_err(Op::Gather { axis: 0 }, &[&x, &f32t(&[1], vec![0.0])]);
     assert!(e.contains("indices must be i64"), "{e}");
-    assert!(eval_err(Op::Div, &[&i64t(&[2], vec![1, 2]), &i64t(&[1], vec![0])]).contains("integer division by zero"));
+    assert!(
+        eval_err(Op::Div, &[&i64t(&[2], vec![1, 2]), &i64t(&[1], vec![0])])
+            .contains("integer division by zero")
+    );
     assert!(eval_err(Op::Transpose { perm: vec![0, 0] }, &[&x]).contains("not a permutation"));
-    assert!(eval_err(Op::Concat { axis: 0 }, &[&x, &f32t(&[3], vec![0.0; 3])]).contains("differ outside axis"));
+    assert!(
+        eval_err(Op::Concat { axis: 0 }, &[&x, &f32t(&[3], vec![0.0; 3])])
+            .contains("differ outside axis")
+    );
     assert!(eval_err(Op::Concat { axis: 5 }, &[&x, &x]).contains("axis 5 is out of range"));
     assert!(eval_err(Op::Softmax { axis: 2 }, &[&x]).contains("axis 2 is out of range for rank 2"));
     assert!(eval_err(Op::Unsqueeze, &[&x, &i64t(&[2], vec![0, -4])]).contains("appears twice"));
-    assert!(eval_err(Op::Squeeze, &[&x, &i64t(&[1], vec![0])]).contains("cannot squeeze axis 0 of size 2"));
-    assert!(eval_err(Op::Clip { has_min: true, has_max: false }, &[&x, &x]).contains("min must be a scalar"));
+    assert!(eval_err(Op::Squeeze, &[&x, &i64t(&[1], vec![0])])
+        .contains("cannot squeeze axis 0 of size 2"));
+    assert!(eval_err(
+        Op::Clip {
+            has_min: true,
+            has_max: false
+        },
+        &[&x, &x]
+    )
+    .contains("min must be a scalar"));
     assert!(eval_err(Op::MatMul, &[&x, &x]).contains("inner dimensions differ"));
-    assert!(eval_err(Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: false }, &[&x, &x]).contains("inner dimensions differ"));
-    let e = eval_err(Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true }, &[&x, &x, &f32t(&[3], vec![0.0; 3])]);
+    assert!(eval_err(
+        Op::Gemm {
+            alpha: 1.0,
+            beta: 1.0,
+            trans_a: false,
+            trans_b: false
+        },
+        &[&x, &x]
+    )
+    .contains("inner dimensions differ"));
+    let e = eval_err(
+        Op::Gemm {
+            alpha: 1.0,
+            beta: 1.0,
+            trans_a: false,
+            trans_b: true,
+        },
+        &[&x, &x, &f32t(&[3], vec![0.0; 3])],
+    );
     assert!(e.contains("does not broadcast to [2, 2]"), "{e}");
     let img = f32t(&[1, 2, 4, 4], vec![0.0; 32]);
     let w = f32t(&[3, 2, 5, 5], vec![0.0; 150]);
-    let e = eval_err(Op::Conv { window: Window::default(), group: 1 }, &[&img, &w]);
+    let e = eval_err(
+        Op::Conv {
+            window: Window::default(),
+            group: 1,
+        },
+        &[&img, &w],
+    );
     assert!(e.contains("smaller than the (dilated) kernel 5"), "{e}");
     let w = f32t(&[3, 2, 3, 3], vec![0.0; 54]);
-    assert!(eval_err(Op::Conv { window: Window::default(), group: 0 }, &[&img, &w]).contains("group must be ≥ 1"));
-    assert!(eval_err(Op::Conv { window: Window::default(), group: 2 }, &[&img, &w]).contains("input channels 2 ≠ weight's 2 × group 2"));
-    let win = Window { strides: vec![0, 1], ..Default::default() };
-    assert!(eval_err(Op::Conv { window: win, group: 1 }, &[&img, &w]).contains("strides [0, 1] contains 0"));
-    let win = Window { kernel_shape: vec![2, 2], ..Default::default() };
-    assert!(eval_err(Op::Conv { window: win, group: 1 }, &[&img, &w]).contains("kernel_shape [2, 2] ≠ weight's spatial shape [3, 3]"));
-    assert!(eval_err(Op::MaxPool { window: Window::default() }, &[&img]).contains("kernel_shape is required"));
-    let win = Window { kernel_shape: vec![2, 2], pads: vec![1], ..Default::default() };
-    assert!(eval_err(Op::AveragePool { window: win, count_include_pad: false }, &[&img]).contains("pads has 1 entries, expected 4"));
+    assert!(eval_err(
+        Op::Conv {
+            window: Window::default(),
+            group: 0
+        },
+        &[&img, &w]
+    )
+    .contains("group must be ≥ 1"));
+    assert!(eval_err(
+        Op::Conv {
+            window: Window::default(),
+            group: 2
+        },
+        &[&img, &w]
+    )
+    .contains("input channels 2 ≠ weight's 2 × group 2"));
+    let win = Window {
+        strides: vec![0, 1],
+        ..Default::default()
+    };
+    assert!(eval_err(
+        Op::Conv {
+            window: win,
+            group: 1
+        },
+        &[&img, &w]
+    )
+    .contains("strides [0, 1] contains 0"));
+    let win = Window {
+        kernel_shape: vec![2, 2],
+        ..Default::default()
+    };
+    assert!(eval_err(
+        Op::Conv {
+            window: win,
+            group: 1
+        },
+        &[&img, &w]
+    )
+    .contains("kernel_shape [2, 2] ≠ weight's spatial shape [3, 3]"));
+    assert!(eval_err(
+        Op::MaxPool {
+            window: Window::default()
+        },
+        &[&img]
+    )
+    .contains("kernel_shape is required"));
+    let win = Window {
+        kernel_shape: vec![2, 2],
+        pads: vec![1],
+        ..Default::default()
+    };
+    assert!(eval_err(
+        Op::AveragePool {
+            window: win,
+            count_include_pad: false
+        },
+        &[&img]
+    )
+    .contains("pads has 1 entries, expected 4"));
     let bn = Op::BatchNormalization { epsilon: 1e-5 };
     let p3 = f32t(&[3], vec![1.0; 3]);
     assert!(eval_err(bn, &[&img, &p3, &p3, &p3, &p3]).contains("scale has shape [3], expected [2]"));
@@ -90,17 +215,36 @@ fn graph_level_errors() {
     let mut g = Graph::new("t", 17);
     let x = g.add_input("x", None).unwrap();
     let s = g.add_constant("s", i64t(&[1], vec![7])).unwrap();
-    let r = g.add_simple("my_reshape", Op::Reshape { allowzero: false }, &[x, s]).unwrap();
+    let r = g
+        .add_simple("my_reshape", Op::Reshape { allowzero: false }, &[x, s])
+        .unwrap();
     g.set_outputs(vec![r]);
     let e = run(&g, &[f32t(&[2, 3], vec![0.0; 6])], &RunOptions::default()).unwrap_err();
-    assert_eq!(e.to_string(), "node 'my_reshape' (Reshape): cannot reshape [2, 3] (6 elements) to [7] (7 elements)");
+    assert_eq!(
+        e.to_string(),
+        "node 'my_reshape' (Reshape): cannot reshape [2, 3] (6 elements) to [7] (7 elements)"
+    );
     // Wrong arity at run time.
     let mut g = Graph::new("t", 17);
     let x = g.add_input("x", None).unwrap();
-    let r = g.add_simple("bad", Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: false }, &[x]).unwrap();
+    let r = g
+        .add_simple(
+            "bad",
+            Op::Gemm {
+                alpha: 1.0,
+                beta: 1.0,
+                trans_a: false,
+                trans_b: false,
+            },
+            &[x],
+        )
+        .unwrap();
     g.set_outputs(vec![r]);
     let e = run(&g, &[f32t(&[2, 3], vec![0.0; 6])], &RunOptions::default()).unwrap_err();
-    assert_eq!(e.to_string(), "node 'bad' (Gemm): takes 2 to 3 inputs, got 1");
+    assert_eq!(
+        e.to_string(),
+        "node 'bad' (Gemm): takes 2 to 3 inputs, got 1"
+    );
 }
 
 /// A tiny deterministic fuzzer: every op with random attributes on random small inputs
@@ -130,14 +274,27 @@ fn fuzz_ops_never_panic() {
                 strides: v(r, nd, 1, 3),
                 pads: v(r, 2 * nd, 0, 2),
                 dilations: v(r, nd, 1, 2),
-                auto_pad: [AutoPad::NotSet, AutoPad::SameUpper, AutoPad::SameLower, AutoPad::Valid][r(4) as usize],
+                auto_pad: [
+                    AutoPad::NotSet,
+                    AutoPad::SameUpper,
+                    AutoPad::SameLower,
+                    AutoPad::Valid,
+                ][r(4) as usize],
                 ceil_mode: r(2) == 0,
             }
         };
         let ax = rnd(9) as i64 - 4;
         let op = match rnd(34) {
-            0 => Op::Conv { window: win(&mut rnd), group: rnd(3) as usize },
-            1 => Op::Gemm { alpha: 1.5, beta: 0.5, trans_a: rnd(2) == 0, trans_b: rnd(2) == 0 },
+            0 => Op::Conv {
+                window: win(&mut rnd),
+                group: rnd(3) as usize,
+            },
+            1 => Op::Gemm {
+                alpha: 1.5,
+                beta: 0.5,
+                trans_a: rnd(2) == 0,
+                trans_b: rnd(2) == 0,
+            },
             2 => Op::MatMul,
             3 => Op::Add,
             4 => Op::Sub,
@@ -146,30 +303,66 @@ fn fuzz_ops_never_panic() {
             7 => Op::BatchNormalization { epsilon: 1e-5 },
             8 => Op::Relu,
             9 => Op::LeakyRelu { alpha: 0.1 },
-            10 => Op::Clip { has_min: rnd(2) == 0, has_max: rnd(2) == 0 },
+            10 => Op::Clip {
+                has_min: rnd(2) == 0,
+                has_max: rnd(2) == 0,
+            },
             11 => Op::Sigmoid,
             12 => Op::Gelu { tanh: rnd(2) == 0 },
             13 => Op::Softmax { axis: ax },
-            14 => Op::MaxPool { window: win(&mut rnd) },
-            15 => Op::AveragePool { window: win(&mut rnd), count_include_pad: rnd(2) == 0 },
+            14 => Op::MaxPool {
+                window: win(&mut rnd),
+            },
+            15 => Op::AveragePool {
+                window: win(&mut rnd),
+                count_include_pad: rnd(2) == 0,
+            },
             16 => Op::GlobalAveragePool,
-            17 => Op::ReduceMean { keepdims: rnd(2) == 0, noop_with_empty_axes: rnd(2) == 0 },
+            17 => Op::ReduceMean {
+                keepdims: rnd(2) == 0,
+                noop_with_empty_axes: rnd(2) == 0,
+            },
             18 => Op::Flatten { axis: ax },
-            19 => Op::Reshape { allowzero: rnd(2) == 0 },
-            20 => Op::Transpose { perm: (0..rnd(4) as usize).map(|_| rnd(4) as usize).collect() },
+            19 => Op::Reshape {
+                allowzero: rnd(2) == 0,
+            },
+            20 => Op::Transpose {
+                perm: (0..rnd(4) as usize).map(|_| rnd(4) as usize).collect(),
+            },
             21 => Op::Concat { axis: ax },
-            22 => Op::Pad { mode: [PadMode::Constant, PadMode::Reflect, PadMode::Edge, PadMode::Wrap][rnd(4) as usize] },
+            22 => Op::Pad {
+                mode: [
+                    PadMode::Constant,
+                    PadMode::Reflect,
+                    PadMode::Edge,
+                    PadMode::Wrap,
+                ][rnd(4) as usize],
+            },
             23 => Op::Squeeze,
             24 => Op::Unsqueeze,
             25 => Op::Identity,
             26 => Op::Dropout,
-            27 => Op::Shape { start: ax, end: if rnd(2) == 0 { None } else { Some(rnd(9) as i64 - 4) } },
+            27 => Op::Shape {
+                start: ax,
+                end: if rnd(2) == 0 {
+                    None
+                } else {
+                    Some(rnd(9) as i64 - 4)
+                },
+            },
             28 => Op::Gather { axis: ax },
-            29 => Op::Cast { to: [DType::F32, DType::F64, DType::I64][rnd(3) as usize] },
-            30 => Op::ConstantOfShape { value: Tensor::scalar_f32(2.0) },
+            29 => Op::Cast {
+                to: [DType::F32, DType::F64, DType::I64][rnd(3) as usize],
+            },
+            30 => Op::ConstantOfShape {
+                value: Tensor::scalar_f32(2.0),
+            },
             31 => Op::Erf,
             32 => Op::Tanh,
-            _ => Op::ReduceMean { keepdims: false, noop_with_empty_axes: false },
+            _ => Op::ReduceMean {
+                keepdims: false,
+                noop_with_empty_axes: false,
+            },
         };
         let (lo, hi) = op.input_arity();
         let n_in = (lo + rnd(2) as usize).min(hi.min(5));
@@ -181,23 +374,50 @@ fn fuzz_ops_never_panic() {
             let n: usize = shape.iter().product();
             let t = match rnd(if i == 0 { 4 } else { 3 }) {
                 0 => Tensor::from_i64(&shape, (0..n).map(|_| rnd(9) as i64 - 4).collect()).unwrap(),
-                1 if i > 0 => Tensor::from_i64(&shape, (0..n).map(|_| rnd(7) as i64 - 2).collect()).unwrap(),
-                2 => Tensor::from_f64(&shape, (0..n).map(|_| rnd(100) as f64 / 10.0 - 5.0).collect()).unwrap(),
-                _ => Tensor::from_f32(&shape, (0..n).map(|_| rnd(100) as f32 / 10.0 - 5.0).collect()).unwrap(),
+                1 if i > 0 => {
+                    Tensor::from_i64(&shape, (0..n).map(|_| rnd(7) as i64 - 2).collect()).unwrap()
+                }
+                2 => Tensor::from_f64(
+                    &shape,
+                    (0..n).map(|_| rnd(100) as f64 / 10.0 - 5.0).collect(),
+                )
+                .unwrap(),
+                _ => Tensor::from_f32(
+                    &shape,
+                    (0..n).map(|_| rnd(100) as f32 / 10.0 - 5.0).collect(),
+                )
+                .unwrap(),
             };
             inputs.push(t);
         }
         let refs: Vec<&Tensor> = inputs.iter().collect();
         let op2 = op.clone();
         if std::panic::catch_unwind(|| eval_op(&op2, &refs)).is_err() {
-            panics.push(format!("eval #{iter}: {op} on {:?}", inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect::<Vec<_>>()));
+            panics.push(format!(
+                "eval #{iter}: {op} on {:?}",
+                inputs
+                    .iter()
+                    .map(|t| (t.dtype(), t.shape().to_vec()))
+                    .collect::<Vec<_>>()
+            ));
         }
         // Inference on the same node, first input a graph input, the rest constants.
         let opts: Vec<Option<Tensor>> = inputs.iter().cloned().map(Some).collect();
         let (mut g, _) = single_node_graph(op.clone(), &opts, 1, 1);
         if std::panic::catch_unwind(move || infer_types(&mut g)).is_err() {
-            panics.push(format!("infer #{iter}: {op} on {:?}", inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect::<Vec<_>>()));
+            panics.push(format!(
+                "infer #{iter}: {op} on {:?}",
+                inputs
+                    .iter()
+                    .map(|t| (t.dtype(), t.shape().to_vec()))
+                    .collect::<Vec<_>>()
+            ));
         }
     }
-    assert!(panics.is_empty(), "{} panics:\n{}", panics.len(), panics[..panics.len().min(20)].join("\n"));
+    assert!(
+        panics.is_empty(),
+        "{} panics:\n{}",
+        panics.len(),
+        panics[..panics.len().min(20)].join("\n")
+    );
 }

@@ -9,14 +9,23 @@ fn input(g: &mut Graph, name: &str, dt: DType, shape: Vec<Dim>) -> ValueId {
     g.add_input(name, Some(TensorType::new(dt, shape))).unwrap()
 }
 fn ty(g: &Graph, v: ValueId) -> String {
-    g.value(v).ty.as_ref().map(|t| t.to_string()).unwrap_or_else(|| "?".into())
+    g.value(v)
+        .ty
+        .as_ref()
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| "?".into())
 }
 fn c_i64(g: &mut Graph, name: &str, v: Vec<i64>) -> ValueId {
     let n = v.len();
-    g.add_constant(name, Tensor::from_i64(&[n], v).unwrap()).unwrap()
+    g.add_constant(name, Tensor::from_i64(&[n], v).unwrap())
+        .unwrap()
 }
 fn zeros(g: &mut Graph, name: &str, shape: &[usize]) -> ValueId {
-    g.add_constant(name, Tensor::from_f32(shape, vec![0.0; shape.iter().product()]).unwrap()).unwrap()
+    g.add_constant(
+        name,
+        Tensor::from_f32(shape, vec![0.0; shape.iter().product()]).unwrap(),
+    )
+    .unwrap()
 }
 fn nchw(n: Dim, c: usize, h: usize, w: usize) -> Vec<Dim> {
     vec![n, known(c), known(h), known(w)]
@@ -28,13 +37,35 @@ fn conv_pool_flatten_gemm_keep_the_batch_symbol() {
     let x = input(&mut g, "x", DType::F32, nchw(sym("N"), 3, 32, 30));
     let w = zeros(&mut g, "w", &[8, 3, 3, 3]);
     let b = zeros(&mut g, "b", &[8]);
-    let conv = Op::Conv { window: Window { pads: vec![1, 1, 1, 1], strides: vec![2, 2], ..Default::default() }, group: 1 };
+    let conv = Op::Conv {
+        window: Window {
+            pads: vec![1, 1, 1, 1],
+            strides: vec![2, 2],
+            ..Default::default()
+        },
+        group: 1,
+    };
     let y = g.add_simple("conv", conv, &[x, w, b]).unwrap();
-    let pool = Op::MaxPool { window: Window { kernel_shape: vec![2, 2], strides: vec![2, 2], ..Default::default() } };
-    let (_, pv) = g.add_node("pool", pool, &[y], &["p".into(), "pi".into()]).unwrap();
-    let f = g.add_simple("flat", Op::Flatten { axis: 1 }, &[pv[0]]).unwrap();
+    let pool = Op::MaxPool {
+        window: Window {
+            kernel_shape: vec![2, 2],
+            strides: vec![2, 2],
+            ..Default::default()
+        },
+    };
+    let (_, pv) = g
+        .add_node("pool", pool, &[y], &["p".into(), "pi".into()])
+        .unwrap();
+    let f = g
+        .add_simple("flat", Op::Flatten { axis: 1 }, &[pv[0]])
+        .unwrap();
     let fw = zeros(&mut g, "fw", &[5, 8 * 8 * 7]);
-    let gemm = Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true };
+    let gemm = Op::Gemm {
+        alpha: 1.0,
+        beta: 1.0,
+        trans_a: false,
+        trans_b: true,
+    };
     let o = g.add_simple("fc", gemm, &[f, fw]).unwrap();
     let sm = g.add_simple("sm", Op::Softmax { axis: -1 }, &[o]).unwrap();
     g.set_outputs(vec![sm]);
@@ -79,7 +110,10 @@ fn reshape_with_constant_shapes() {
     let mut outs = Vec::new();
     for (i, (spec, _)) in cases.iter().enumerate() {
         let s = c_i64(&mut g, &format!("s{i}"), spec.clone());
-        outs.push(g.add_simple(format!("r{i}"), Op::Reshape { allowzero: false }, &[x, s]).unwrap());
+        outs.push(
+            g.add_simple(format!("r{i}"), Op::Reshape { allowzero: false }, &[x, s])
+                .unwrap(),
+        );
     }
     g.set_outputs(outs.clone());
     infer_types(&mut g).unwrap();
@@ -93,17 +127,28 @@ fn reshape_errors_are_caught_statically() {
     let mut g = Graph::new("t", 17);
     let x = input(&mut g, "x", DType::F32, vec![sym("N"), known(6)]);
     let s = c_i64(&mut g, "s", vec![0, 4]);
-    let r = g.add_simple("bad_reshape", Op::Reshape { allowzero: false }, &[x, s]).unwrap();
+    let r = g
+        .add_simple("bad_reshape", Op::Reshape { allowzero: false }, &[x, s])
+        .unwrap();
     g.set_outputs(vec![r]);
     let err = infer_types(&mut g).unwrap_err();
-    assert_eq!(err.to_string(), "node 'bad_reshape' (Reshape): cannot reshape [N,6] to [0, 4]");
+    assert_eq!(
+        err.to_string(),
+        "node 'bad_reshape' (Reshape): cannot reshape [N,6] to [0, 4]"
+    );
     let mut g = Graph::new("t", 17);
     let x = input(&mut g, "x", DType::F32, vec![known(2), known(6)]);
     let s = c_i64(&mut g, "s", vec![5, -1]);
-    let r = g.add_simple("r", Op::Reshape { allowzero: false }, &[x, s]).unwrap();
+    let r = g
+        .add_simple("r", Op::Reshape { allowzero: false }, &[x, s])
+        .unwrap();
     g.set_outputs(vec![r]);
     let err = infer_types(&mut g).unwrap_err();
-    assert!(err.to_string().contains("cannot reshape [2, 6] (12 elements) to [5, -1]"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("cannot reshape [2, 6] (12 elements) to [5, -1]"),
+        "{err}"
+    );
 }
 
 /// The chain exporters emit for `x.view(x.size(0), -1)` and friends.
@@ -111,19 +156,53 @@ fn reshape_errors_are_caught_statically() {
 fn shape_gather_concat_reshape_chain() {
     let mut g = Graph::new("t", 17);
     let x = input(&mut g, "x", DType::F32, nchw(sym("batch"), 8, 7, 7));
-    let sh = g.add_simple("shape", Op::Shape { start: 0, end: None }, &[x]).unwrap();
+    let sh = g
+        .add_simple(
+            "shape",
+            Op::Shape {
+                start: 0,
+                end: None,
+            },
+            &[x],
+        )
+        .unwrap();
     let i0 = g.add_constant("i0", Tensor::scalar_i64(0)).unwrap();
-    let n = g.add_simple("gather", Op::Gather { axis: 0 }, &[sh, i0]).unwrap();
+    let n = g
+        .add_simple("gather", Op::Gather { axis: 0 }, &[sh, i0])
+        .unwrap();
     let ax = c_i64(&mut g, "ax", vec![0]);
     let n1 = g.add_simple("unsq", Op::Unsqueeze, &[n, ax]).unwrap();
     let m1 = c_i64(&mut g, "m1", vec![-1]);
-    let spec = g.add_simple("cat", Op::Concat { axis: 0 }, &[n1, m1]).unwrap();
-    let r = g.add_simple("view", Op::Reshape { allowzero: false }, &[x, spec]).unwrap();
+    let spec = g
+        .add_simple("cat", Op::Concat { axis: 0 }, &[n1, m1])
+        .unwrap();
+    let r = g
+        .add_simple("view", Op::Reshape { allowzero: false }, &[x, spec])
+        .unwrap();
     // ConstantOfShape(Shape(x)) keeps the symbol too.
-    let cos = g.add_simple("cos", Op::ConstantOfShape { value: Tensor::scalar_f32(1.0) }, &[sh]).unwrap();
+    let cos = g
+        .add_simple(
+            "cos",
+            Op::ConstantOfShape {
+                value: Tensor::scalar_f32(1.0),
+            },
+            &[sh],
+        )
+        .unwrap();
     // Shape of the static part is fully known and folds: Shape(x)[1:] -> [8,7,7].
-    let tail = g.add_simple("tail", Op::Shape { start: 1, end: None }, &[x]).unwrap();
-    let prod_in = g.add_simple("cast", Op::Cast { to: DType::F32 }, &[tail]).unwrap();
+    let tail = g
+        .add_simple(
+            "tail",
+            Op::Shape {
+                start: 1,
+                end: None,
+            },
+            &[x],
+        )
+        .unwrap();
+    let prod_in = g
+        .add_simple("cast", Op::Cast { to: DType::F32 }, &[tail])
+        .unwrap();
     g.set_outputs(vec![r, cos, prod_in]);
     infer_types(&mut g).unwrap();
     assert_eq!(ty(&g, sh), "i64[4]");
@@ -139,13 +218,36 @@ fn static_shape_chains_are_computed() {
     // With a static input, the whole chain is computable: the reshape gets known dims.
     let mut g = Graph::new("t", 17);
     let x = input(&mut g, "x", DType::F32, nchw(known(3), 2, 2, 5));
-    let sh = g.add_simple("shape", Op::Shape { start: 0, end: Some(2) }, &[x]).unwrap();
-    let f = g.add_simple("cast", Op::Cast { to: DType::F32 }, &[sh]).unwrap();
-    let back = g.add_simple("back", Op::Cast { to: DType::I64 }, &[f]).unwrap();
+    let sh = g
+        .add_simple(
+            "shape",
+            Op::Shape {
+                start: 0,
+                end: Some(2),
+            },
+            &[x],
+        )
+        .unwrap();
+    let f = g
+        .add_simple("cast", Op::Cast { to: DType::F32 }, &[sh])
+        .unwrap();
+    let back = g
+        .add_simple("back", Op::Cast { to: DType::I64 }, &[f])
+        .unwrap();
     let ten = c_i64(&mut g, "ten", vec![1, 10]);
     let spec = g.add_simple("mul", Op::Mul, &[back, ten]).unwrap(); // [3, 20]
-    let r = g.add_simple("r", Op::Reshape { allowzero: false }, &[x, spec]).unwrap();
-    let full = g.add_simple("cos", Op::ConstantOfShape { value: Tensor::scalar_i64(7) }, &[spec]).unwrap();
+    let r = g
+        .add_simple("r", Op::Reshape { allowzero: false }, &[x, spec])
+        .unwrap();
+    let full = g
+        .add_simple(
+            "cos",
+            Op::ConstantOfShape {
+                value: Tensor::scalar_i64(7),
+            },
+            &[spec],
+        )
+        .unwrap();
     g.set_outputs(vec![r, full]);
     infer_types(&mut g).unwrap();
     assert_eq!(ty(&g, r), "f32[3,20]");
@@ -165,8 +267,19 @@ fn broadcasting_and_matmul_with_symbols() {
     let v = zeros(&mut g, "v", &[3]);
     let mv = g.add_simple("mv", Op::MatMul, &[mul, v]).unwrap();
     let ax = c_i64(&mut g, "ax", vec![-1]);
-    let rm = g.add_simple("rm", Op::ReduceMean { keepdims: false, noop_with_empty_axes: false }, &[mv, ax]).unwrap();
-    let t = g.add_simple("t", Op::Transpose { perm: vec![] }, &[mul]).unwrap();
+    let rm = g
+        .add_simple(
+            "rm",
+            Op::ReduceMean {
+                keepdims: false,
+                noop_with_empty_axes: false,
+            },
+            &[mv, ax],
+        )
+        .unwrap();
+    let t = g
+        .add_simple("t", Op::Transpose { perm: vec![] }, &[mul])
+        .unwrap();
     g.set_outputs(vec![rm, t]);
     infer_types(&mut g).unwrap();
     assert_eq!(ty(&g, mm), "f32[N,5,3]");
@@ -182,15 +295,31 @@ fn pad_concat_squeeze_unsqueeze_gather_with_symbols() {
     let mut g = Graph::new("t", 17);
     let x = input(&mut g, "x", DType::F32, vec![sym("N"), known(1), known(4)]);
     let pads = c_i64(&mut g, "pads", vec![0, 0, 1, 0, 0, 2]);
-    let p = g.add_simple("pad", Op::Pad { mode: pannc_ir::PadMode::Reflect }, &[x, pads]).unwrap();
-    let c = g.add_simple("cat", Op::Concat { axis: 2 }, &[x, p]).unwrap();
-    let cb = g.add_simple("catb", Op::Concat { axis: 0 }, &[x, x]).unwrap();
+    let p = g
+        .add_simple(
+            "pad",
+            Op::Pad {
+                mode: pannc_ir::PadMode::Reflect,
+            },
+            &[x, pads],
+        )
+        .unwrap();
+    let c = g
+        .add_simple("cat", Op::Concat { axis: 2 }, &[x, p])
+        .unwrap();
+    let cb = g
+        .add_simple("catb", Op::Concat { axis: 0 }, &[x, x])
+        .unwrap();
     let ax = c_i64(&mut g, "ax", vec![1]);
     let sq = g.add_simple("sq", Op::Squeeze, &[c, ax]).unwrap();
     let ax2 = c_i64(&mut g, "ax2", vec![-1, 0]);
     let us = g.add_simple("us", Op::Unsqueeze, &[sq, ax2]).unwrap();
-    let idx = g.add_constant("idx", Tensor::from_i64(&[2, 2], vec![0, 1, -1, 2]).unwrap()).unwrap();
-    let ga = g.add_simple("ga", Op::Gather { axis: 2 }, &[us, idx]).unwrap();
+    let idx = g
+        .add_constant("idx", Tensor::from_i64(&[2, 2], vec![0, 1, -1, 2]).unwrap())
+        .unwrap();
+    let ga = g
+        .add_simple("ga", Op::Gather { axis: 2 }, &[us, idx])
+        .unwrap();
     g.set_outputs(vec![cb, ga]);
     infer_types(&mut g).unwrap();
     assert_eq!(ty(&g, p), "f32[N,1,7]");
@@ -206,10 +335,22 @@ fn errors_name_node_op_and_mismatch() {
     let mut g = Graph::new("t", 17);
     let x = input(&mut g, "x", DType::F32, nchw(sym("N"), 3, 8, 8));
     let w = zeros(&mut g, "w", &[4, 1, 3, 3]);
-    let y = g.add_simple("conv1", Op::Conv { window: Window::default(), group: 1 }, &[x, w]).unwrap();
+    let y = g
+        .add_simple(
+            "conv1",
+            Op::Conv {
+                window: Window::default(),
+                group: 1,
+            },
+            &[x, w],
+        )
+        .unwrap();
     g.set_outputs(vec![y]);
     let err = infer_types(&mut g).unwrap_err();
-    assert_eq!(err.to_string(), "node 'conv1' (Conv): input channels 3 ≠ weight's 1 × group 1");
+    assert_eq!(
+        err.to_string(),
+        "node 'conv1' (Conv): input channels 3 ≠ weight's 1 × group 1"
+    );
     assert!(matches!(err, InterpError::Node { ref node, op: "Conv", .. } if node == "conv1"));
 
     let mut g = Graph::new("t", 17);
@@ -218,41 +359,74 @@ fn errors_name_node_op_and_mismatch() {
     let y = g.add_simple("add", Op::Add, &[a, b]).unwrap();
     g.set_outputs(vec![y]);
     let err = infer_types(&mut g).unwrap_err();
-    assert_eq!(err.to_string(), "node 'add' (Add): shapes [N,3] and [4] are not broadcastable (axis 1: 3 vs 4)");
+    assert_eq!(
+        err.to_string(),
+        "node 'add' (Add): shapes [N,3] and [4] are not broadcastable (axis 1: 3 vs 4)"
+    );
 
     let mut g = Graph::new("t", 17);
     let a = input(&mut g, "a", DType::I64, vec![known(3)]);
     let y = g.add_simple("sig", Op::Sigmoid, &[a]).unwrap();
     g.set_outputs(vec![y]);
-    assert_eq!(infer_types(&mut g).unwrap_err().to_string(), "node 'sig' (Sigmoid): expects a float tensor, got i64");
+    assert_eq!(
+        infer_types(&mut g).unwrap_err().to_string(),
+        "node 'sig' (Sigmoid): expects a float tensor, got i64"
+    );
 
     let mut g = Graph::new("t", 17);
     let a = input(&mut g, "a", DType::F32, vec![known(2), known(3)]);
     let w = zeros(&mut g, "w", &[4, 5]);
     let y = g.add_simple("mm", Op::MatMul, &[a, w]).unwrap();
     g.set_outputs(vec![y]);
-    assert_eq!(infer_types(&mut g).unwrap_err().to_string(), "node 'mm' (MatMul): inner dimensions differ: [2,3] × [4,5]");
+    assert_eq!(
+        infer_types(&mut g).unwrap_err().to_string(),
+        "node 'mm' (MatMul): inner dimensions differ: [2,3] × [4,5]"
+    );
 
     let mut g = Graph::new("t", 17);
     let a = g.add_input("a", None).unwrap();
     let y = g.add_simple("r", Op::Relu, &[a]).unwrap();
     g.set_outputs(vec![y]);
-    assert_eq!(infer_types(&mut g).unwrap_err().to_string(), "graph input 0 ('a'): has no declared type");
+    assert_eq!(
+        infer_types(&mut g).unwrap_err().to_string(),
+        "graph input 0 ('a'): has no declared type"
+    );
 
     let mut g = Graph::new("t", 17);
     let a = input(&mut g, "a", DType::F32, vec![known(2)]);
     let y = g.add_simple("bad", Op::Add, &[a]).unwrap();
     g.set_outputs(vec![y]);
-    assert_eq!(infer_types(&mut g).unwrap_err().to_string(), "node 'bad' (Add): takes 2..=2 inputs, has 1");
+    assert_eq!(
+        infer_types(&mut g).unwrap_err().to_string(),
+        "node 'bad' (Add): takes 2..=2 inputs, has 1"
+    );
 }
 
 #[test]
 fn depthwise_and_grouped_conv_shapes() {
     let mut g = Graph::new("t", 17);
     let x = input(&mut g, "x", DType::F64, nchw(sym("N"), 6, 9, 9));
-    let w = g.add_constant("w", Tensor::from_f64(&[12, 1, 3, 3], vec![0.0; 108]).unwrap()).unwrap();
-    let win = Window { auto_pad: pannc_ir::AutoPad::SameUpper, strides: vec![2, 2], ..Default::default() };
-    let y = g.add_simple("dw", Op::Conv { window: win, group: 6 }, &[x, w]).unwrap();
+    let w = g
+        .add_constant(
+            "w",
+            Tensor::from_f64(&[12, 1, 3, 3], vec![0.0; 108]).unwrap(),
+        )
+        .unwrap();
+    let win = Window {
+        auto_pad: pannc_ir::AutoPad::SameUpper,
+        strides: vec![2, 2],
+        ..Default::default()
+    };
+    let y = g
+        .add_simple(
+            "dw",
+            Op::Conv {
+                window: win,
+                group: 6,
+            },
+            &[x, w],
+        )
+        .unwrap();
     g.set_outputs(vec![y]);
     infer_types(&mut g).unwrap();
     assert_eq!(ty(&g, y), "f64[N,12,5,5]");

@@ -22,7 +22,11 @@ fn bytes(ts: &[Tensor]) -> Vec<u8> {
 }
 
 fn opts(batch_chunk: usize, threads: usize, precision: Precision) -> RunOptions {
-    RunOptions { precision, batch_chunk, threads }
+    RunOptions {
+        precision,
+        batch_chunk,
+        threads,
+    }
 }
 
 #[test]
@@ -34,12 +38,23 @@ fn resnet_is_deterministic_across_chunks_and_threads() {
     assert_eq!(whole[0].shape(), &[23, 10]);
     let reference = bytes(&whole);
     for (chunk, threads) in [(1, 1), (1, 2), (5, 2), (8, 1), (22, 2), (1000, 2)] {
-        let got = run(&g, std::slice::from_ref(&x), &opts(chunk, threads, Precision::F32)).unwrap();
-        assert!(bytes(&got) == reference, "chunk {chunk}, threads {threads}: output differs");
+        let got = run(
+            &g,
+            std::slice::from_ref(&x),
+            &opts(chunk, threads, Precision::F32),
+        )
+        .unwrap();
+        assert!(
+            bytes(&got) == reference,
+            "chunk {chunk}, threads {threads}: output differs"
+        );
     }
     // Per-sample: running one image alone gives that image's row.
     let one = Tensor::F32(match &x {
-        Tensor::F32(a) => a.slice(ndarray::s![13..14, .., .., ..]).to_owned().into_dyn(),
+        Tensor::F32(a) => a
+            .slice(ndarray::s![13..14, .., .., ..])
+            .to_owned()
+            .into_dyn(),
         _ => unreachable!(),
     });
     let got = run(&g, &[one], &opts(0, 1, Precision::F32)).unwrap();
@@ -55,12 +70,21 @@ fn resnet_f64_mode() {
     let f64_out = run(&g, std::slice::from_ref(&x), &opts(4, 2, Precision::F64)).unwrap();
     let f64_whole = run(&g, std::slice::from_ref(&x), &opts(0, 1, Precision::F64)).unwrap();
     assert_eq!(f64_out[0].dtype(), DType::F64);
-    assert!(bytes(&f64_out) == bytes(&f64_whole), "f64 results depend on chunking");
+    assert!(
+        bytes(&f64_out) == bytes(&f64_whole),
+        "f64 results depend on chunking"
+    );
     let (a, b) = (f32_out[0].to_f64_vec(), f64_out[0].to_f64_vec());
     let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let err = a.iter().zip(&b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    let err = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
     // f32 round-off through 17 convolutions: small but not zero.
-    assert!(err > 0.0 && err < 1e-4 * scale.max(1.0), "f32 vs f64 max error {err} (scale {scale})");
+    assert!(
+        err > 0.0 && err < 1e-4 * scale.max(1.0),
+        "f32 vs f64 max error {err} (scale {scale})"
+    );
     // f64 input given directly is accepted in f64 mode.
     let x64 = x.cast(DType::F64);
     let again = run(&g, &[x64], &opts(4, 2, Precision::F64)).unwrap();
@@ -71,17 +95,25 @@ fn resnet_f64_mode() {
 fn f64_mode_is_more_precise_than_f32() {
     // y = (x + 1e8) - 1e8 loses x in f32 and keeps it in f64.
     let mut g = Graph::new("cancel", 17);
-    let x = g.add_input("x", Some(TensorType::new(DType::F32, vec![Dim::Known(2)]))).unwrap();
+    let x = g
+        .add_input("x", Some(TensorType::new(DType::F32, vec![Dim::Known(2)])))
+        .unwrap();
     let big = g.add_constant("big", Tensor::scalar_f32(1e8)).unwrap();
     let s = g.add_simple("add", Op::Add, &[x, big]).unwrap();
     let d = g.add_simple("sub", Op::Sub, &[s, big]).unwrap();
-    let c = g.add_simple("cast", Op::Cast { to: DType::F32 }, &[d]).unwrap();
+    let c = g
+        .add_simple("cast", Op::Cast { to: DType::F32 }, &[d])
+        .unwrap();
     g.set_outputs(vec![c]);
     let xin = f32t(&[2], vec![0.25, 3.0]);
     let y32 = run(&g, std::slice::from_ref(&xin), &RunOptions::default()).unwrap();
     assert_eq!(y32[0].to_f64_vec(), vec![0.0, 0.0]);
     let y64 = run(&g, &[xin], &opts(0, 0, Precision::F64)).unwrap();
-    assert_eq!(y64[0].dtype(), DType::F64, "Cast to f32 stays f64 in f64 mode");
+    assert_eq!(
+        y64[0].dtype(),
+        DType::F64,
+        "Cast to f32 stays f64 in f64 mode"
+    );
     assert_eq!(y64[0].to_f64_vec(), vec![0.25, 3.0]);
 }
 
@@ -92,7 +124,10 @@ fn resnet_types_are_inferred_with_symbolic_batch() {
     let out = g.outputs()[0];
     assert_eq!(g.value(out).ty.as_ref().unwrap().to_string(), "f32[N,10]");
     let view = g.find_value("view").or_else(|| {
-        g.value_ids().find(|&v| g.producer(v).is_some_and(|n| g.node(n).name.starts_with("view")))
+        g.value_ids().find(|&v| {
+            g.producer(v)
+                .is_some_and(|n| g.node(n).name.starts_with("view"))
+        })
     });
     let view = view.unwrap();
     assert_eq!(g.value(view).ty.as_ref().unwrap().to_string(), "f32[N,64]");
@@ -126,10 +161,24 @@ fn symbolic_dims_must_agree_across_inputs() {
     let b = g.add_input("b", Some(ty)).unwrap();
     let s = g.add_simple("add", Op::Add, &[a, b]).unwrap();
     g.set_outputs(vec![s]);
-    let ok = run(&g, &[f32t(&[2, 3], vec![1.0; 6]), f32t(&[2, 3], vec![2.0; 6])], &RunOptions::default()).unwrap();
+    let ok = run(
+        &g,
+        &[f32t(&[2, 3], vec![1.0; 6]), f32t(&[2, 3], vec![2.0; 6])],
+        &RunOptions::default(),
+    )
+    .unwrap();
     assert_eq!(ok[0].to_f64_vec(), vec![3.0; 6]);
-    let err = run(&g, &[f32t(&[2, 3], vec![1.0; 6]), f32t(&[4, 3], vec![2.0; 12])], &RunOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("dimension N is 4 here (axis 0) but 2 in input 0 ('a')"), "{err}");
+    let err = run(
+        &g,
+        &[f32t(&[2, 3], vec![1.0; 6]), f32t(&[4, 3], vec![2.0; 12])],
+        &RunOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("dimension N is 4 here (axis 0) but 2 in input 0 ('a')"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -144,13 +193,22 @@ fn batch_of_any_size_including_zero_and_one() {
     // An empty batch runs up to `x.view(x.size(0), -1)`, which is ambiguous for 0 samples
     // (onnxruntime refuses it too).
     let err = run(&g, &[resnet::images(0, 1)], &RunOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("(Reshape): cannot reshape [0, 64, 1, 1] (0 elements) to [0, -1]"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("(Reshape): cannot reshape [0, 64, 1, 1] (0 elements) to [0, -1]"),
+        "{err}"
+    );
 }
 
 #[test]
 fn outputs_may_be_inputs_constants_or_repeated() {
     let mut g = Graph::new("passthrough", 17);
-    let x = g.add_input("x", Some(TensorType::new(DType::F32, vec![sym("N"), known(2)]))).unwrap();
+    let x = g
+        .add_input(
+            "x",
+            Some(TensorType::new(DType::F32, vec![sym("N"), known(2)])),
+        )
+        .unwrap();
     let c = g.add_constant("c", f32t(&[2], vec![1.0, 2.0])).unwrap();
     let r = g.add_simple("relu", Op::Relu, &[x]).unwrap();
     g.set_outputs(vec![x, c, r, r]);
@@ -166,12 +224,19 @@ fn outputs_may_be_inputs_constants_or_repeated() {
 #[test]
 fn dropout_mask_output_is_an_error_only_when_used() {
     let mut g = Graph::new("dropout", 17);
-    let x = g.add_input("x", Some(TensorType::new(DType::F32, vec![known(2)]))).unwrap();
-    let (_, outs) = g.add_node("drop", Op::Dropout, &[x], &["y".into(), "mask".into()]).unwrap();
+    let x = g
+        .add_input("x", Some(TensorType::new(DType::F32, vec![known(2)])))
+        .unwrap();
+    let (_, outs) = g
+        .add_node("drop", Op::Dropout, &[x], &["y".into(), "mask".into()])
+        .unwrap();
     g.set_outputs(vec![outs[0]]);
     let y = run(&g, &[f32t(&[2], vec![1.0, 2.0])], &RunOptions::default()).unwrap();
     assert_eq!(y[0].to_f64_vec(), vec![1.0, 2.0]);
     g.set_outputs(vec![outs[0], outs[1]]);
     let err = run(&g, &[f32t(&[2], vec![1.0, 2.0])], &RunOptions::default()).unwrap_err();
-    assert_eq!(err.to_string(), "node 'drop' (Dropout): output 1 ('mask') is not supported");
+    assert_eq!(
+        err.to_string(),
+        "node 'drop' (Dropout): output 1 ('mask') is not supported"
+    );
 }

@@ -1,10 +1,13 @@
 //! N-D convolution (groups, strides, pads, dilations, auto_pad) via im2col + GEMM.
 
 use super::window::{geometry, Geometry};
-use super::{arr, checked_numel, data_of, dispatch_float, gemm, same_dtype, strides_of, Arg, Elem, Float, Mat};
+use super::{
+    arr, checked_numel, data_of, dispatch_float, gemm, same_dtype, strides_of, Arg, Elem, Float,
+    Mat,
+};
+use crate::error::{bail, InterpError};
 #[allow(unused_imports)]
 use num_traits::{Float as _, One as _, Zero as _};
-use crate::error::{bail, InterpError};
 use pannc_ir::{Op, Tensor, Window};
 
 /// Validated shapes of a Conv: `(geometry, output shape)`.
@@ -17,10 +20,18 @@ pub(crate) fn conv_shapes(
     bias: Option<&[usize]>,
 ) -> Result<(Geometry, Vec<usize>), InterpError> {
     if x.len() < 3 {
-        bail!(op, "input must have rank ≥ 3 (N, C, spatial...), got shape {x:?}");
+        bail!(
+            op,
+            "input must have rank ≥ 3 (N, C, spatial...), got shape {x:?}"
+        );
     }
     if wt.len() != x.len() {
-        bail!(op, "weight rank {} ≠ input rank {} (weight {wt:?}, input {x:?})", wt.len(), x.len());
+        bail!(
+            op,
+            "weight rank {} ≠ input rank {} (weight {wt:?}, input {x:?})",
+            wt.len(),
+            x.len()
+        );
     }
     if group == 0 {
         bail!(op, "group must be ≥ 1");
@@ -34,7 +45,11 @@ pub(crate) fn conv_shapes(
     }
     let kernel = &wt[2..];
     if !w.kernel_shape.is_empty() && w.kernel_shape != kernel {
-        bail!(op, "kernel_shape {:?} ≠ weight's spatial shape {kernel:?}", w.kernel_shape);
+        bail!(
+            op,
+            "kernel_shape {:?} ≠ weight's spatial shape {kernel:?}",
+            w.kernel_shape
+        );
     }
     if let Some(b) = bias {
         if b != [m] {
@@ -48,7 +63,12 @@ pub(crate) fn conv_shapes(
     Ok((g, out))
 }
 
-pub(crate) fn conv(op: &Op, w: &Window, group: usize, args: &[Arg<'_>]) -> Result<Tensor, InterpError> {
+pub(crate) fn conv(
+    op: &Op,
+    w: &Window,
+    group: usize,
+    args: &[Arg<'_>],
+) -> Result<Tensor, InterpError> {
     let ts: Vec<&Tensor> = args.iter().map(|a| a.t()).collect();
     let dt = same_dtype(op, &ts)?;
     let bias_shape = ts.get(2).map(|b| b.shape());
@@ -84,7 +104,9 @@ fn conv_impl<T: Float>(
     let mut y = vec![T::zero(); n * m * p];
     if y.is_empty() || kc == 0 {
         if let (Some(b), false) = (bias, y.is_empty()) {
-            y.chunks_mut(p).enumerate().for_each(|(i, r)| r.iter_mut().for_each(|v| *v = b[i % m]));
+            y.chunks_mut(p)
+                .enumerate()
+                .for_each(|(i, r)| r.iter_mut().for_each(|v| *v = b[i % m]));
         }
         return y;
     }
@@ -95,7 +117,11 @@ fn conv_impl<T: Float>(
         conv2d_s1(x, xs, w, ws, bias, g, group, &mut y);
         return y;
     }
-    let mut col = if pointwise { Vec::new() } else { vec![T::zero(); kc * p] };
+    let mut col = if pointwise {
+        Vec::new()
+    } else {
+        vec![T::zero(); kc * p]
+    };
     for img in 0..n {
         for gi in 0..group {
             let x0 = (img * c + gi * cg) * plane;
@@ -113,7 +139,7 @@ fn conv_impl<T: Float>(
             if let Some(b) = bias {
                 for mo in 0..mg {
                     let bv = b[gi * mg + mo];
-                    yg[mo * p..(mo + 1) * p].iter_mut().for_each(|v| *v = *v + bv);
+                    yg[mo * p..(mo + 1) * p].iter_mut().for_each(|v| *v += bv);
                 }
             }
         }
@@ -131,12 +157,29 @@ fn matmul_w<T: Float>(mg: usize, kc: usize, p: usize, w: &[T], col: &[T], y: &mu
             for k in 0..kc {
                 let wv = w[mo * kc + k];
                 for (o, &v) in yr.iter_mut().zip(&col[k * p..(k + 1) * p]) {
-                    *o = *o + wv * v;
+                    *o += wv * v;
                 }
             }
         }
     } else {
-        gemm(mg, kc, p, T::one(), Mat { data: w, rs: kc, cs: 1 }, Mat { data: col, rs: p, cs: 1 }, T::zero(), y);
+        gemm(
+            mg,
+            kc,
+            p,
+            T::one(),
+            Mat {
+                data: w,
+                rs: kc,
+                cs: 1,
+            },
+            Mat {
+                data: col,
+                rs: p,
+                cs: 1,
+            },
+            T::zero(),
+            y,
+        );
     }
 }
 
@@ -218,7 +261,13 @@ fn im2col<T: Float>(x: &[T], cg: usize, sp: &[usize], g: &Geometry, col: &mut [T
     let in_st = strides_of(sp);
     let p: usize = g.out.iter().product();
     let kprod: usize = g.kernel.iter().product();
-    let (ol, sl, dl, pl, xl) = (g.out[last], g.strides[last], g.dilations[last], g.pad_begin[last], sp[last]);
+    let (ol, sl, dl, pl, xl) = (
+        g.out[last],
+        g.strides[last],
+        g.dilations[last],
+        g.pad_begin[last],
+        sp[last],
+    );
     let mut row = 0;
     let mut kk = vec![0usize; nd];
     let mut oo = vec![0usize; last];
@@ -229,8 +278,18 @@ fn im2col<T: Float>(x: &[T], cg: usize, sp: &[usize], g: &Geometry, col: &mut [T
             let dst = &mut col[row * p..(row + 1) * p];
             let off = kk[last] * dl;
             // Output positions along the last axis whose input index is inside the image.
-            let lo = if off >= pl { 0 } else { (pl - off).div_ceil(sl) }.min(ol);
-            let hi = if xl + pl > off { (xl + pl - off).div_ceil(sl).min(ol) } else { 0 }.max(lo);
+            let lo = if off >= pl {
+                0
+            } else {
+                (pl - off).div_ceil(sl)
+            }
+            .min(ol);
+            let hi = if xl + pl > off {
+                (xl + pl - off).div_ceil(sl).min(ol)
+            } else {
+                0
+            }
+            .max(lo);
             oo.iter_mut().for_each(|v| *v = 0);
             let mut seg = 0;
             loop {

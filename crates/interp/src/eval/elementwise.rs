@@ -1,11 +1,11 @@
 //! Unary activations and broadcasting binary arithmetic.
 
 use super::{arr, checked_numel, Float, TArg, AA};
-#[allow(unused_imports)]
-use num_traits::{Float as _, One as _, Zero as _};
 use crate::error::{bail, op_err, InterpError};
 use crate::eval::{each_float, Arg};
 use ndarray::ArrayD;
+#[allow(unused_imports)]
+use num_traits::{Float as _, One as _, Zero as _};
 use pannc_ir::{Op, Tensor};
 
 /// Clip's bounds, read once from its optional inputs.
@@ -23,11 +23,16 @@ pub(crate) fn clip_bounds(op: &Op, rest: &[&Tensor]) -> Result<Bounds, InterpErr
     };
     let mut it = rest.iter();
     let mut read = |what: &str| -> Result<(Option<f64>, Option<i64>), InterpError> {
-        let t = it.next().ok_or_else(|| op_err(op, format!("missing {what} input")))?;
+        let t = it
+            .next()
+            .ok_or_else(|| op_err(op, format!("missing {what} input")))?;
         match t.len() {
             0 => Ok((None, None)),
             1 => Ok((Some(t.to_f64_vec()[0]), Some(t.to_i64_vec()[0]))),
-            n => Err(op_err(op, format!("{what} must be a scalar, got {n} elements"))),
+            n => Err(op_err(
+                op,
+                format!("{what} must be a scalar, got {n} elements"),
+            )),
         }
     };
     let mut b = Bounds::default();
@@ -87,7 +92,9 @@ pub(crate) fn unary(op: &Op, x: Arg<'_>, b: Bounds) -> Result<Tensor, InterpErro
         }));
     }
     Ok(match op {
-        Op::Relu => each_float!(op, x, a, T => map(a, |v: T| if v < T::zero() { T::zero() } else { v })),
+        Op::Relu => {
+            each_float!(op, x, a, T => map(a, |v: T| if v < T::zero() { T::zero() } else { v }))
+        }
         Op::LeakyRelu { alpha } => {
             each_float!(op, x, a, T => { let al = T::of32(*alpha); map(a, |v: T| if v < T::zero() { al * v } else { v }) })
         }
@@ -108,18 +115,33 @@ pub(crate) fn unary(op: &Op, x: Arg<'_>, b: Bounds) -> Result<Tensor, InterpErro
 }
 
 /// Multidirectional (numpy) broadcast of two shapes.
-pub(crate) fn broadcast_shapes(op: &Op, a: &[usize], b: &[usize]) -> Result<Vec<usize>, InterpError> {
+pub(crate) fn broadcast_shapes(
+    op: &Op,
+    a: &[usize],
+    b: &[usize],
+) -> Result<Vec<usize>, InterpError> {
     let r = a.len().max(b.len());
     let mut out = vec![0; r];
     for i in 0..r {
-        let da = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
-        let db = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
+        let da = if i + a.len() >= r {
+            a[i + a.len() - r]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= r {
+            b[i + b.len() - r]
+        } else {
+            1
+        };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
             db
         } else {
-            bail!(op, "shapes {a:?} and {b:?} are not broadcastable (axis {i}: {da} vs {db})");
+            bail!(
+                op,
+                "shapes {a:?} and {b:?} are not broadcastable (axis {i}: {da} vs {db})"
+            );
         };
     }
     Ok(out)
@@ -201,7 +223,13 @@ pub(crate) fn for_each_run(
 
 /// Broadcasting `f(a, b)`, writing into an input's buffer when it is owned and has the
 /// output's shape.
-fn bin<T: Copy + Default>(a: AA<'_, T>, b: AA<'_, T>, out: &[usize], n: usize, f: impl Fn(T, T) -> T) -> ArrayD<T> {
+fn bin<T: Copy + Default>(
+    a: AA<'_, T>,
+    b: AA<'_, T>,
+    out: &[usize],
+    n: usize,
+    f: impl Fn(T, T) -> T,
+) -> ArrayD<T> {
     let sa = bcast_strides(a.shape(), out);
     let sb = bcast_strides(b.shape(), out);
     if a.shape() == out && a.reusable() {
@@ -215,8 +243,14 @@ fn bin<T: Copy + Default>(a: AA<'_, T>, b: AA<'_, T>, out: &[usize], n: usize, f
                     let y = bd[bo];
                     dst.iter_mut().for_each(|x| *x = f(*x, y))
                 }
-                1 => dst.iter_mut().zip(&bd[bo..bo + n]).for_each(|(x, &y)| *x = f(*x, y)),
-                _ => dst.iter_mut().enumerate().for_each(|(i, x)| *x = f(*x, bd[bo + i * ib])),
+                1 => dst
+                    .iter_mut()
+                    .zip(&bd[bo..bo + n])
+                    .for_each(|(x, &y)| *x = f(*x, y)),
+                _ => dst
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, x)| *x = f(*x, bd[bo + i * ib])),
             }
             o += n;
         });
@@ -233,8 +267,14 @@ fn bin<T: Copy + Default>(a: AA<'_, T>, b: AA<'_, T>, out: &[usize], n: usize, f
                     let x = ad[ao];
                     dst.iter_mut().for_each(|y| *y = f(x, *y))
                 }
-                1 => dst.iter_mut().zip(&ad[ao..ao + n]).for_each(|(y, &x)| *y = f(x, *y)),
-                _ => dst.iter_mut().enumerate().for_each(|(i, y)| *y = f(ad[ao + i * ia], *y)),
+                1 => dst
+                    .iter_mut()
+                    .zip(&ad[ao..ao + n])
+                    .for_each(|(y, &x)| *y = f(x, *y)),
+                _ => dst
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, y)| *y = f(ad[ao + i * ia], *y)),
             }
             o += n;
         });
@@ -243,7 +283,12 @@ fn bin<T: Copy + Default>(a: AA<'_, T>, b: AA<'_, T>, out: &[usize], n: usize, f
     let (ad, bd) = (a.data(), b.data());
     let mut v: Vec<T> = Vec::with_capacity(n);
     for_each_run(out, &sa, &sb, |ao, bo, n, ia, ib| match (ia, ib) {
-        (1, 1) => v.extend(ad[ao..ao + n].iter().zip(&bd[bo..bo + n]).map(|(&x, &y)| f(x, y))),
+        (1, 1) => v.extend(
+            ad[ao..ao + n]
+                .iter()
+                .zip(&bd[bo..bo + n])
+                .map(|(&x, &y)| f(x, y)),
+        ),
         (1, 0) => {
             let y = bd[bo];
             v.extend(ad[ao..ao + n].iter().map(|&x| f(x, y)))
@@ -270,7 +315,12 @@ fn float_bin<T: Float>(op: &Op, a: AA<'_, T>, b: AA<'_, T>, out: &[usize], n: us
 /// and truncates division toward zero; division by zero is an error).
 pub(crate) fn binary(op: &Op, a: Arg<'_>, b: Arg<'_>) -> Result<Tensor, InterpError> {
     if a.t().dtype() != b.t().dtype() {
-        bail!(op, "mixed input dtypes {} and {}", a.t().dtype(), b.t().dtype());
+        bail!(
+            op,
+            "mixed input dtypes {} and {}",
+            a.t().dtype(),
+            b.t().dtype()
+        );
     }
     let out = broadcast_shapes(op, a.t().shape(), b.t().shape())?;
     let n = checked_numel(op, &out)?;

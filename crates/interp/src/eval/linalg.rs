@@ -1,10 +1,12 @@
 //! Gemm and MatMul.
 
 use super::elementwise::bcast_strides;
-use super::{arr, checked_numel, data_of, dispatch, gemm, same_dtype, strides_of, Arg, Elem, Float, Mat};
+use super::{
+    arr, checked_numel, data_of, dispatch, gemm, same_dtype, strides_of, Arg, Elem, Float, Mat,
+};
+use crate::error::{bail, InterpError};
 #[allow(unused_imports)]
 use num_traits::{Float as _, One as _, Zero as _};
-use crate::error::{bail, InterpError};
 use pannc_ir::{DType, Op, Tensor};
 
 /// Output shape of Gemm, validating operand shapes.
@@ -25,7 +27,11 @@ pub(crate) fn gemm_shape(
         bail!(op, "inner dimensions differ: A' is {m}×{k}, B' is {k2}×{n}");
     }
     if let Some(c) = c {
-        let ok = c.len() <= 2 && c.iter().rev().zip([n, m]).all(|(&d, want)| d == want || d == 1);
+        let ok = c.len() <= 2
+            && c.iter()
+                .rev()
+                .zip([n, m])
+                .all(|(&d, want)| d == want || d == 1);
         if !ok {
             bail!(op, "C of shape {c:?} does not broadcast to [{m}, {n}]");
         }
@@ -34,15 +40,28 @@ pub(crate) fn gemm_shape(
     Ok([m, k, n])
 }
 
-pub(crate) fn gemm_op(op: &Op, alpha: f32, beta: f32, ta: bool, tb: bool, args: &[Arg<'_>]) -> Result<Tensor, InterpError> {
+pub(crate) fn gemm_op(
+    op: &Op,
+    alpha: f32,
+    beta: f32,
+    ta: bool,
+    tb: bool,
+    args: &[Arg<'_>],
+) -> Result<Tensor, InterpError> {
     let ts: Vec<&Tensor> = args.iter().map(|a| a.t()).collect();
     let dt = same_dtype(op, &ts)?;
     let (ash, bsh) = (ts[0].shape(), ts[1].shape());
     let [m, k, n] = gemm_shape(op, ta, tb, ash, bsh, ts.get(2).map(|c| c.shape()))?;
     let (am, bm) = ((ta, ash[1]), (tb, bsh[1]));
     let y = match dt {
-        DType::F32 => Tensor::F32(arr(&[m, n], gemm_float::<f32>(op, m, k, n, alpha, beta, &ts, am, bm)?)),
-        DType::F64 => Tensor::F64(arr(&[m, n], gemm_float::<f64>(op, m, k, n, alpha, beta, &ts, am, bm)?)),
+        DType::F32 => Tensor::F32(arr(
+            &[m, n],
+            gemm_float::<f32>(op, m, k, n, alpha, beta, &ts, am, bm)?,
+        )),
+        DType::F64 => Tensor::F64(arr(
+            &[m, n],
+            gemm_float::<f64>(op, m, k, n, alpha, beta, &ts, am, bm)?,
+        )),
         DType::I64 => {
             let (a, b) = (data_of::<i64>(op, ts[0])?, data_of::<i64>(op, ts[1])?);
             let (al, be) = (alpha as i64, beta as i64);
@@ -51,7 +70,9 @@ pub(crate) fn gemm_op(op: &Op, alpha: f32, beta: f32, ta: bool, tb: bool, args: 
             naive(m, k, n, a, b, &mut y);
             y.iter_mut().for_each(|v| *v = v.wrapping_mul(al));
             if let Some(c) = ts.get(2) {
-                add_c(&mut y, &data_of::<i64>(op, c)?, c.shape(), m, n, |y, c| y.wrapping_add(be.wrapping_mul(c)));
+                add_c(&mut y, &data_of::<i64>(op, c)?, c.shape(), m, n, |y, c| {
+                    y.wrapping_add(be.wrapping_mul(c))
+                });
             }
             Tensor::I64(arr(&[m, n], y))
         }
@@ -73,10 +94,21 @@ fn gemm_float<T: Float>(
 ) -> Result<Vec<T>, InterpError> {
     let (a, b) = (data_of::<T>(op, ts[0])?, data_of::<T>(op, ts[1])?);
     let mut y = vec![T::zero(); m * n];
-    gemm(m, k, n, T::of32(alpha), mat(&a, am), mat(&b, bm), T::zero(), &mut y);
+    gemm(
+        m,
+        k,
+        n,
+        T::of32(alpha),
+        mat(&a, am),
+        mat(&b, bm),
+        T::zero(),
+        &mut y,
+    );
     if let Some(c) = ts.get(2) {
         let be = T::of32(beta);
-        add_c(&mut y, &data_of::<T>(op, c)?, c.shape(), m, n, |y, c| y + be * c);
+        add_c(&mut y, &data_of::<T>(op, c)?, c.shape(), m, n, |y, c| {
+            y + be * c
+        });
     }
     Ok(y)
 }
@@ -84,9 +116,17 @@ fn gemm_float<T: Float>(
 /// A row-major 2-D operand of `cols` columns, read transposed when `t.0`.
 fn mat<T>(data: &[T], (t, cols): (bool, usize)) -> Mat<'_, T> {
     if t {
-        Mat { data, rs: 1, cs: cols }
+        Mat {
+            data,
+            rs: 1,
+            cs: cols,
+        }
     } else {
-        Mat { data, rs: cols, cs: 1 }
+        Mat {
+            data,
+            rs: cols,
+            cs: 1,
+        }
     }
 }
 
@@ -107,7 +147,9 @@ fn naive(m: usize, k: usize, n: usize, a: Mat<'_, i64>, b: Mat<'_, i64>, y: &mut
         for j in 0..n {
             let mut s = 0i64;
             for l in 0..k {
-                s = s.wrapping_add(a.data[i * a.rs + l * a.cs].wrapping_mul(b.data[l * b.rs + j * b.cs]));
+                s = s.wrapping_add(
+                    a.data[i * a.rs + l * a.cs].wrapping_mul(b.data[l * b.rs + j * b.cs]),
+                );
             }
             y[i * n + j] = s;
         }
@@ -128,8 +170,16 @@ fn matmul_plan(op: &Op, a: &[usize], b: &[usize]) -> Result<Plan, InterpError> {
     if a.is_empty() || b.is_empty() {
         bail!(op, "operands must have rank ≥ 1, got {a:?} and {b:?}");
     }
-    let a2: Vec<usize> = if a.len() == 1 { vec![1, a[0]] } else { a.to_vec() };
-    let b2: Vec<usize> = if b.len() == 1 { vec![b[0], 1] } else { b.to_vec() };
+    let a2: Vec<usize> = if a.len() == 1 {
+        vec![1, a[0]]
+    } else {
+        a.to_vec()
+    };
+    let b2: Vec<usize> = if b.len() == 1 {
+        vec![b[0], 1]
+    } else {
+        b.to_vec()
+    };
     let (ra, rb) = (a2.len(), b2.len());
     let (m, k) = (a2[ra - 2], a2[ra - 1]);
     let (k2, n) = (b2[rb - 2], b2[rb - 1]);
@@ -149,7 +199,15 @@ fn matmul_plan(op: &Op, a: &[usize], b: &[usize]) -> Result<Plan, InterpError> {
         out.push(n);
     }
     checked_numel(op, &out)?;
-    Ok(Plan { batch, a_bst, b_bst, m, k, n, out })
+    Ok(Plan {
+        batch,
+        a_bst,
+        b_bst,
+        m,
+        k,
+        n,
+        out,
+    })
 }
 
 pub(crate) fn matmul(op: &Op, a: &Tensor, b: &Tensor) -> Result<Tensor, InterpError> {
@@ -192,7 +250,22 @@ fn matmul_impl<T: MatElem>(p: &Plan, a: &[T], b: &[T], b_is_matrix: bool) -> Vec
         // Fold A's batch axes into its rows: one product of (batch·m)×k by k×n.
         let rows = a.len() / k.max(1);
         let rows = if k == 0 { nb * m } else { rows };
-        T::mm(rows, k, n, Mat { data: a, rs: k, cs: 1 }, Mat { data: b, rs: n, cs: 1 }, &mut y[..rows * n]);
+        T::mm(
+            rows,
+            k,
+            n,
+            Mat {
+                data: a,
+                rs: k,
+                cs: 1,
+            },
+            Mat {
+                data: b,
+                rs: n,
+                cs: 1,
+            },
+            &mut y[..rows * n],
+        );
         return y;
     }
     let bst = strides_of(&p.batch);
@@ -205,7 +278,22 @@ fn matmul_impl<T: MatElem>(p: &Plan, a: &[T], b: &[T], b_is_matrix: bool) -> Vec
         }
         let ad = &a[ao * m * k..(ao + 1) * m * k];
         let bd = &b[bo * k * n..(bo + 1) * k * n];
-        T::mm(m, k, n, Mat { data: ad, rs: k, cs: 1 }, Mat { data: bd, rs: n, cs: 1 }, &mut y[bi * m * n..(bi + 1) * m * n]);
+        T::mm(
+            m,
+            k,
+            n,
+            Mat {
+                data: ad,
+                rs: k,
+                cs: 1,
+            },
+            Mat {
+                data: bd,
+                rs: n,
+                cs: 1,
+            },
+            &mut y[bi * m * n..(bi + 1) * m * n],
+        );
     }
     y
 }

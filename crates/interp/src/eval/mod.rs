@@ -16,7 +16,8 @@ pub(crate) use conv::conv_shapes;
 pub(crate) use norm::reduce_axes;
 pub(crate) use pool::pool_shapes;
 pub(crate) use shape_ops::{
-    gather_shape, pad_amounts, pad_shape, reshape_shape, shape_range, transpose_perm, unsqueeze_axes, unsqueeze_shape,
+    gather_shape, pad_amounts, pad_shape, reshape_shape, shape_range, transpose_perm,
+    unsqueeze_axes, unsqueeze_shape,
 };
 
 use crate::error::{bail, op_err, InterpError};
@@ -137,10 +138,15 @@ pub(crate) fn arr<T>(shape: &[usize], data: Vec<T>) -> ArrayD<T> {
 pub(crate) fn checked_numel(op: &Op, shape: &[usize]) -> Result<usize, InterpError> {
     let mut n: usize = 1;
     for &d in shape {
-        n = n.checked_mul(d).ok_or_else(|| op_err(op, format!("shape {shape:?} overflows")))?;
+        n = n
+            .checked_mul(d)
+            .ok_or_else(|| op_err(op, format!("shape {shape:?} overflows")))?;
     }
     if n > MAX_ELEMENTS {
-        bail!(op, "output shape {shape:?} has {n} elements, above the limit of {MAX_ELEMENTS}");
+        bail!(
+            op,
+            "output shape {shape:?} has {n} elements, above the limit of {MAX_ELEMENTS}"
+        );
     }
     Ok(n)
 }
@@ -160,11 +166,17 @@ pub(crate) fn norm_axis(op: &Op, axis: i64, rank: usize) -> Result<usize, Interp
     if axis < -r || axis >= r {
         bail!(op, "axis {axis} is out of range for rank {rank}");
     }
-    Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
+    Ok(if axis < 0 {
+        (axis + r) as usize
+    } else {
+        axis as usize
+    })
 }
 
 /// Element types a tensor can hold.
-pub(crate) trait Elem: Copy + Default + PartialOrd + Send + Sync + std::fmt::Debug + 'static {
+pub(crate) trait Elem:
+    Copy + Default + PartialOrd + Send + Sync + std::fmt::Debug + 'static
+{
     fn get(t: &Tensor) -> Option<&ArrayD<Self>>;
     fn wrap(a: ArrayD<Self>) -> Tensor;
 }
@@ -239,7 +251,14 @@ pub(crate) use dispatch_float;
 
 /// Floating-point element types the kernels are generic over.
 pub(crate) trait Float:
-    num_traits::Float + Elem + Send + Sync + std::fmt::Debug + std::iter::Sum + 'static
+    num_traits::Float
+    + num_traits::NumAssign
+    + Elem
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + std::iter::Sum
+    + 'static
 {
     fn of(x: f64) -> Self;
     fn of32(x: f32) -> Self;
@@ -335,17 +354,33 @@ pub(crate) struct Mat<'a, T> {
     pub cs: usize,
 }
 
+#[allow(clippy::too_many_arguments)]
 /// `c[m×n] (row-major, contiguous) ← alpha·a·b + beta·c`. Bounds are checked here, so
 /// the call into matrixmultiply is sound. Each output element is computed by the same
 /// arithmetic wherever it lies in the matrix, so results do not depend on `m`.
-pub(crate) fn gemm<T: Float>(m: usize, k: usize, n: usize, alpha: T, a: Mat<T>, b: Mat<T>, beta: T, c: &mut [T]) {
+pub(crate) fn gemm<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: Mat<T>,
+    b: Mat<T>,
+    beta: T,
+    c: &mut [T],
+) {
     assert!(c.len() >= m * n, "gemm: C too small");
     if m == 0 || n == 0 {
         return;
     }
     if k > 0 {
-        assert!((m - 1) * a.rs + (k - 1) * a.cs < a.data.len(), "gemm: A too small");
-        assert!((k - 1) * b.rs + (n - 1) * b.cs < b.data.len(), "gemm: B too small");
+        assert!(
+            (m - 1) * a.rs + (k - 1) * a.cs < a.data.len(),
+            "gemm: A too small"
+        );
+        assert!(
+            (k - 1) * b.rs + (n - 1) * b.cs < b.data.len(),
+            "gemm: B too small"
+        );
     }
     // SAFETY: the asserts above bound every index matrixmultiply reads or writes.
     unsafe {
@@ -396,7 +431,10 @@ macro_rules! each_float {
                 pannc_ir::Tensor::F64($body)
             }
             $crate::eval::TArg::I64(_) => {
-                return Err($crate::error::op_err($op, "expects a float tensor, got i64"))
+                return Err($crate::error::op_err(
+                    $op,
+                    "expects a float tensor, got i64",
+                ))
             }
         }
     };
@@ -431,13 +469,24 @@ pub(crate) fn same_dtype(op: &Op, ts: &[&Tensor]) -> Result<DType, InterpError> 
 
 /// Evaluates `op`, producing `n_out` outputs where the op can make more than one
 /// (MaxPool's indices).
-pub(crate) fn eval_args(op: &Op, mut args: Vec<Arg<'_>>, n_out: usize) -> Result<Vec<Tensor>, InterpError> {
+pub(crate) fn eval_args(
+    op: &Op,
+    mut args: Vec<Arg<'_>>,
+    n_out: usize,
+) -> Result<Vec<Tensor>, InterpError> {
     check_arity(op, args.len())?;
     let one = |t: Tensor| Ok(vec![t]);
     match op {
         Op::Constant(t) => one(t.clone()),
         Op::Conv { window, group } => one(conv::conv(op, window, *group, &args)?),
-        Op::Gemm { alpha, beta, trans_a, trans_b } => one(linalg::gemm_op(op, *alpha, *beta, *trans_a, *trans_b, &args)?),
+        Op::Gemm {
+            alpha,
+            beta,
+            trans_a,
+            trans_b,
+        } => one(linalg::gemm_op(
+            op, *alpha, *beta, *trans_a, *trans_b, &args,
+        )?),
         Op::MatMul => one(linalg::matmul(op, args[0].t(), args[1].t())?),
         Op::Add | Op::Sub | Op::Mul | Op::Div => {
             let b = args.pop().expect("arity");
@@ -466,18 +515,42 @@ pub(crate) fn eval_args(op: &Op, mut args: Vec<Arg<'_>>, n_out: usize) -> Result
         }
         Op::Softmax { axis } => one(norm::softmax(op, *axis, args.swap_remove(0))?),
         Op::GlobalAveragePool => one(norm::global_average_pool(op, args[0].t())?),
-        Op::ReduceMean { keepdims, noop_with_empty_axes } => {
-            let axes = if args.len() > 1 { Some(int_list(op, args[1].t(), "axes")?) } else { None };
-            one(norm::reduce_mean(op, args.swap_remove(0), axes, *keepdims, *noop_with_empty_axes)?)
+        Op::ReduceMean {
+            keepdims,
+            noop_with_empty_axes,
+        } => {
+            let axes = if args.len() > 1 {
+                Some(int_list(op, args[1].t(), "axes")?)
+            } else {
+                None
+            };
+            one(norm::reduce_mean(
+                op,
+                args.swap_remove(0),
+                axes,
+                *keepdims,
+                *noop_with_empty_axes,
+            )?)
         }
         Op::MaxPool { window } => pool::max_pool(op, window, args[0].t(), n_out >= 2),
-        Op::AveragePool { window, count_include_pad } => {
-            one(pool::average_pool(op, window, *count_include_pad, args[0].t())?)
-        }
+        Op::AveragePool {
+            window,
+            count_include_pad,
+        } => one(pool::average_pool(
+            op,
+            window,
+            *count_include_pad,
+            args[0].t(),
+        )?),
         Op::Flatten { axis } => one(shape_ops::flatten(op, *axis, args.swap_remove(0))?),
         Op::Reshape { allowzero } => {
             let shape = int_list(op, args[1].t(), "shape")?;
-            one(shape_ops::reshape(op, *allowzero, args.swap_remove(0), &shape)?)
+            one(shape_ops::reshape(
+                op,
+                *allowzero,
+                args.swap_remove(0),
+                &shape,
+            )?)
         }
         Op::Transpose { perm } => one(shape_ops::transpose(op, perm, args[0].t())?),
         Op::Concat { axis } => {
@@ -489,7 +562,11 @@ pub(crate) fn eval_args(op: &Op, mut args: Vec<Arg<'_>>, n_out: usize) -> Result
             one(shape_ops::pad(op, *mode, &ts)?)
         }
         Op::Squeeze => {
-            let axes = if args.len() > 1 { Some(int_list(op, args[1].t(), "axes")?) } else { None };
+            let axes = if args.len() > 1 {
+                Some(int_list(op, args[1].t(), "axes")?)
+            } else {
+                None
+            };
             one(shape_ops::squeeze(op, args.swap_remove(0), axes)?)
         }
         Op::Unsqueeze => {
@@ -500,7 +577,11 @@ pub(crate) fn eval_args(op: &Op, mut args: Vec<Arg<'_>>, n_out: usize) -> Result
         Op::Gather { axis } => one(shape_ops::gather(op, *axis, args[0].t(), args[1].t())?),
         Op::Cast { to } => {
             let x = args.swap_remove(0);
-            one(if x.t().dtype() == *to { x.into_owned() } else { x.t().cast(*to) })
+            one(if x.t().dtype() == *to {
+                x.into_owned()
+            } else {
+                x.t().cast(*to)
+            })
         }
         Op::ConstantOfShape { value } => one(shape_ops::constant_of_shape(op, value, args[0].t())?),
         // Ops added to the IR after this interpreter was written.

@@ -2,9 +2,9 @@
 
 use super::elementwise::{bcast_strides, for_each_run};
 use super::{arr, data_of, dispatch_float, norm_axis, strides_of, Arg, Elem, Float, TArg, AA};
+use crate::error::{bail, InterpError};
 #[allow(unused_imports)]
 use num_traits::{Float as _, One as _, Zero as _};
-use crate::error::{bail, InterpError};
 use pannc_ir::{Op, Tensor};
 
 /// Validates BatchNormalization operand shapes; returns C.
@@ -15,7 +15,10 @@ pub(crate) fn bn_check(op: &Op, x: &[usize], params: &[&[usize]]) -> Result<usiz
     let c = x[1];
     for (name, p) in ["scale", "B", "mean", "var"].iter().zip(params) {
         if *p != [c] {
-            bail!(op, "{name} has shape {p:?}, expected [{c}] (the input's channels)");
+            bail!(
+                op,
+                "{name} has shape {p:?}, expected [{c}] (the input's channels)"
+            );
         }
     }
     Ok(c)
@@ -23,7 +26,12 @@ pub(crate) fn bn_check(op: &Op, x: &[usize], params: &[&[usize]]) -> Result<usiz
 
 /// Inference-mode batch normalization, computed as onnxruntime does:
 /// `y = x·s + (B − mean·s)` with `s = scale / sqrt(var + ε)`.
-pub(crate) fn batchnorm(op: &Op, eps: f32, x: Arg<'_>, rest: &[Tensor]) -> Result<Tensor, InterpError> {
+pub(crate) fn batchnorm(
+    op: &Op,
+    eps: f32,
+    x: Arg<'_>,
+    rest: &[Tensor],
+) -> Result<Tensor, InterpError> {
     let shapes: Vec<&[usize]> = rest.iter().map(|t| t.shape()).collect();
     let c = bn_check(op, x.t().shape(), &shapes)?;
     for t in rest {
@@ -102,11 +110,11 @@ fn softmax_impl<T: Float>(v: &mut [T], n: usize, inner: usize) {
         for row in blk.chunks_mut(inner) {
             for ((x, &m), s) in row.iter_mut().zip(&mx).zip(sum.iter_mut()) {
                 *x = (*x - m).exp();
-                *s = *s + *x;
+                *s += *x;
             }
         }
         for row in blk.chunks_mut(inner) {
-            row.iter_mut().zip(&sum).for_each(|(x, &s)| *x = *x / s);
+            row.iter_mut().zip(&sum).for_each(|(x, &s)| *x /= s);
         }
     }
 }
@@ -189,7 +197,11 @@ pub(crate) fn reduce_mean(
         return Ok(x.into_owned());
     };
     let out = reduced_shape(&shape, &axes, keepdims);
-    let kept: Vec<usize> = shape.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect();
+    let kept: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+        .collect();
     let cnt: usize = axes.iter().map(|&a| shape[a]).product();
     let xs = strides_of(&shape);
     let os = bcast_strides(&kept, &shape);
@@ -201,11 +213,11 @@ pub(crate) fn reduce_mean(
         for_each_run(&shape, &xs, &os, |xo, oo, n, ix, io| {
             for j in 0..n {
                 let a = &mut acc[oo + j * io];
-                *a = *a + d[xo + j * ix];
+                *a += d[xo + j * ix];
             }
         });
         let c = T::of(cnt as f64);
-        acc.iter_mut().for_each(|a| *a = *a / c);
+        acc.iter_mut().for_each(|a| *a /= c);
         Ok(T::wrap(arr(&out, acc)))
     })
 }

@@ -2,13 +2,17 @@
 
 use super::window::{geometry, Geometry};
 use super::{arr, checked_numel, data_of, dispatch_float, strides_of, Elem, Float};
+use crate::error::{bail, InterpError};
 #[allow(unused_imports)]
 use num_traits::{Float as _, One as _, Zero as _};
-use crate::error::{bail, InterpError};
 use pannc_ir::{Op, Tensor, Window};
 
 /// Validated pooling geometry and output shape.
-pub(crate) fn pool_shapes(op: &Op, w: &Window, x: &[usize]) -> Result<(Geometry, Vec<usize>), InterpError> {
+pub(crate) fn pool_shapes(
+    op: &Op,
+    w: &Window,
+    x: &[usize],
+) -> Result<(Geometry, Vec<usize>), InterpError> {
     if x.len() < 3 {
         bail!(op, "input must have rank ≥ 3 (N, C, spatial...), got {x:?}");
     }
@@ -72,7 +76,10 @@ fn windows(op: &Op, g: &Geometry, sp: &[usize]) -> Result<Windows, InterpError> 
     let total: usize = g.out.iter().product();
     let ksize: usize = g.kernel.iter().product();
     checked_numel(op, &[total, ksize])?;
-    let mut w = Windows { offsets: Vec::new(), ranges: Vec::with_capacity(total) };
+    let mut w = Windows {
+        offsets: Vec::new(),
+        ranges: Vec::with_capacity(total),
+    };
     for_each_window(g, &t, |_, offs, np| {
         let s = w.offsets.len();
         w.offsets.extend_from_slice(offs);
@@ -91,15 +98,15 @@ fn for_each_window(g: &Geometry, t: &Taps, mut f: impl FnMut(usize, &[usize], us
         cur.clear();
         cur.push(0usize);
         let mut np = 1;
-        for i in 0..nd {
+        for (i, &ix) in idx.iter().enumerate() {
             next.clear();
             for &a in &cur {
-                for &b in &t.offs[i][idx[i]] {
+                for &b in &t.offs[i][ix] {
                     next.push(a + b);
                 }
             }
             std::mem::swap(&mut cur, &mut next);
-            np *= t.padded[i][idx[i]];
+            np *= t.padded[i][ix];
         }
         f(o, &cur, np);
         for i in (0..nd).rev() {
@@ -113,7 +120,12 @@ fn for_each_window(g: &Geometry, t: &Taps, mut f: impl FnMut(usize, &[usize], us
 }
 
 /// MaxPool; with `indices`, also the argmax as flat indices into the input (row-major).
-pub(crate) fn max_pool(op: &Op, w: &Window, x: &Tensor, indices: bool) -> Result<Vec<Tensor>, InterpError> {
+pub(crate) fn max_pool(
+    op: &Op,
+    w: &Window,
+    x: &Tensor,
+    indices: bool,
+) -> Result<Vec<Tensor>, InterpError> {
     let (g, out) = pool_shapes(op, w, x.shape())?;
     let sp = &x.shape()[2..];
     let plane: usize = sp.iter().product();
@@ -152,7 +164,12 @@ pub(crate) fn max_pool(op: &Op, w: &Window, x: &Tensor, indices: bool) -> Result
 
 /// AveragePool; the divisor counts window positions inside the input, or inside the
 /// padded input with `count_include_pad`.
-pub(crate) fn average_pool(op: &Op, w: &Window, include_pad: bool, x: &Tensor) -> Result<Tensor, InterpError> {
+pub(crate) fn average_pool(
+    op: &Op,
+    w: &Window,
+    include_pad: bool,
+    x: &Tensor,
+) -> Result<Tensor, InterpError> {
     let (g, out) = pool_shapes(op, w, x.shape())?;
     let sp = &x.shape()[2..];
     let plane: usize = sp.iter().product();

@@ -2,11 +2,14 @@
 //! Shape, Gather, ConstantOfShape.
 
 use super::elementwise::for_each_run;
-use super::{arr, checked_numel, data_of, dispatch, each_targ, int_list, norm_axis, strides_of, vec_of, Arg, Elem, AA};
-#[allow(unused_imports)]
-use num_traits::{Float as _, One as _, Zero as _};
+use super::{
+    arr, checked_numel, data_of, dispatch, each_targ, int_list, norm_axis, strides_of, vec_of, Arg,
+    Elem, AA,
+};
 use crate::error::{bail, op_err, InterpError};
 use ndarray::{ArrayD, IxDyn};
+#[allow(unused_imports)]
+use num_traits::{Float as _, One as _, Zero as _};
 use pannc_ir::{DType, Op, PadMode, Tensor};
 
 /// Gives an input a new shape with the same number of elements, reusing owned storage.
@@ -39,7 +42,12 @@ pub(crate) fn flatten(op: &Op, axis: i64, x: Arg<'_>) -> Result<Tensor, InterpEr
 
 /// Resolves a Reshape target (`0` copies the input dimension unless `allowzero`, one `-1`
 /// is inferred) against a static input shape.
-pub(crate) fn reshape_shape(op: &Op, input: &[usize], spec: &[i64], allowzero: bool) -> Result<Vec<usize>, InterpError> {
+pub(crate) fn reshape_shape(
+    op: &Op,
+    input: &[usize],
+    spec: &[i64],
+    allowzero: bool,
+) -> Result<Vec<usize>, InterpError> {
     let numel = checked_numel(op, input)?;
     let mut out = Vec::with_capacity(spec.len());
     let mut infer = None;
@@ -54,7 +62,11 @@ pub(crate) fn reshape_shape(op: &Op, input: &[usize], spec: &[i64], allowzero: b
             }
             0 if !allowzero => match input.get(i) {
                 Some(&v) => out.push(v),
-                None => bail!(op, "shape {spec:?} copies axis {i} (0), but the input {input:?} has rank {}", input.len()),
+                None => bail!(
+                    op,
+                    "shape {spec:?} copies axis {i} (0), but the input {input:?} has rank {}",
+                    input.len()
+                ),
             },
             d if d < 0 => bail!(op, "shape {spec:?} has invalid dimension {d}"),
             d => out.push(usize::try_from(d).map_err(|_| op_err(op, "dimension too large"))?),
@@ -66,16 +78,27 @@ pub(crate) fn reshape_shape(op: &Op, input: &[usize], spec: &[i64], allowzero: b
     let known = checked_numel(op, &out)?;
     if let Some(i) = infer {
         if known == 0 || numel % known != 0 {
-            bail!(op, "cannot reshape {input:?} ({numel} elements) to {spec:?}");
+            bail!(
+                op,
+                "cannot reshape {input:?} ({numel} elements) to {spec:?}"
+            );
         }
         out[i] = numel / known;
     } else if known != numel {
-        bail!(op, "cannot reshape {input:?} ({numel} elements) to {spec:?} ({known} elements)");
+        bail!(
+            op,
+            "cannot reshape {input:?} ({numel} elements) to {spec:?} ({known} elements)"
+        );
     }
     Ok(out)
 }
 
-pub(crate) fn reshape(op: &Op, allowzero: bool, x: Arg<'_>, spec: &[i64]) -> Result<Tensor, InterpError> {
+pub(crate) fn reshape(
+    op: &Op,
+    allowzero: bool,
+    x: Arg<'_>,
+    spec: &[i64],
+) -> Result<Tensor, InterpError> {
     let s = reshape_shape(op, x.t().shape(), spec, allowzero)?;
     Ok(relayout(x, &s))
 }
@@ -95,12 +118,20 @@ pub(crate) fn strided_copy<T: Copy>(src: &[T], shape: &[usize], st: &[usize]) ->
     v
 }
 
-pub(crate) fn transpose_perm(op: &Op, perm: &[usize], rank: usize) -> Result<Vec<usize>, InterpError> {
+pub(crate) fn transpose_perm(
+    op: &Op,
+    perm: &[usize],
+    rank: usize,
+) -> Result<Vec<usize>, InterpError> {
     if perm.is_empty() {
         return Ok((0..rank).rev().collect());
     }
     let mut seen = vec![false; rank];
-    if perm.len() != rank || perm.iter().any(|&p| p >= rank || std::mem::replace(&mut seen[p], true)) {
+    if perm.len() != rank
+        || perm
+            .iter()
+            .any(|&p| p >= rank || std::mem::replace(&mut seen[p], true))
+    {
         bail!(op, "perm {perm:?} is not a permutation of 0..{rank}");
     }
     Ok(perm.to_vec())
@@ -118,7 +149,11 @@ pub(crate) fn transpose(op: &Op, perm: &[usize], x: &Tensor) -> Result<Tensor, I
     })
 }
 
-pub(crate) fn concat_shape(op: &Op, axis: i64, shapes: &[&[usize]]) -> Result<(usize, Vec<usize>), InterpError> {
+pub(crate) fn concat_shape(
+    op: &Op,
+    axis: i64,
+    shapes: &[&[usize]],
+) -> Result<(usize, Vec<usize>), InterpError> {
     let first = shapes[0];
     if first.is_empty() {
         bail!(op, "cannot concatenate scalars");
@@ -127,8 +162,16 @@ pub(crate) fn concat_shape(op: &Op, axis: i64, shapes: &[&[usize]]) -> Result<(u
     let mut out = first.to_vec();
     out[ax] = 0;
     for s in shapes {
-        if s.len() != first.len() || s.iter().zip(first).enumerate().any(|(i, (a, b))| i != ax && a != b) {
-            bail!(op, "input shapes {first:?} and {s:?} differ outside axis {ax}");
+        if s.len() != first.len()
+            || s.iter()
+                .zip(first)
+                .enumerate()
+                .any(|(i, (a, b))| i != ax && a != b)
+        {
+            bail!(
+                op,
+                "input shapes {first:?} and {s:?} differ outside axis {ax}"
+            );
         }
         out[ax] += s[ax];
     }
@@ -156,7 +199,12 @@ pub(crate) fn concat(op: &Op, axis: i64, ts: &[&Tensor]) -> Result<Tensor, Inter
 }
 
 /// Per-axis `(begin, end)` pads of a Pad node, from its `pads` and optional `axes` inputs.
-pub(crate) fn pad_amounts(op: &Op, rank: usize, pads: &[i64], axes: Option<&[i64]>) -> Result<Vec<(i64, i64)>, InterpError> {
+pub(crate) fn pad_amounts(
+    op: &Op,
+    rank: usize,
+    pads: &[i64],
+    axes: Option<&[i64]>,
+) -> Result<Vec<(i64, i64)>, InterpError> {
     let axes: Vec<usize> = match axes {
         Some(a) => {
             let mut v = Vec::new();
@@ -172,7 +220,13 @@ pub(crate) fn pad_amounts(op: &Op, rank: usize, pads: &[i64], axes: Option<&[i64
         None => (0..rank).collect(),
     };
     if pads.len() != 2 * axes.len() {
-        bail!(op, "pads has {} entries, expected {} (2 × {} axes)", pads.len(), 2 * axes.len(), axes.len());
+        bail!(
+            op,
+            "pads has {} entries, expected {} (2 × {} axes)",
+            pads.len(),
+            2 * axes.len(),
+            axes.len()
+        );
     }
     let mut res = vec![(0i64, 0i64); rank];
     for (j, &a) in axes.iter().enumerate() {
@@ -182,7 +236,11 @@ pub(crate) fn pad_amounts(op: &Op, rank: usize, pads: &[i64], axes: Option<&[i64
 }
 
 /// Output shape of Pad: negative pads crop first, then positive pads extend.
-pub(crate) fn pad_shape(op: &Op, input: &[usize], amounts: &[(i64, i64)]) -> Result<Vec<usize>, InterpError> {
+pub(crate) fn pad_shape(
+    op: &Op,
+    input: &[usize],
+    amounts: &[(i64, i64)],
+) -> Result<Vec<usize>, InterpError> {
     let mut out = Vec::with_capacity(input.len());
     for (i, (&d, &(b, e))) in input.iter().zip(amounts).enumerate() {
         let v = d as i128 + b as i128 + e as i128;
@@ -205,7 +263,11 @@ pub(crate) fn pad(op: &Op, mode: PadMode, ts: &[&Tensor]) -> Result<Tensor, Inte
     let amounts = pad_amounts(op, x.ndim_(), &pads, axes.as_deref())?;
     let out = pad_shape(op, x.shape(), &amounts)?;
     let cval = match ts.get(2) {
-        Some(c) if c.len() > 1 => bail!(op, "constant_value must be a scalar, got {} elements", c.len()),
+        Some(c) if c.len() > 1 => bail!(
+            op,
+            "constant_value must be a scalar, got {} elements",
+            c.len()
+        ),
         Some(c) if c.len() == 1 => Some(*c),
         _ => None,
     };
@@ -257,7 +319,13 @@ pub(crate) fn pad(op: &Op, mode: PadMode, ts: &[&Tensor]) -> Result<Tensor, Inte
     })
 }
 
-fn pad_fill<T: Copy>(d: &[T], ins: &[usize], out: &[usize], maps: &[Vec<Option<usize>>], c: T) -> Vec<T> {
+fn pad_fill<T: Copy>(
+    d: &[T],
+    ins: &[usize],
+    out: &[usize],
+    maps: &[Vec<Option<usize>>],
+    c: T,
+) -> Vec<T> {
     let n: usize = out.iter().product();
     let mut v = vec![c; n];
     if n == 0 {
@@ -312,7 +380,11 @@ impl Ndim for Tensor {
     }
 }
 
-pub(crate) fn squeeze_shape(op: &Op, s: &[usize], axes: Option<&[i64]>) -> Result<Vec<usize>, InterpError> {
+pub(crate) fn squeeze_shape(
+    op: &Op,
+    s: &[usize],
+    axes: Option<&[i64]>,
+) -> Result<Vec<usize>, InterpError> {
     match axes {
         None | Some([]) => Ok(s.iter().copied().filter(|&d| d != 1).collect()),
         Some(list) => {
@@ -324,7 +396,11 @@ pub(crate) fn squeeze_shape(op: &Op, s: &[usize], axes: Option<&[i64]>) -> Resul
                 }
                 drop[a] = true;
             }
-            Ok(s.iter().zip(&drop).filter(|(_, &d)| !d).map(|(&v, _)| v).collect())
+            Ok(s.iter()
+                .zip(&drop)
+                .filter(|(_, &d)| !d)
+                .map(|(&v, _)| v)
+                .collect())
         }
     }
 }
@@ -335,7 +411,11 @@ pub(crate) fn squeeze(op: &Op, x: Arg<'_>, axes: Option<Vec<i64>>) -> Result<Ten
 }
 
 /// Positions of the inserted axes in the output (sorted), validated.
-pub(crate) fn unsqueeze_axes(op: &Op, rank: usize, axes: &[i64]) -> Result<Vec<usize>, InterpError> {
+pub(crate) fn unsqueeze_axes(
+    op: &Op,
+    rank: usize,
+    axes: &[i64],
+) -> Result<Vec<usize>, InterpError> {
     let r = rank + axes.len();
     let mut v = Vec::with_capacity(axes.len());
     for &a in axes {
@@ -352,7 +432,13 @@ pub(crate) fn unsqueeze_axes(op: &Op, rank: usize, axes: &[i64]) -> Result<Vec<u
 pub(crate) fn unsqueeze_shape<D: Clone>(s: &[D], ins: &[usize], one: D) -> Vec<D> {
     let mut it = s.iter();
     (0..s.len() + ins.len())
-        .map(|i| if ins.contains(&i) { one.clone() } else { it.next().expect("rank").clone() })
+        .map(|i| {
+            if ins.contains(&i) {
+                one.clone()
+            } else {
+                it.next().expect("rank").clone()
+            }
+        })
         .collect()
 }
 
@@ -377,7 +463,12 @@ pub(crate) fn shape(x: &Tensor, start: i64, end: Option<i64>) -> Tensor {
     Tensor::I64(arr(&[v.len()], v))
 }
 
-pub(crate) fn gather_shape<D: Clone>(op: &Op, data: &[D], idx: &[D], axis: i64) -> Result<(usize, Vec<D>), InterpError> {
+pub(crate) fn gather_shape<D: Clone>(
+    op: &Op,
+    data: &[D],
+    idx: &[D],
+    axis: i64,
+) -> Result<(usize, Vec<D>), InterpError> {
     if data.is_empty() {
         bail!(op, "data must have rank ≥ 1");
     }
@@ -388,7 +479,12 @@ pub(crate) fn gather_shape<D: Clone>(op: &Op, data: &[D], idx: &[D], axis: i64) 
     Ok((ax, out))
 }
 
-pub(crate) fn gather(op: &Op, axis: i64, data: &Tensor, indices: &Tensor) -> Result<Tensor, InterpError> {
+pub(crate) fn gather(
+    op: &Op,
+    axis: i64,
+    data: &Tensor,
+    indices: &Tensor,
+) -> Result<Tensor, InterpError> {
     let Tensor::I64(ia) = indices else {
         bail!(op, "indices must be i64, got {}", indices.dtype());
     };
@@ -401,7 +497,10 @@ pub(crate) fn gather(op: &Op, axis: i64, data: &Tensor, indices: &Tensor) -> Res
         .map(|&i| {
             let j = if i < 0 { i + n as i64 } else { i };
             if j < 0 || j >= n as i64 {
-                Err(op_err(op, format!("index {i} is out of range for axis {ax} of size {n}")))
+                Err(op_err(
+                    op,
+                    format!("index {i} is out of range for axis {ax} of size {n}"),
+                ))
             } else {
                 Ok(j as usize)
             }
@@ -427,13 +526,20 @@ pub(crate) fn cos_shape(op: &Op, t: &Tensor) -> Result<Vec<usize>, InterpError> 
     let v = int_list(op, t, "shape")?;
     let s: Vec<usize> = v
         .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| op_err(op, format!("negative dimension {d} in shape {v:?}"))))
+        .map(|&d| {
+            usize::try_from(d)
+                .map_err(|_| op_err(op, format!("negative dimension {d} in shape {v:?}")))
+        })
         .collect::<Result<_, _>>()?;
     checked_numel(op, &s)?;
     Ok(s)
 }
 
-pub(crate) fn constant_of_shape(op: &Op, value: &Tensor, shape_t: &Tensor) -> Result<Tensor, InterpError> {
+pub(crate) fn constant_of_shape(
+    op: &Op,
+    value: &Tensor,
+    shape_t: &Tensor,
+) -> Result<Tensor, InterpError> {
     let s = cos_shape(op, shape_t)?;
     if value.len() != 1 {
         bail!(op, "value must hold one element, holds {}", value.len());

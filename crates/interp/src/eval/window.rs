@@ -14,12 +14,22 @@ pub(crate) struct Geometry {
     pub out: Vec<usize>,
 }
 
-fn list_or(op: &Op, what: &str, v: &[usize], n: usize, default: usize) -> Result<Vec<usize>, InterpError> {
+fn list_or(
+    op: &Op,
+    what: &str,
+    v: &[usize],
+    n: usize,
+    default: usize,
+) -> Result<Vec<usize>, InterpError> {
     if v.is_empty() {
         return Ok(vec![default; n]);
     }
     if v.len() != n {
-        bail!(op, "{what} has {} entries, expected {n} (one per spatial axis)", v.len());
+        bail!(
+            op,
+            "{what} has {} entries, expected {n} (one per spatial axis)",
+            v.len()
+        );
     }
     if default == 1 && v.contains(&0) {
         bail!(op, "{what} {v:?} contains 0");
@@ -42,7 +52,11 @@ pub(crate) fn geometry(
         bail!(op, "needs at least one spatial axis");
     }
     if kernel.len() != n {
-        bail!(op, "kernel has {} spatial axes, input has {n}", kernel.len());
+        bail!(
+            op,
+            "kernel has {} spatial axes, input has {n}",
+            kernel.len()
+        );
     }
     if kernel.contains(&0) {
         bail!(op, "kernel shape {kernel:?} contains 0");

@@ -6,7 +6,10 @@ use pannc_ir::{AutoPad, DType, Dim, Graph, Op, PadMode, Tensor, TensorType, Wind
 use serde_json::Value;
 
 pub fn ints(a: &Value, key: &str) -> Vec<i64> {
-    a.get(key).and_then(|v| v.as_array()).map(|v| v.iter().map(|x| x.as_i64().unwrap()).collect()).unwrap_or_default()
+    a.get(key)
+        .and_then(|v| v.as_array())
+        .map(|v| v.iter().map(|x| x.as_i64().unwrap()).collect())
+        .unwrap_or_default()
 }
 fn usizes(a: &Value, key: &str) -> Vec<usize> {
     ints(a, key).into_iter().map(|x| x as usize).collect()
@@ -15,7 +18,10 @@ fn int(a: &Value, key: &str, d: i64) -> i64 {
     a.get(key).and_then(|v| v.as_i64()).unwrap_or(d)
 }
 fn float(a: &Value, key: &str, d: f32) -> f32 {
-    a.get(key).and_then(|v| v.as_f64()).map(|x| x as f32).unwrap_or(d)
+    a.get(key)
+        .and_then(|v| v.as_f64())
+        .map(|x| x as f32)
+        .unwrap_or(d)
 }
 fn string(a: &Value, key: &str, d: &str) -> String {
     a.get(key).and_then(|v| v.as_str()).unwrap_or(d).to_string()
@@ -40,7 +46,10 @@ pub fn window(a: &Value) -> Window {
 /// Builds the IR op for an ONNX op name and attributes (as the importer would).
 pub fn make_op(name: &str, a: &Value, present: &[bool]) -> Op {
     match name {
-        "Conv" => Op::Conv { window: window(a), group: int(a, "group", 1) as usize },
+        "Conv" => Op::Conv {
+            window: window(a),
+            group: int(a, "group", 1) as usize,
+        },
         "Gemm" => Op::Gemm {
             alpha: float(a, "alpha", 1.0),
             beta: float(a, "beta", 1.0),
@@ -52,9 +61,13 @@ pub fn make_op(name: &str, a: &Value, present: &[bool]) -> Op {
         "Sub" => Op::Sub,
         "Mul" => Op::Mul,
         "Div" => Op::Div,
-        "BatchNormalization" => Op::BatchNormalization { epsilon: float(a, "epsilon", 1e-5) },
+        "BatchNormalization" => Op::BatchNormalization {
+            epsilon: float(a, "epsilon", 1e-5),
+        },
         "Relu" => Op::Relu,
-        "LeakyRelu" => Op::LeakyRelu { alpha: float(a, "alpha", 0.01) },
+        "LeakyRelu" => Op::LeakyRelu {
+            alpha: float(a, "alpha", 0.01),
+        },
         "Clip" => Op::Clip {
             has_min: present.get(1).copied().unwrap_or(false),
             has_max: present.get(2).copied().unwrap_or(false),
@@ -62,19 +75,34 @@ pub fn make_op(name: &str, a: &Value, present: &[bool]) -> Op {
         "Sigmoid" => Op::Sigmoid,
         "Tanh" => Op::Tanh,
         "Erf" => Op::Erf,
-        "Gelu" => Op::Gelu { tanh: string(a, "approximate", "none") == "tanh" },
-        "Softmax" => Op::Softmax { axis: int(a, "axis", -1) },
+        "Gelu" => Op::Gelu {
+            tanh: string(a, "approximate", "none") == "tanh",
+        },
+        "Softmax" => Op::Softmax {
+            axis: int(a, "axis", -1),
+        },
         "MaxPool" => Op::MaxPool { window: window(a) },
-        "AveragePool" => Op::AveragePool { window: window(a), count_include_pad: int(a, "count_include_pad", 0) != 0 },
+        "AveragePool" => Op::AveragePool {
+            window: window(a),
+            count_include_pad: int(a, "count_include_pad", 0) != 0,
+        },
         "GlobalAveragePool" => Op::GlobalAveragePool,
         "ReduceMean" => Op::ReduceMean {
             keepdims: int(a, "keepdims", 1) != 0,
             noop_with_empty_axes: int(a, "noop_with_empty_axes", 0) != 0,
         },
-        "Flatten" => Op::Flatten { axis: int(a, "axis", 1) },
-        "Reshape" => Op::Reshape { allowzero: int(a, "allowzero", 0) != 0 },
-        "Transpose" => Op::Transpose { perm: usizes(a, "perm") },
-        "Concat" => Op::Concat { axis: int(a, "axis", 0) },
+        "Flatten" => Op::Flatten {
+            axis: int(a, "axis", 1),
+        },
+        "Reshape" => Op::Reshape {
+            allowzero: int(a, "allowzero", 0) != 0,
+        },
+        "Transpose" => Op::Transpose {
+            perm: usizes(a, "perm"),
+        },
+        "Concat" => Op::Concat {
+            axis: int(a, "axis", 0),
+        },
         "Pad" => Op::Pad {
             mode: match string(a, "mode", "constant").as_str() {
                 "reflect" => PadMode::Reflect,
@@ -85,8 +113,13 @@ pub fn make_op(name: &str, a: &Value, present: &[bool]) -> Op {
         },
         "Squeeze" => Op::Squeeze,
         "Unsqueeze" => Op::Unsqueeze,
-        "Shape" => Op::Shape { start: int(a, "start", 0), end: a.get("end").and_then(|v| v.as_i64()) },
-        "Gather" => Op::Gather { axis: int(a, "axis", 0) },
+        "Shape" => Op::Shape {
+            start: int(a, "start", 0),
+            end: a.get("end").and_then(|v| v.as_i64()),
+        },
+        "Gather" => Op::Gather {
+            axis: int(a, "axis", 0),
+        },
         "Cast" => Op::Cast {
             to: match int(a, "to", 1) {
                 1 => DType::F32,
@@ -100,12 +133,25 @@ pub fn make_op(name: &str, a: &Value, present: &[bool]) -> Op {
 }
 
 pub fn tensor(v: &Value) -> Tensor {
-    let shape: Vec<usize> = v["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
     let data = v["data"].as_array().unwrap();
     match v["dtype"].as_str().unwrap() {
-        "f32" => Tensor::from_f32(&shape, data.iter().map(|x| x.as_f64().unwrap() as f32).collect()).unwrap(),
-        "f64" => Tensor::from_f64(&shape, data.iter().map(|x| x.as_f64().unwrap()).collect()).unwrap(),
-        "i64" => Tensor::from_i64(&shape, data.iter().map(|x| x.as_i64().unwrap()).collect()).unwrap(),
+        "f32" => Tensor::from_f32(
+            &shape,
+            data.iter().map(|x| x.as_f64().unwrap() as f32).collect(),
+        )
+        .unwrap(),
+        "f64" => {
+            Tensor::from_f64(&shape, data.iter().map(|x| x.as_f64().unwrap()).collect()).unwrap()
+        }
+        "i64" => {
+            Tensor::from_i64(&shape, data.iter().map(|x| x.as_i64().unwrap()).collect()).unwrap()
+        }
         d => panic!("dtype {d}"),
     }
 }
@@ -116,7 +162,14 @@ pub fn load(name: &str) -> Value {
 }
 
 /// Max abs difference after checking shape and (unless `any_float`) dtype.
-pub fn assert_close(name: &str, got: &Tensor, want: &Tensor, atol: f64, rtol: f64, any_float: bool) {
+pub fn assert_close(
+    name: &str,
+    got: &Tensor,
+    want: &Tensor,
+    atol: f64,
+    rtol: f64,
+    any_float: bool,
+) {
     assert_eq!(got.shape(), want.shape(), "{name}: shape");
     if any_float && got.dtype().is_float() && want.dtype().is_float() {
     } else {
@@ -125,13 +178,22 @@ pub fn assert_close(name: &str, got: &Tensor, want: &Tensor, atol: f64, rtol: f6
     let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
     for (i, (a, b)) in g.iter().zip(&w).enumerate() {
         let ok = (a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs() || a == b;
-        assert!(ok, "{name}: element {i}: got {a}, want {b} (diff {})", (a - b).abs());
+        assert!(
+            ok,
+            "{name}: element {i}: got {a}, want {b} (diff {})",
+            (a - b).abs()
+        );
     }
 }
 
 /// A graph with one node reading all given inputs (None: absent optional input); inputs
 /// from slot `const_from` on are constants, the others graph inputs.
-pub fn single_node_graph(op: Op, inputs: &[Option<Tensor>], n_out: usize, const_from: usize) -> (Graph, Vec<Tensor>) {
+pub fn single_node_graph(
+    op: Op,
+    inputs: &[Option<Tensor>],
+    n_out: usize,
+    const_from: usize,
+) -> (Graph, Vec<Tensor>) {
     let mut g = Graph::new("single", 20);
     let mut ids = Vec::new();
     let mut feeds = Vec::new();
@@ -141,7 +203,10 @@ pub fn single_node_graph(op: Op, inputs: &[Option<Tensor>], n_out: usize, const_
                 ids.push(g.add_constant(format!("in{i}"), t.clone()).unwrap());
                 continue;
             }
-            let ty = TensorType::new(t.dtype(), t.shape().iter().map(|&d| Dim::Known(d)).collect());
+            let ty = TensorType::new(
+                t.dtype(),
+                t.shape().iter().map(|&d| Dim::Known(d)).collect(),
+            );
             ids.push(g.add_input(format!("in{i}"), Some(ty)).unwrap());
             feeds.push(t.clone());
         }
@@ -167,10 +232,14 @@ pub fn known(d: usize) -> Dim {
 
 /// Deterministic pseudo-random floats in [-1, 1).
 pub fn randv(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
         })
         .collect()
