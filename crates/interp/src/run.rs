@@ -52,7 +52,7 @@ impl Default for RunOptions {
 /// The result is bitwise independent of `batch_chunk` and `threads`.
 pub fn run(g: &Graph, inputs: &[Tensor], opts: &RunOptions) -> Result<Vec<Tensor>, InterpError> {
     let plan = Plan::new(g, opts.precision)?;
-    let batch = check_inputs(g, inputs)?;
+    let batch = check_inputs(g, inputs, opts.precision)?;
     let f64_mode = opts.precision == Precision::F64;
     let promote = |t: &Tensor| -> Option<Tensor> {
         (f64_mode && t.dtype() == DType::F32).then(|| t.cast(DType::F64))
@@ -150,7 +150,11 @@ fn concat0(g: &Graph, i: usize, parts: &[Vec<Tensor>]) -> Result<Tensor, InterpE
 
 /// Checks inputs against declared types; returns the batch symbol and size when every
 /// input's first dimension is the same symbol.
-fn check_inputs(g: &Graph, inputs: &[Tensor]) -> Result<Option<(String, usize)>, InterpError> {
+fn check_inputs(
+    g: &Graph,
+    inputs: &[Tensor],
+    precision: Precision,
+) -> Result<Option<(String, usize)>, InterpError> {
     if inputs.len() != g.inputs().len() {
         return Err(InterpError::Graph {
             graph: g.name.clone(),
@@ -171,7 +175,8 @@ fn check_inputs(g: &Graph, inputs: &[Tensor]) -> Result<Option<(String, usize)>,
             all_batched = false;
             continue;
         };
-        let ok_dtype = ty.dtype == t.dtype() || (ty.dtype.is_float() && t.dtype().is_float());
+        let ok_dtype = ty.dtype == t.dtype()
+            || (precision == Precision::F64 && ty.dtype.is_float() && t.dtype().is_float());
         if !ok_dtype {
             return Err(err(format!("expected {}, got {}", ty.dtype, t.dtype())));
         }

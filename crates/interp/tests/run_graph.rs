@@ -148,6 +148,10 @@ fn input_checks() {
     let bad = i64t(&[1, 1, 28, 28], vec![0; 784]);
     let err = run(&g, &[bad], &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("expected f32, got i64"), "{err}");
+    // f64 data for an f32 input only in f64 mode.
+    let x64 = Tensor::from_f64(&[1, 1, 28, 28], vec![0.0; 784]).unwrap();
+    let err = run(&g, std::slice::from_ref(&x64), &RunOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("expected f32, got f64"), "{err}");
     let bad = f32t(&[1, 28, 28], vec![0.0; 784]);
     let err = run(&g, &[bad], &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("rank 3 ≠ 4"), "{err}");
