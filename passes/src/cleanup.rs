@@ -15,7 +15,7 @@ impl Pass for RemoveIdentity {
     fn summary(&self) -> &'static str {
         "drop Identity and inference-mode Dropout nodes"
     }
-    fn run(&self, g: &mut Graph) -> Result<bool, PassError> {
+    fn run(&self, g: &mut Graph, _cx: &mut crate::Context) -> Result<bool, PassError> {
         let mut changed = false;
         for id in g.node_ids() {
             let node = g.node(id);
@@ -30,11 +30,16 @@ impl Pass for RemoveIdentity {
                     pass: self.name(),
                     node: node.name.clone(),
                     op: node.op.name(),
-                    message: "the Dropout mask output is used; only inference-mode Dropout is supported".into(),
+                    message:
+                        "the Dropout mask output is used; only inference-mode Dropout is supported"
+                            .into(),
                 });
             }
             let out = outs[0];
-            let err = |e: pannc_ir::GraphError| PassError::Graph { pass: "remove-identity", message: e.to_string() };
+            let err = |e: pannc_ir::GraphError| PassError::Graph {
+                pass: "remove-identity",
+                message: e.to_string(),
+            };
             // An Identity that feeds a graph output keeps the output's name alive: its source
             // takes the name, unless the source is itself an input or output (then keep it).
             let is_output = g.outputs().contains(&out);
@@ -64,8 +69,11 @@ impl Pass for Dce {
     fn summary(&self) -> &'static str {
         "remove nodes whose results are never used"
     }
-    fn run(&self, g: &mut Graph) -> Result<bool, PassError> {
-        let order = g.topo_order().map_err(|e| PassError::Graph { pass: self.name(), message: e.to_string() })?;
+    fn run(&self, g: &mut Graph, _cx: &mut crate::Context) -> Result<bool, PassError> {
+        let order = g.topo_order().map_err(|e| PassError::Graph {
+            pass: self.name(),
+            message: e.to_string(),
+        })?;
         let mut changed = false;
         for id in order.into_iter().rev() {
             let unused = g.node(id).outputs().iter().all(|&v| !g.is_used(v));

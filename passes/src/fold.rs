@@ -28,9 +28,15 @@ impl Pass for ConstFold {
     fn summary(&self) -> &'static str {
         "evaluate constant subgraphs and static shape arithmetic at compile time"
     }
-    fn run(&self, g: &mut Graph) -> Result<bool, PassError> {
-        pannc_interp::infer_types(g).map_err(|e| PassError::Graph { pass: self.name(), message: e.to_string() })?;
-        let order = g.topo_order().map_err(|e| PassError::Graph { pass: self.name(), message: e.to_string() })?;
+    fn run(&self, g: &mut Graph, _cx: &mut crate::Context) -> Result<bool, PassError> {
+        pannc_interp::infer_types(g).map_err(|e| PassError::Graph {
+            pass: self.name(),
+            message: e.to_string(),
+        })?;
+        let order = g.topo_order().map_err(|e| PassError::Graph {
+            pass: self.name(),
+            message: e.to_string(),
+        })?;
         let mut changed = false;
         // Partially known shape vectors, keyed by value.
         let mut sym: HashMap<ValueId, Vec<SymInt>> = HashMap::new();
@@ -54,14 +60,24 @@ impl Pass for ConstFold {
 impl ConstFold {
     fn node_err(&self, g: &Graph, id: NodeId, message: String) -> PassError {
         let n = g.node(id);
-        PassError::Node { pass: self.name(), node: n.name.clone(), op: n.op.name(), message }
+        PassError::Node {
+            pass: self.name(),
+            node: n.name.clone(),
+            op: n.op.name(),
+            message,
+        }
     }
 
     /// Replaces `id` by constants if all its inputs are constant (or it is a Shape of a static value).
     fn fold_node(&self, g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
         let node = g.node(id);
         let results: Vec<Tensor> = if let Op::Shape { start, end } = &node.op {
-            let Some(shape) = g.value(node.inputs()[0]).ty.as_ref().and_then(|t| t.known_shape()) else {
+            let Some(shape) = g
+                .value(node.inputs()[0])
+                .ty
+                .as_ref()
+                .and_then(|t| t.known_shape())
+            else {
                 return Ok(false);
             };
             let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
@@ -69,8 +85,11 @@ impl ConstFold {
             let part = dims[s..e.max(s)].to_vec();
             vec![Tensor::from_i64(&[part.len()], part).expect("1-D shape")]
         } else {
-            let inputs: Option<Vec<&Tensor>> = node.inputs().iter().map(|&v| g.constant(v)).collect();
-            let Some(inputs) = inputs else { return Ok(false) };
+            let inputs: Option<Vec<&Tensor>> =
+                node.inputs().iter().map(|&v| g.constant(v)).collect();
+            let Some(inputs) = inputs else {
+                return Ok(false);
+            };
             let op = node.op.clone();
             pannc_interp::eval_op(&op, &inputs).map_err(|e| self.node_err(g, id, e.to_string()))?
         };
@@ -80,9 +99,15 @@ impl ConstFold {
             if !g.is_used(out) {
                 continue;
             }
-            let cname = format!("{}__folded{}", if name.is_empty() { "node" } else { &name }, i);
+            let cname = format!(
+                "{}__folded{}",
+                if name.is_empty() { "node" } else { &name },
+                i
+            );
             let cname = unique_name(g, cname);
-            let c = g.add_constant(cname, t).map_err(|e| self.node_err(g, id, e.to_string()))?;
+            let c = g
+                .add_constant(cname, t)
+                .map_err(|e| self.node_err(g, id, e.to_string()))?;
             crate::util::replace_keeping_name(g, out, c).map_err(|e| self.node_err(g, id, e))?;
         }
         g.remove_node(id);
@@ -104,7 +129,9 @@ impl ConstFold {
         let out = node.outputs()[0];
         let value = match &node.op {
             Op::Shape { start, end } => {
-                let Some(ty) = g.value(node.inputs()[0]).ty.as_ref() else { return };
+                let Some(ty) = g.value(node.inputs()[0]).ty.as_ref() else {
+                    return;
+                };
                 let dims: Vec<SymInt> = ty
                     .shape
                     .iter()
@@ -117,7 +144,9 @@ impl ConstFold {
                 Some(dims[s..e.max(s)].to_vec())
             }
             Op::Gather { axis: 0 } => {
-                let (Some(data), Some(idx)) = (known(node.inputs()[0], sym), g.constant(node.inputs()[1])) else {
+                let (Some(data), Some(idx)) =
+                    (known(node.inputs()[0], sym), g.constant(node.inputs()[1]))
+                else {
                     return;
                 };
                 let n = data.len() as i64;
@@ -129,7 +158,11 @@ impl ConstFold {
                     })
                     .collect()
             }
-            Op::Unsqueeze | Op::Squeeze | Op::Cast { to: pannc_ir::DType::I64 } => known(node.inputs()[0], sym),
+            Op::Unsqueeze
+            | Op::Squeeze
+            | Op::Cast {
+                to: pannc_ir::DType::I64,
+            } => known(node.inputs()[0], sym),
             Op::Concat { .. } => {
                 let mut all = Vec::new();
                 for &v in node.inputs() {
@@ -148,12 +181,23 @@ impl ConstFold {
     }
 
     /// Gives a Reshape whose target is a partially known shape vector a constant target.
-    fn fix_reshape(&self, g: &mut Graph, id: NodeId, sym: &HashMap<ValueId, Vec<SymInt>>) -> Result<bool, PassError> {
+    fn fix_reshape(
+        &self,
+        g: &mut Graph,
+        id: NodeId,
+        sym: &HashMap<ValueId, Vec<SymInt>>,
+    ) -> Result<bool, PassError> {
         let node = g.node(id);
-        let Op::Reshape { allowzero: false } = node.op else { return Ok(false) };
+        let Op::Reshape { allowzero: false } = node.op else {
+            return Ok(false);
+        };
         let (data, target) = (node.inputs()[0], node.inputs()[1]);
-        let Some(parts) = sym.get(&target) else { return Ok(false) };
-        let Some(ty) = g.value(data).ty.as_ref() else { return Ok(false) };
+        let Some(parts) = sym.get(&target) else {
+            return Ok(false);
+        };
+        let Some(ty) = g.value(data).ty.as_ref() else {
+            return Ok(false);
+        };
         let mut out = Vec::with_capacity(parts.len());
         let mut unknown = 0;
         for (i, p) in parts.iter().enumerate() {
@@ -173,7 +217,8 @@ impl ConstFold {
         let c = g
             .add_constant(name, Tensor::from_i64(&[out.len()], out).expect("1-D"))
             .map_err(|e| self.node_err(g, id, e.to_string()))?;
-        g.set_input(id, 1, c).map_err(|e| self.node_err(g, id, e.to_string()))?;
+        g.set_input(id, 1, c)
+            .map_err(|e| self.node_err(g, id, e.to_string()))?;
         Ok(true)
     }
 }

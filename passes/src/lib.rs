@@ -2,23 +2,38 @@
 //!
 //! Every transform of the graph is a [`Pass`]: it has a name (used by `--passes` and
 //! `--print-after`), a one-line summary, and a `run` that edits the graph in place and says
-//! whether anything changed. Passes do no I/O. Analyses (facts computed about a graph, such
-//! as types) live apart from transforms; a pass that needs types recomputes them with
-//! [`pannc_interp::infer_types`] when it has changed the graph.
+//! whether anything changed. Passes do no I/O: what they need from outside (calibration
+//! data, the approximation policy) and what they report travels in a [`Context`]. Analyses
+//! (facts computed about a graph: types, calibrated ranges) live apart from transforms, in
+//! [`analysis`] and in `pannc_interp::infer_types`.
 //!
-//! Named pipelines ([`Pipeline::cleanup`]) run passes in order and can hand the graph to a
-//! hook after each pass (for printing or for verifying in tests).
+//! Named pipelines ([`Pipeline::cleanup`], [`Pipeline::pann`]) run passes in order and can
+//! hand the graph to a hook after each pass (for printing or for verifying in tests).
 
+pub mod analysis;
+mod approximate;
 mod bn;
 mod cleanup;
+mod context;
 mod fold;
-// mod recognize; (needs Op::Silu; wired in with the PANN pipeline)
+mod lower_poly;
+mod maxpool;
+pub mod pann;
+mod recognize;
+mod scales;
+mod softmax;
 mod util;
 
-pub use cleanup::{Dce, RemoveIdentity};
+pub use approximate::Approximate;
 pub use bn::FoldBatchNorm;
+pub use cleanup::{Dce, RemoveIdentity};
+pub use context::{ActivationReport, Context, Policy, Report};
 pub use fold::ConstFold;
-
+pub use lower_poly::LowerPoly;
+pub use maxpool::LowerMaxPool;
+pub use recognize::Recognize;
+pub use scales::RangeControl;
+pub use softmax::DropFinalSoftmax;
 
 use pannc_ir::Graph;
 
@@ -26,7 +41,12 @@ use pannc_ir::Graph;
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
     #[error("pass '{pass}': node '{node}' ({op}): {message}")]
-    Node { pass: &'static str, node: String, op: &'static str, message: String },
+    Node {
+        pass: &'static str,
+        node: String,
+        op: &'static str,
+        message: String,
+    },
     #[error("pass '{pass}': {message}")]
     Graph { pass: &'static str, message: String },
     #[error("after pass '{pass}' the graph is invalid: {errors}")]
@@ -40,7 +60,7 @@ pub trait Pass {
     /// One line saying what the pass guarantees.
     fn summary(&self) -> &'static str;
     /// Transforms `g`; returns whether it changed anything.
-    fn run(&self, g: &mut Graph) -> Result<bool, PassError>;
+    fn run(&self, g: &mut Graph, cx: &mut Context) -> Result<bool, PassError>;
 }
 
 /// An ordered list of passes.
@@ -48,16 +68,72 @@ pub struct Pipeline {
     passes: Vec<Box<dyn Pass>>,
 }
 
+/// Every pass pannc has, in pipeline order, for `--passes` and `--help`.
+pub fn all_passes() -> Vec<Box<dyn Pass>> {
+    vec![
+        Box::new(RemoveIdentity),
+        Box::new(ConstFold),
+        Box::new(Dce),
+        Box::new(Recognize),
+        Box::new(FoldBatchNorm),
+        Box::new(DropFinalSoftmax),
+        Box::new(LowerMaxPool),
+        Box::new(Approximate),
+        Box::new(RangeControl),
+        Box::new(LowerPoly),
+    ]
+}
+
 impl Pipeline {
     pub fn new(passes: Vec<Box<dyn Pass>>) -> Self {
         Pipeline { passes }
+    }
+
+    /// The passes named in `names` (comma-separated on the command line), in that order.
+    pub fn from_names(names: &[&str]) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for n in names {
+            let p = all_passes()
+                .into_iter()
+                .find(|p| p.name() == *n)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = all_passes().iter().map(|p| p.name()).collect();
+                    format!("unknown pass '{n}' (known: {})", known.join(", "))
+                })?;
+            out.push(p);
+        }
+        Ok(Pipeline::new(out))
     }
 
     /// Canonicalisation run right after import: folds constant subgraphs (including the
     /// Shape/Gather/Concat chains exporters emit around reshapes), drops Identity/Dropout,
     /// removes dead nodes, and infers types.
     pub fn cleanup() -> Self {
-        Pipeline::new(vec![Box::new(RemoveIdentity), Box::new(ConstFold), Box::new(Dce)])
+        Pipeline::new(vec![
+            Box::new(RemoveIdentity),
+            Box::new(ConstFold),
+            Box::new(Dce),
+        ])
+    }
+
+    /// The PANN pipeline: clean up, recognise exported activation subgraphs, fold
+    /// batch-norm, drop a final softmax, lower max-pool to a ReLU tree, replace every
+    /// nonlinearity by a polynomial on its calibrated range, and fold the range scaling into
+    /// the neighbouring linear layers. Polynomials stay `Poly` nodes (simulation, circuits);
+    /// [`LowerPoly`] turns them into Mul/Add for ONNX.
+    pub fn pann() -> Self {
+        Pipeline::new(vec![
+            Box::new(RemoveIdentity),
+            Box::new(ConstFold),
+            Box::new(Recognize),
+            Box::new(Dce),
+            Box::new(FoldBatchNorm),
+            Box::new(DropFinalSoftmax),
+            Box::new(LowerMaxPool),
+            Box::new(Approximate),
+            Box::new(RangeControl),
+            Box::new(Dce),
+        ])
     }
 
     /// Names of the passes, in order.
@@ -67,11 +143,19 @@ impl Pipeline {
 
     /// Runs every pass, calling `after(pass_name, graph)` after each. Types are re-inferred
     /// after every pass that changed the graph.
-    pub fn run_with(&self, g: &mut Graph, mut after: impl FnMut(&'static str, &Graph)) -> Result<(), PassError> {
+    pub fn run_with(
+        &self,
+        g: &mut Graph,
+        cx: &mut Context,
+        mut after: impl FnMut(&'static str, &Graph),
+    ) -> Result<(), PassError> {
         for p in &self.passes {
-            let changed = p.run(g)?;
+            let changed = p.run(g, cx)?;
             if changed {
-                pannc_interp::infer_types(g).map_err(|e| PassError::Graph { pass: p.name(), message: e.to_string() })?;
+                pannc_interp::infer_types(g).map_err(|e| PassError::Graph {
+                    pass: p.name(),
+                    message: e.to_string(),
+                })?;
             }
             after(p.name(), g);
         }
@@ -79,19 +163,24 @@ impl Pipeline {
     }
 
     /// Runs every pass and verifies the graph after each (as tests do).
-    pub fn run_verified(&self, g: &mut Graph) -> Result<(), PassError> {
+    pub fn run_verified(&self, g: &mut Graph, cx: &mut Context) -> Result<(), PassError> {
         let mut failure = None;
-        self.run_with(g, |name, g| {
+        self.run_with(g, cx, |name, g| {
             let errs = pannc_ir::verify(g);
             if failure.is_none() && !errs.is_empty() {
-                let errors = errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
+                let errors = errs
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 failure = Some(PassError::Verify { pass: name, errors });
             }
         })?;
         failure.map_or(Ok(()), Err)
     }
 
+    /// Runs with a default context (for the clean-up passes, which need none).
     pub fn run(&self, g: &mut Graph) -> Result<(), PassError> {
-        self.run_with(g, |_, _| {})
+        self.run_with(g, &mut Context::default(), |_, _| {})
     }
 }

@@ -19,7 +19,7 @@ impl Pass for Recognize {
     fn summary(&self) -> &'static str {
         "turn exported GELU (Erf form) and SiLU (x·Sigmoid(x)) subgraphs into single ops"
     }
-    fn run(&self, g: &mut Graph) -> Result<bool, PassError> {
+    fn run(&self, g: &mut Graph, _cx: &mut crate::Context) -> Result<bool, PassError> {
         let mut changed = false;
         for id in g.node_ids() {
             if !g.contains_node(id) {
@@ -64,13 +64,20 @@ fn other_input(g: &Graph, n: NodeId, v: ValueId) -> Option<ValueId> {
 impl Recognize {
     fn err(&self, g: &Graph, id: NodeId, e: impl ToString) -> PassError {
         let n = g.node(id);
-        PassError::Node { pass: self.name(), node: n.name.clone(), op: n.op.name(), message: e.to_string() }
+        PassError::Node {
+            pass: self.name(),
+            node: n.name.clone(),
+            op: n.op.name(),
+            message: e.to_string(),
+        }
     }
 
     fn gelu(&self, g: &mut Graph, erf: NodeId) -> Result<bool, PassError> {
         // erf(x/√2) or erf(x·(1/√2))
         let arg = g.node(erf).inputs()[0];
-        let Some(scale_node) = g.producer(arg) else { return Ok(false) };
+        let Some(scale_node) = g.producer(arg) else {
+            return Ok(false);
+        };
         let x = match (&g.node(scale_node).op, g.node(scale_node).inputs()) {
             (Op::Div, &[x, c]) if scalar(g, c).is_some_and(|c| close(c, SQRT2)) => x,
             (Op::Mul, &[a, b]) if scalar(g, b).is_some_and(|c| close(c, 1.0 / SQRT2)) => a,
@@ -79,30 +86,49 @@ impl Recognize {
         };
         let erf_out = g.node(erf).outputs()[0];
         // 1 + erf
-        let Some(add) = sole_user(g, erf_out) else { return Ok(false) };
-        if !matches!(g.node(add).op, Op::Add) || !other_input(g, add, erf_out).and_then(|c| scalar(g, c)).is_some_and(|c| close(c, 1.0)) {
+        let Some(add) = sole_user(g, erf_out) else {
+            return Ok(false);
+        };
+        if !matches!(g.node(add).op, Op::Add)
+            || !other_input(g, add, erf_out)
+                .and_then(|c| scalar(g, c))
+                .is_some_and(|c| close(c, 1.0))
+        {
             return Ok(false);
         }
         let one_plus = g.node(add).outputs()[0];
-        let Some(m1) = sole_user(g, one_plus) else { return Ok(false) };
+        let Some(m1) = sole_user(g, one_plus) else {
+            return Ok(false);
+        };
         if !matches!(g.node(m1).op, Op::Mul) {
             return Ok(false);
         }
-        let Some(other) = other_input(g, m1, one_plus) else { return Ok(false) };
+        let Some(other) = other_input(g, m1, one_plus) else {
+            return Ok(false);
+        };
         let m1_out = g.node(m1).outputs()[0];
         // Form A: (x·(1+erf))·0.5 ; form B: (x·0.5)·(1+erf) ; form C: (0.5·(1+erf))... via m1 = x*... handled by A.
         let result = if other == x {
-            let Some(m2) = sole_user(g, m1_out) else { return Ok(false) };
-            let ok = matches!(g.node(m2).op, Op::Mul) && other_input(g, m2, m1_out).and_then(|c| scalar(g, c)).is_some_and(|c| close(c, 0.5));
+            let Some(m2) = sole_user(g, m1_out) else {
+                return Ok(false);
+            };
+            let ok = matches!(g.node(m2).op, Op::Mul)
+                && other_input(g, m2, m1_out)
+                    .and_then(|c| scalar(g, c))
+                    .is_some_and(|c| close(c, 0.5));
             if !ok {
                 return Ok(false);
             }
             g.node(m2).outputs()[0]
         } else {
             // other must be x·0.5 read only here
-            let Some(half) = g.producer(other) else { return Ok(false) };
+            let Some(half) = g.producer(other) else {
+                return Ok(false);
+            };
             let ok = matches!(g.node(half).op, Op::Mul)
-                && other_input(g, half, x).and_then(|c| scalar(g, c)).is_some_and(|c| close(c, 0.5))
+                && other_input(g, half, x)
+                    .and_then(|c| scalar(g, c))
+                    .is_some_and(|c| close(c, 0.5))
                 && sole_user(g, other) == Some(m1);
             if !ok {
                 return Ok(false);
@@ -110,7 +136,9 @@ impl Recognize {
             m1_out
         };
         let name = g.node(erf).name.clone();
-        let y = g.add_simple(format!("{name}.gelu"), Op::Gelu { tanh: false }, &[x]).map_err(|e| self.err(g, erf, e))?;
+        let y = g
+            .add_simple(format!("{name}.gelu"), Op::Gelu { tanh: false }, &[x])
+            .map_err(|e| self.err(g, erf, e))?;
         crate::util::replace_keeping_name(g, result, y).map_err(|e| self.err(g, erf, e))?;
         Ok(true)
     }
@@ -118,13 +146,17 @@ impl Recognize {
     fn silu(&self, g: &mut Graph, sig: NodeId) -> Result<bool, PassError> {
         let x = g.node(sig).inputs()[0];
         let s = g.node(sig).outputs()[0];
-        let Some(m) = sole_user(g, s) else { return Ok(false) };
+        let Some(m) = sole_user(g, s) else {
+            return Ok(false);
+        };
         if !matches!(g.node(m).op, Op::Mul) || other_input(g, m, s) != Some(x) {
             return Ok(false);
         }
         let out = g.node(m).outputs()[0];
         let name = g.node(m).name.clone();
-        let y = g.add_simple(format!("{name}.silu"), Op::Silu, &[x]).map_err(|e| self.err(g, sig, e))?;
+        let y = g
+            .add_simple(format!("{name}.silu"), Op::Silu, &[x])
+            .map_err(|e| self.err(g, sig, e))?;
         crate::util::replace_keeping_name(g, out, y).map_err(|e| self.err(g, sig, e))?;
         Ok(true)
     }

@@ -7,7 +7,10 @@ pub fn unique_name(g: &Graph, base: String) -> String {
     if g.find_value(&base).is_none() {
         return base;
     }
-    (1..).map(|i| format!("{base}_{i}")).find(|n| g.find_value(n).is_none()).expect("some name is free")
+    (1..)
+        .map(|i| format!("{base}_{i}"))
+        .find(|n| g.find_value(n).is_none())
+        .expect("some name is free")
 }
 
 /// Makes readers of `old` read `new`; when `old` is a graph output, `new` takes over its name

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod cmd_approx;
+mod cmd_compile;
 mod cmd_inspect;
 mod cmd_run;
 mod load;
@@ -37,6 +38,8 @@ Exit codes:
 enum Cmd {
     /// Approximate a function by a polynomial (or a composition) and report its cost and error.
     Approx(cmd_approx::ApproxArgs),
+    /// Compile a trained network into a PANN (polynomial activations, folded ranges) and emit ONNX.
+    Compile(cmd_compile::CompileArgs),
     /// Show a model's inputs, outputs, ops, parameter count and any unsupported ops.
     Inspect(cmd_inspect::InspectArgs),
     /// Run a model on .npy inputs with pannc's reference interpreter.
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.cmd {
         Cmd::Approx(a) => cmd_approx::run(a),
+        Cmd::Compile(a) => cmd_compile::run(a),
         Cmd::Inspect(a) => cmd_inspect::run(a),
         Cmd::Run(a) => cmd_run::run(a),
     };

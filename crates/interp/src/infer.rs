@@ -628,7 +628,13 @@ fn rule(
             vec![t0.clone()]
         }
         Op::Dropout => vec![t0.clone()],
-        Op::LeakyRelu { .. } | Op::Sigmoid | Op::Tanh | Op::Erf | Op::Gelu { .. } => {
+        Op::LeakyRelu { .. }
+        | Op::Sigmoid
+        | Op::Tanh
+        | Op::Erf
+        | Op::Gelu { .. }
+        | Op::Silu
+        | Op::Poly(_) => {
             need_float(op, t0)?;
             vec![t0.clone()]
         }

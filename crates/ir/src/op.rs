@@ -2,6 +2,7 @@
 //! inputs that ONNX allows to be tensors (shapes, axes, pads, clip bounds) stay inputs, in
 //! the form of the newest opset, so that every opset imports to the same IR.
 
+use crate::poly::Poly;
 use crate::tensor::{DType, Tensor};
 use std::fmt;
 
@@ -141,6 +142,10 @@ pub enum Op {
     ConstantOfShape {
         value: Tensor,
     },
+    /// `x·Sigmoid(x)` (not an ONNX op: recognised from its exported form, written back as it).
+    Silu,
+    /// A polynomial activation (what a PANN puts in place of a nonlinearity); see [`Poly`].
+    Poly(Box<Poly>),
 }
 
 impl Op {
@@ -181,6 +186,8 @@ impl Op {
             Op::Gather { .. } => "Gather",
             Op::Cast { .. } => "Cast",
             Op::ConstantOfShape { .. } => "ConstantOfShape",
+            Op::Silu => "Silu",
+            Op::Poly(_) => "Poly",
         }
     }
 
@@ -215,7 +222,9 @@ impl Op {
             | Op::Transpose { .. }
             | Op::Identity
             | Op::Shape { .. }
-            | Op::Cast { .. } => (1, 1),
+            | Op::Cast { .. }
+            | Op::Silu
+            | Op::Poly(_) => (1, 1),
         }
     }
 
@@ -230,6 +239,8 @@ impl Op {
                 | Op::Tanh
                 | Op::Erf
                 | Op::Gelu { .. }
+                | Op::Silu
+                | Op::Poly(_)
                 | Op::Identity
                 | Op::Dropout
         )
@@ -246,6 +257,7 @@ impl Op {
                 | Op::Tanh
                 | Op::Erf
                 | Op::Gelu { .. }
+                | Op::Silu
                 | Op::Softmax { .. }
                 | Op::MaxPool { .. }
         )
@@ -349,6 +361,7 @@ impl Op {
             Op::Gather { axis } => out.push(("axis", axis.to_string())),
             Op::Cast { to } => out.push(("to", to.to_string())),
             Op::ConstantOfShape { value } => out.push(("value", value.summary())),
+            Op::Poly(p) => out.push(("poly", p.to_string())),
             Op::MatMul
             | Op::Add
             | Op::Sub
@@ -362,7 +375,8 @@ impl Op {
             | Op::Squeeze
             | Op::Unsqueeze
             | Op::Identity
-            | Op::Dropout => {}
+            | Op::Dropout
+            | Op::Silu => {}
         }
         out
     }

@@ -90,6 +90,13 @@ pub(crate) fn model_to_proto(model: &Model, opset: i64) -> Result<pb::ModelProto
             written.push(None);
             continue;
         }
+        if let Some(w) = ops::elementwise::write_internal(g, node, opset, &mut names)? {
+            for n in &w.0 {
+                referenced.extend(n.input.iter().filter(|s| !s.is_empty()).cloned());
+            }
+            written.push(Some(w));
+            continue;
+        }
         let def = ops::lookup(node.op.name())
             .and_then(|d| d.write)
             .ok_or_else(|| OnnxError::Export {

@@ -499,6 +499,8 @@ pub(crate) fn eval_args(
         | Op::Tanh
         | Op::Erf
         | Op::Gelu { .. }
+        | Op::Silu
+        | Op::Poly(_)
         | Op::Identity
         | Op::Dropout
         | Op::Clip { .. } => {

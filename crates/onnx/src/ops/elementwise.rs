@@ -405,3 +405,31 @@ fn write_dropout(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
     ctx.push("Dropout", vec![x], attrs);
     Ok(())
 }
+
+/// Writes pannc-internal ops that have no ONNX operator of their own: `Silu` as
+/// `x·Sigmoid(x)`. A `Poly` must be lowered (pass `lower-poly`) before export. Returns `None`
+/// for every other op.
+#[allow(clippy::type_complexity)]
+pub(crate) fn write_internal(
+    g: &pannc_ir::Graph,
+    node: &pannc_ir::Node,
+    opset: i64,
+    names: &mut super::NameGen,
+) -> Result<Option<(Vec<crate::pb::NodeProto>, Vec<crate::pb::TensorProto>)>, OnnxError> {
+    match node.op {
+        Op::Silu => {
+            let mut ctx = WriteCtx::new(g, node, opset, names);
+            let x = ctx.in_name(0);
+            let s = ctx.push_tmp("sigmoid", "Sigmoid", vec![x.clone()], vec![]);
+            ctx.push("Mul", vec![x, s], vec![]);
+            Ok(Some((ctx.nodes, ctx.inits)))
+        }
+        Op::Poly(_) => Err(OnnxError::Export {
+            node: node.name.clone(),
+            op: "Poly".into(),
+            opset,
+            msg: "polynomial activations must be lowered to Mul/Add first (pass lower-poly)".into(),
+        }),
+        _ => Ok(None),
+    }
+}

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 mod constant;
 mod conv_pool;
-mod elementwise;
+pub(crate) mod elementwise;
 mod linear;
 mod norm;
 mod shape;

@@ -1,0 +1,257 @@
+//! `pannc compile`: turn a trained network into a PANN.
+
+use crate::load;
+use anyhow::{bail, Context as _, Result};
+use pannc_ir::Tensor;
+use pannc_passes::{pann, Context, Pipeline, Policy};
+use std::path::PathBuf;
+
+/// Compile a trained network into a PANN: fold batch-norm, calibrate ranges, replace every
+/// nonlinearity with a polynomial, fold the range scaling into linear layers, and emit ONNX.
+///
+/// Example:
+///   pannc compile fixtures/resnet_fmnist/model.onnx --calib fixtures/resnet_fmnist/calib_x.npy \
+///       --alpha 9 -o pann.onnx --report report.json \
+///       --check fixtures/resnet_fmnist/test_x.npy --labels fixtures/resnet_fmnist/test_y.npy
+#[derive(clap::Args, Debug)]
+pub struct CompileArgs {
+    /// The trained ONNX model.
+    pub model: PathBuf,
+    /// Calibration inputs (.npy, batch first): each activation's range is measured on them.
+    #[arg(long)]
+    pub calib: PathBuf,
+    /// Precision 2^-α of ReLU-like approximations (composite minimax sign).
+    #[arg(long, default_value_t = 9)]
+    pub alpha: u32,
+    /// Degree of the minimax polynomial for smooth activations (GELU, SiLU, Sigmoid, Tanh).
+    #[arg(long, default_value_t = 31)]
+    pub degree: usize,
+    /// Safety margin: each polynomial's interval is ±margin·max|x| over the calibration data.
+    #[arg(long, default_value_t = 1.3)]
+    pub margin: f64,
+    /// Per-node override of α (ReLU-like) or degree (smooth), by node name. Repeatable.
+    #[arg(long = "set", value_name = "NODE=N")]
+    pub overrides: Vec<String>,
+    /// Where to write the PANN as ONNX (polynomials as Mul/Add).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Where to write the JSON compile report.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Simulate the PANN on these inputs (.npy) and report accuracy and out-of-range counts.
+    #[arg(long)]
+    pub check: Option<PathBuf>,
+    /// Labels (.npy, int64) for --check.
+    #[arg(long, requires = "check")]
+    pub labels: Option<PathBuf>,
+    /// Run only these passes, in this order (comma-separated; see --list-passes).
+    #[arg(long, value_delimiter = ',')]
+    pub passes: Vec<String>,
+    /// Print the IR after this pass (repeatable; `all` for every pass).
+    #[arg(long = "print-after", value_name = "PASS")]
+    pub print_after: Vec<String>,
+    /// Error out on a final Softmax instead of removing it.
+    #[arg(long)]
+    pub keep_softmax: bool,
+}
+
+pub fn run(a: &CompileArgs) -> Result<()> {
+    let model = load::load_model(&a.model)?;
+    let mut graph = model.graph.clone();
+    let calib = load::read_npy(&a.calib)?;
+    let calib = check_input(&graph, calib, "--calib")?;
+    let mut policy = Policy {
+        alpha: a.alpha,
+        degree: a.degree,
+        margin: a.margin,
+        keep_softmax: a.keep_softmax,
+        ..Default::default()
+    };
+    for o in &a.overrides {
+        let (node, v) = o
+            .split_once('=')
+            .with_context(|| format!("--set {o}: expected NODE=N"))?;
+        let v: u32 = v
+            .parse()
+            .with_context(|| format!("--set {o}: N must be a number"))?;
+        policy.overrides.insert(node.to_string(), v);
+    }
+    if !(a.margin >= 1.0 && a.margin.is_finite()) {
+        bail!("--margin must be ≥ 1 (got {})", a.margin);
+    }
+    let pipeline = if a.passes.is_empty() {
+        Pipeline::pann()
+    } else {
+        let names: Vec<&str> = a.passes.iter().map(|s| s.as_str()).collect();
+        Pipeline::from_names(&names).map_err(anyhow::Error::msg)?
+    };
+    for p in &a.print_after {
+        if p != "all" && !pipeline.names().contains(&p.as_str()) {
+            bail!(
+                "--print-after {p}: no such pass in the pipeline ({})",
+                pipeline.names().join(", ")
+            );
+        }
+    }
+    let mut cx = Context {
+        calib: vec![calib],
+        policy,
+        ..Default::default()
+    };
+    let t0 = std::time::Instant::now();
+    eprintln!(
+        "compiling {} ({} passes)",
+        a.model.display(),
+        pipeline.names().len()
+    );
+    pipeline.run_with(&mut graph, &mut cx, |name, g| {
+        if a.print_after.iter().any(|p| p == name || p == "all") {
+            println!("; after {name}\n{}", pannc_ir::print(g));
+        }
+    })?;
+    let report = cx.report;
+    summarize(&report);
+    eprintln!("compiled in {:.2} s", t0.elapsed().as_secs_f64());
+
+    let mut json = serde_json::json!({ "model": a.model.display().to_string(), "alpha": a.alpha, "degree": a.degree, "margin": a.margin, "compile": &report });
+    if let Some(x) = &a.check {
+        let x = check_input(&graph, load::read_npy(x)?, "--check")?;
+        let (backbone, _) = pann::simulate(&model.graph, std::slice::from_ref(&x), 500)?;
+        let (outs, oor) = pann::simulate(&graph, std::slice::from_ref(&x), 500)?;
+        let dev = max_abs_diff(&outs[0], &backbone[0]);
+        let outside: usize = oor.iter().map(|o| o.outside).sum();
+        eprintln!(
+            "check on {} samples: max |logit(PANN) − logit(backbone)| = {dev:.3e}",
+            x.shape()[0]
+        );
+        if outside > 0 {
+            for o in oor.iter().filter(|o| o.outside > 0) {
+                eprintln!(
+                    "  warning: {} inputs of '{}' fell outside its interval (worst |x|/B = {:.2})",
+                    o.outside, o.node, o.worst
+                );
+            }
+        } else {
+            eprintln!("  no activation input left its interval");
+        }
+        json["check"] = serde_json::json!({ "samples": x.shape()[0], "max_logit_deviation": dev, "out_of_range": oor });
+        if let Some(l) = &a.labels {
+            let labels = load::read_npy(l)?.to_i64_vec();
+            if labels.len() != x.shape()[0] {
+                bail!(
+                    "--labels has {} entries, --check has {} samples",
+                    labels.len(),
+                    x.shape()[0]
+                );
+            }
+            let (b, p) = (
+                pann::top1(&backbone[0], &labels),
+                pann::top1(&outs[0], &labels),
+            );
+            eprintln!(
+                "  top-1: backbone {:.2}%, PANN {:.2}% ({:+.2} points)",
+                100.0 * b,
+                100.0 * p,
+                100.0 * (p - b)
+            );
+            json["check"]["backbone_top1"] = b.into();
+            json["check"]["pann_top1"] = p.into();
+        }
+    }
+    if let Some(path) = &a.report {
+        std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(out) = &a.output {
+        let lowered = pann::lowered(&graph)?;
+        let mut m = model.clone();
+        m.graph = lowered;
+        let bytes = pannc_onnx::export(&m)?;
+        std::fs::write(out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+/// Checks that `t` fits the model's first input (all but the batch dimension), naming the
+/// expected shape otherwise.
+fn check_input(g: &pannc_ir::Graph, t: Tensor, flag: &str) -> Result<Tensor> {
+    let Some(&v) = g.inputs().first() else {
+        bail!("the model has no inputs")
+    };
+    let val = g.value(v);
+    if let Some(ty) = &val.ty {
+        let want: Vec<String> = ty.shape.iter().map(|d| d.to_string()).collect();
+        let fits = t.shape().len() == ty.shape.len()
+            && ty.shape.iter().zip(t.shape()).skip(1).all(|(d, &n)| {
+                matches!(d, pannc_ir::Dim::Known(k) if *k == n)
+                    || matches!(d, pannc_ir::Dim::Sym(_))
+            });
+        if !fits {
+            bail!(
+                "{flag}: data of shape {:?} does not fit input '{}' of shape [{}]",
+                t.shape(),
+                val.name,
+                want.join(",")
+            );
+        }
+        return load::conform_dtype(&val.name, t, ty.dtype);
+    }
+    Ok(t)
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    a.to_f64_vec()
+        .iter()
+        .zip(b.to_f64_vec())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+fn summarize(r: &pannc_passes::Report) {
+    eprintln!(
+        "{:<28} {:<10} {:>19} {:>8} {:<10} {:>5} {:>9} {:>6}",
+        "activation", "op", "calibrated range", "B", "degrees", "depth", "max err", "folded"
+    );
+    for a in &r.activations {
+        let degs: Vec<String> = a.degrees.iter().map(|d| d.to_string()).collect();
+        eprintln!(
+            "{:<28} {:<10} [{:>8.3},{:>8.3}] {:>8.3} {:<10} {:>5} {:>9.2e} {:>6}",
+            truncate(&a.node, 28),
+            a.op,
+            a.calibrated[0],
+            a.calibrated[1],
+            a.bound,
+            degs.join(","),
+            a.depth,
+            a.max_error,
+            if a.scale_folded { "yes" } else { "NO" }
+        );
+    }
+    let depth = r.activations.iter().map(|a| a.depth).max().unwrap_or(0);
+    eprintln!(
+        "{} activations; deepest polynomial {} levels; range control costs {} level(s)",
+        r.activations.len(),
+        depth,
+        r.range_control_levels
+    );
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let t: String = s
+            .chars()
+            .rev()
+            .take(n - 1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("…{t}")
+    }
+}

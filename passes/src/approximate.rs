@@ -1,0 +1,271 @@
+//! Replacement of nonlinearities by polynomials on calibrated ranges.
+//!
+//! Guarantees: every Relu, LeakyRelu, Clip (constant bounds), Gelu, Silu, Sigmoid and Tanh
+//! becomes a `Poly` node on `[-B, B]`, `B = margin · max|x|` over the calibration data, with
+//! the input scaling `x/B` recorded as the node's `in_scale` (folded into the producer by
+//! `range-control`). Positively homogeneous functions use `f(x) = B·f(x/B)`: their polynomial
+//! lives on `[-1, 1]` and the `×B` is the node's `out_scale` (merged, no level). Sign-based
+//! functions use the composite minimax sign at precision 2^-α; smooth ones one minimax
+//! polynomial of the policy's degree. A nonlinearity pannc cannot approximate (a standalone
+//! Erf, a Clip with data-dependent bounds) is an error naming the node.
+
+use crate::analysis::{activation_inputs, calibrate};
+use crate::context::ActivationReport;
+use crate::{Context, Pass, PassError};
+use pannc_approx::{approximate, Approximation, Budget, Function, Method, Shaping};
+use pannc_ir::{Graph, NodeId, Op, Poly, PolyCombine, PolyStage};
+use std::collections::HashMap;
+
+pub struct Approximate;
+
+/// Smallest B: an activation whose calibrated inputs are all (near) zero still gets a
+/// non-degenerate interval.
+const MIN_BOUND: f64 = 1e-3;
+
+impl Pass for Approximate {
+    fn name(&self) -> &'static str {
+        "approximate"
+    }
+    fn summary(&self) -> &'static str {
+        "replace every nonlinearity by a polynomial on its calibrated range (composite sign for ReLU-like, minimax for smooth)"
+    }
+    fn run(&self, g: &mut Graph, cx: &mut Context) -> Result<bool, PassError> {
+        let acts = activation_inputs(g);
+        if acts.is_empty() {
+            return Ok(false);
+        }
+        if cx.calib.is_empty() {
+            return Err(PassError::Graph {
+                pass: self.name(),
+                message: "calibration data is needed to choose each activation's range".into(),
+            });
+        }
+        cx.ranges = calibrate(g, &cx.calib, &acts).map_err(|e| PassError::Graph {
+            pass: self.name(),
+            message: format!("calibration run failed: {e}"),
+        })?;
+        let order = g.topo_order().map_err(|e| PassError::Graph {
+            pass: self.name(),
+            message: e.to_string(),
+        })?;
+        // Composite approximations on [-1, 1] depend only on (function, α): compute once.
+        let mut cache: HashMap<String, Approximation> = HashMap::new();
+        let mut changed = false;
+        for id in order {
+            let op = g.node(id).op.clone();
+            if !matches!(
+                op,
+                Op::Relu
+                    | Op::LeakyRelu { .. }
+                    | Op::Clip { .. }
+                    | Op::Sigmoid
+                    | Op::Tanh
+                    | Op::Gelu { .. }
+                    | Op::Silu
+                    | Op::Erf
+            ) {
+                continue;
+            }
+            let x = g.node(id).inputs()[0];
+            let stats =
+                cx.ranges.get(&x).cloned().ok_or_else(|| {
+                    self.err(g, id, "no calibrated range (empty calibration output)")
+                })?;
+            let bound = (stats.abs_max() * cx.policy.margin).max(MIN_BOUND);
+            let name = g.node(id).name.clone();
+            let (poly, approx, method) = self.build(g, id, &op, bound, cx, &mut cache)?;
+            let y = g.node(id).outputs()[0];
+            let p = g
+                .add_simple(
+                    format!("{name}.poly"),
+                    Op::Poly(Box::new(poly.clone())),
+                    &[x],
+                )
+                .map_err(|e| self.err(g, id, e))?;
+            crate::util::replace_keeping_name(g, y, p).map_err(|e| self.err(g, id, e))?;
+            g.remove_node(id);
+            let homogeneous = poly.out_scale != 1.0;
+            cx.report.activations.push(ActivationReport {
+                node: name,
+                op: op.name().to_string(),
+                calibrated: [stats.min, stats.max],
+                bound,
+                method: method.to_string(),
+                degrees: approx.degrees.clone(),
+                depth: poly.depth(),
+                ct_mults: approx.ct_mults,
+                max_error: approx.max_error * if homogeneous { bound } else { 1.0 },
+                scale_folded: false,
+            });
+            changed = true;
+        }
+        Ok(changed)
+    }
+}
+
+impl Approximate {
+    fn err(&self, g: &Graph, id: NodeId, message: impl ToString) -> PassError {
+        let n = g.node(id);
+        PassError::Node {
+            pass: self.name(),
+            node: n.name.clone(),
+            op: n.op.name(),
+            message: message.to_string(),
+        }
+    }
+
+    fn build(
+        &self,
+        g: &Graph,
+        id: NodeId,
+        op: &Op,
+        bound: f64,
+        cx: &Context,
+        cache: &mut HashMap<String, Approximation>,
+    ) -> Result<(Poly, Approximation, &'static str), PassError> {
+        let name = &g.node(id).name;
+        let override_ = cx.policy.overrides.get(name).copied();
+        let alpha = override_.unwrap_or(cx.policy.alpha);
+        let degree = override_.map(|d| d as usize).unwrap_or(cx.policy.degree);
+        let mut composite = |f: Function, key: String| -> Result<Approximation, PassError> {
+            if let Some(a) = cache.get(&key) {
+                return Ok(a.clone());
+            }
+            let a = approximate(
+                f,
+                Method::Composite,
+                Budget::Alpha(alpha),
+                (-1.0, 1.0),
+                Shaping::default(),
+            )
+            .map_err(|e| self.err(g, id, e))?;
+            cache.insert(key, a.clone());
+            Ok(a)
+        };
+        let stages = |a: &Approximation, lo: f64, hi: f64| -> Vec<PolyStage> {
+            // A stage on [-B, B] at y equals the same coefficients on [-1, 1] at y/B.
+            a.stages
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let (l, h) = if i == 0 {
+                        (lo, hi)
+                    } else {
+                        (s.domain[0], s.domain[1])
+                    };
+                    PolyStage {
+                        lo: l,
+                        hi: h,
+                        coeffs: s.coefficients.clone(),
+                    }
+                })
+                .collect()
+        };
+        let homogeneous = |a: &Approximation, combine: PolyCombine, function: &str| Poly {
+            function: function.to_string(),
+            in_scale: 1.0 / bound,
+            out_scale: bound,
+            stages: stages(a, a.stages[0].domain[0], a.stages[0].domain[1]),
+            combine,
+        };
+        let smooth = |f: Function,
+                      function: &str|
+         -> Result<(Poly, Approximation, &'static str), PassError> {
+            let a = approximate(
+                f,
+                Method::Minimax,
+                Budget::Degree(degree),
+                (-bound, bound),
+                Shaping::default(),
+            )
+            .map_err(|e| self.err(g, id, e))?;
+            let p = Poly {
+                function: function.to_string(),
+                in_scale: 1.0 / bound,
+                out_scale: 1.0,
+                stages: stages(&a, -1.0, 1.0),
+                combine: PolyCombine::Identity,
+            };
+            Ok((p, a, "minimax"))
+        };
+        match op {
+            Op::Relu => {
+                let a = composite(Function::Relu, format!("relu/{alpha}"))?;
+                Ok((homogeneous(&a, PolyCombine::Relu, "relu"), a, "composite"))
+            }
+            Op::LeakyRelu { alpha: slope } => {
+                let slope = *slope as f64;
+                let a = composite(
+                    Function::LeakyRelu { slope },
+                    format!("leaky/{slope}/{alpha}"),
+                )?;
+                Ok((
+                    homogeneous(&a, PolyCombine::LeakyRelu { slope }, "leaky_relu"),
+                    a,
+                    "composite",
+                ))
+            }
+            Op::Clip { has_min, has_max } => {
+                let bound_of = |k: usize, default: f64| -> Result<f64, PassError> {
+                    let v = g.node(id).inputs()[k];
+                    let t = g.constant(v).ok_or_else(|| {
+                        self.err(g, id, "Clip bounds must be constants to approximate")
+                    })?;
+                    Ok(t.to_f64_vec().first().copied().unwrap_or(default))
+                };
+                let lo = if *has_min {
+                    bound_of(1, f64::NEG_INFINITY)?
+                } else {
+                    f64::NEG_INFINITY
+                };
+                let hi = if *has_max {
+                    bound_of(1 + *has_min as usize, f64::INFINITY)?
+                } else {
+                    f64::INFINITY
+                };
+                if lo == f64::NEG_INFINITY && hi == f64::INFINITY {
+                    return Err(self.err(g, id, "Clip without bounds should have been removed"));
+                }
+                if !(lo.is_finite() && hi.is_finite()) {
+                    return Err(self.err(
+                        g,
+                        id,
+                        "one-sided Clip other than ReLU is not supported; give both bounds",
+                    ));
+                }
+                let (l, h) = (lo / bound, hi / bound);
+                let a = approximate(
+                    Function::Clip { lo: l, hi: h },
+                    Method::Composite,
+                    Budget::Alpha(alpha),
+                    (-1.0, 1.0),
+                    Shaping::default(),
+                )
+                .map_err(|e| self.err(g, id, e))?;
+                Ok((
+                    homogeneous(&a, PolyCombine::Clip { lo: l, hi: h }, "clip"),
+                    a,
+                    "composite",
+                ))
+            }
+            Op::Gelu { tanh: false } => smooth(Function::Gelu, "gelu"),
+            Op::Gelu { tanh: true } => Err(self.err(
+                g,
+                id,
+                "tanh-approximated GELU is not supported; export with approximate='none'",
+            )),
+            Op::Silu => smooth(Function::Silu, "silu"),
+            Op::Sigmoid => smooth(Function::Sigmoid, "sigmoid"),
+            Op::Tanh => smooth(Function::Tanh, "tanh"),
+            _ => Err(self.err(
+                g,
+                id,
+                format!(
+                    "pannc cannot approximate {} (node '{name}', opset {})",
+                    op.name(),
+                    g.opset
+                ),
+            )),
+        }
+    }
+}

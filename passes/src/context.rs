@@ -1,0 +1,74 @@
+//! What passes read from outside (calibration data, policy) and what they report.
+
+use crate::analysis::Ranges;
+use pannc_ir::Tensor;
+use std::collections::BTreeMap;
+
+/// How nonlinearities are approximated.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Precision 2^-α of sign-based approximations (ReLU, LeakyReLU, Clip, max-pool's ReLUs).
+    pub alpha: u32,
+    /// Degree of the single minimax polynomial used for smooth functions (GELU, SiLU,
+    /// Sigmoid, Tanh).
+    pub degree: usize,
+    /// `B = margin · max |x|` over the calibration data.
+    pub margin: f64,
+    /// Per-node overrides of `alpha` (sign-based) or `degree` (smooth), by node name.
+    pub overrides: BTreeMap<String, u32>,
+    /// Keep a final Softmax (error) instead of removing it.
+    pub keep_softmax: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            alpha: 9,
+            degree: 31,
+            margin: 1.3,
+            overrides: BTreeMap::new(),
+            keep_softmax: false,
+        }
+    }
+}
+
+/// One approximated activation, as reported by `pannc compile`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ActivationReport {
+    pub node: String,
+    pub op: String,
+    /// Calibrated input range `[min, max]`.
+    pub calibrated: [f64; 2],
+    /// The half-width B of the polynomial's interval `[-B, B]`.
+    pub bound: f64,
+    pub method: String,
+    pub degrees: Vec<usize>,
+    /// Levels of the polynomial (scales folded or merged).
+    pub depth: usize,
+    pub ct_mults: u32,
+    /// Measured max |p − f| on [-B, B], in the activation's own units.
+    pub max_error: f64,
+    /// Whether the input scaling x/B was folded into the producer (else it costs a level).
+    pub scale_folded: bool,
+}
+
+/// What a compilation did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Report {
+    pub activations: Vec<ActivationReport>,
+    /// Levels spent on range scaling that could not be folded (0 is the goal).
+    pub range_control_levels: usize,
+    /// Notes for the user (a removed softmax, a lowered max-pool, ...).
+    pub notes: Vec<String>,
+}
+
+/// Input and output of the passes beyond the graph itself.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// Calibration inputs (one tensor per graph input, batch first).
+    pub calib: Vec<Tensor>,
+    pub policy: Policy,
+    /// Calibrated ranges of the activations' inputs (filled by `approximate`).
+    pub ranges: Ranges,
+    pub report: Report,
+}
