@@ -81,7 +81,7 @@ pub fn load(path: &Path) -> pannc_onnx::Model {
     let mut m = pannc_onnx::import(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     pannc_interp::infer_types(&mut m.graph).unwrap();
     pannc_passes::Pipeline::cleanup()
-        .run_verified(&mut m.graph)
+        .run_verified(&mut m.graph, &mut pannc_passes::Context::default())
         .unwrap();
     m
 }
