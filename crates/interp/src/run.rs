@@ -470,6 +470,8 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
             | Op::Tanh
             | Op::Erf
             | Op::Gelu { .. }
+            | Op::Silu
+            | Op::Poly(_)
             | Op::Clip { .. }
             | Op::Dropout => batched_only_first && out0 == pin[0],
             Op::Identity | Op::Cast { .. } => {

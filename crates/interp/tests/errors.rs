@@ -421,3 +421,34 @@ fn fuzz_ops_never_panic() {
         panics[..panics.len().min(20)].join("\n")
     );
 }
+
+#[test]
+fn absurd_windows_are_refused_quickly() {
+    let img = f32t(&[1, 1, 5, 5], vec![1.0; 25]);
+    // Huge pads and dilation: tiny output, enormous padded input.
+    let win = Window {
+        pads: vec![1 << 40, 1 << 40, 0, 0],
+        dilations: vec![1 << 41, 1],
+        ..Default::default()
+    };
+    let w = f32t(&[1, 1, 2, 2], vec![1.0; 4]);
+    let t = std::time::Instant::now();
+    let r = eval_op(
+        &Op::Conv {
+            window: win,
+            group: 1,
+        },
+        &[&img, &w],
+    );
+    assert!(t.elapsed().as_secs() < 5);
+    if let Ok(v) = r {
+        assert_eq!(v[0].shape()[..2], [1, 1]);
+    }
+    let win = Window {
+        kernel_shape: vec![1 << 40, 1],
+        pads: vec![1 << 40, 0, 1 << 40, 0],
+        ..Default::default()
+    };
+    let e = eval_err(Op::MaxPool { window: win }, &[&img]);
+    assert!(e.contains("limit"), "{e}");
+}

@@ -125,6 +125,10 @@ fn per_sample_graphs_split() {
             "flatten",
             graph_with(|g, x| g.add_simple("f", Op::Flatten { axis: 1 }, &[x]).unwrap()),
         ),
+        (
+            "silu",
+            graph_with(|g, x| g.add_simple("s", Op::Silu, &[x]).unwrap()),
+        ),
     ];
     for (name, g) in cases {
         assert_eq!(splittable_batch(&g).as_deref(), Some("N"), "{name}");

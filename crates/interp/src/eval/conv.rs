@@ -113,7 +113,20 @@ fn conv_impl<T: Float>(
     let pointwise = g.kernel.iter().all(|&k| k == 1)
         && g.strides.iter().all(|&s| s == 1)
         && g.pad_begin.iter().chain(&g.pad_end).all(|&q| q == 0);
-    if !pointwise && sp.len() == 2 && g.strides == [1, 1] {
+    // The wide-grid path allocates the padded input; absurd pads go the generic way.
+    let wide_ok = {
+        let hp = sp[0]
+            .saturating_add(g.pad_begin[0])
+            .saturating_add(g.pad_end[0]);
+        let wp = sp.get(1).map_or(0, |&w| {
+            w.saturating_add(g.pad_begin[1])
+                .saturating_add(g.pad_end[1])
+        });
+        let plane = hp.saturating_mul(wp);
+        cg.saturating_mul(plane) <= super::MAX_ELEMENTS
+            && kc.saturating_mul(plane) <= super::MAX_ELEMENTS
+    };
+    if !pointwise && sp.len() == 2 && g.strides == [1, 1] && wide_ok {
         conv2d_s1(x, xs, w, ws, bias, g, group, &mut y);
         return y;
     }

@@ -104,7 +104,9 @@ pub(crate) fn unary(op: &Op, x: Arg<'_>, b: Bounds) -> Result<Tensor, InterpErro
         Op::Gelu { tanh } => each_float!(op, x, a, T => map(a, |v: T| gelu(v, *tanh))),
         Op::Silu => each_float!(op, x, a, T => map(a, |v: T| v * sigmoid::<T>(v))),
         // Polynomials are evaluated in f64 (Clenshaw) and rounded once.
-        Op::Poly(p) => each_float!(op, x, a, T => map(a, |v: T| T::of(p.eval(num_traits::ToPrimitive::to_f64(&v).unwrap_or(f64::NAN))))),
+        Op::Poly(p) => {
+            each_float!(op, x, a, T => map(a, |v: T| T::of(p.eval(num_traits::ToPrimitive::to_f64(&v).unwrap_or(f64::NAN)))))
+        }
         Op::Clip { .. } => each_float!(op, x, a, T => {
             let lo = b.lo_f.map(T::of);
             let hi = b.hi_f.map(T::of);

@@ -72,10 +72,12 @@ struct Windows {
 }
 
 fn windows(op: &Op, g: &Geometry, sp: &[usize]) -> Result<Windows, InterpError> {
-    let t = taps(g, sp);
+    // Bound the work before building the taps: kernels may be absurdly large.
     let total: usize = g.out.iter().product();
-    let ksize: usize = g.kernel.iter().product();
-    checked_numel(op, &[total, ksize])?;
+    let mut dims = vec![total];
+    dims.extend(&g.kernel);
+    checked_numel(op, &dims)?;
+    let t = taps(g, sp);
     let mut w = Windows {
         offsets: Vec::new(),
         ranges: Vec::with_capacity(total),
