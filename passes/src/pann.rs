@@ -34,6 +34,16 @@ pub struct OutOfRange {
     pub worst: f64,
 }
 
+/// The result of [`simulate`].
+#[derive(Clone, Debug)]
+pub struct Simulation {
+    pub outputs: Vec<Tensor>,
+    /// Per polynomial node: inputs outside its interval.
+    pub out_of_range: Vec<OutOfRange>,
+    /// Per sample: whether any of its activation inputs left an interval.
+    pub sample_outside: Vec<bool>,
+}
+
 /// Runs the PANN on `inputs` (batch-first) in chunks of `chunk` samples, returning its outputs
 /// and, for each polynomial, how many inputs left `[-B, B]` (a polynomial outside its interval
 /// is garbage, so this is the first thing to check when accuracy drops).
@@ -41,7 +51,7 @@ pub fn simulate(
     g: &Graph,
     inputs: &[Tensor],
     chunk: usize,
-) -> Result<(Vec<Tensor>, Vec<OutOfRange>), pannc_interp::InterpError> {
+) -> Result<Simulation, pannc_interp::InterpError> {
     let polys: Vec<(String, ValueId, f64)> = g
         .node_ids()
         .into_iter()
@@ -57,6 +67,7 @@ pub fn simulate(
     probe.set_outputs(outs);
     let n = inputs.first().map(|t| t.shape()[0]).unwrap_or(0);
     let mut results: Vec<Vec<Tensor>> = vec![Vec::new(); n_out];
+    let mut sample_outside = vec![false; n];
     let mut counts: Vec<OutOfRange> = polys
         .iter()
         .map(|p| OutOfRange {
@@ -77,11 +88,13 @@ pub fn simulate(
             results[k].push(t);
         }
         for ((c, t), p) in counts.iter_mut().zip(extra).zip(&polys) {
-            for v in t.to_f64_vec() {
+            let per_sample = t.len() / (end - start).max(1);
+            for (i, v) in t.to_f64_vec().into_iter().enumerate() {
                 let r = (v * p.2).abs();
                 c.total += 1;
                 if r > 1.0 {
                     c.outside += 1;
+                    sample_outside[start + i / per_sample.max(1)] = true;
                 }
                 if r > c.worst {
                     c.worst = r;
@@ -97,10 +110,11 @@ pub fn simulate(
         .into_iter()
         .map(|parts| concat_batch(&parts))
         .collect();
-    Ok((outputs, counts))
+    Ok(Simulation { outputs, out_of_range: counts, sample_outside })
 }
 
-fn slice_batch(t: &Tensor, start: usize, end: usize) -> Tensor {
+/// Rows `start..end` of a batch-first tensor.
+pub fn slice_batch(t: &Tensor, start: usize, end: usize) -> Tensor {
     use ndarray::Axis;
     match t {
         Tensor::F32(a) => Tensor::F32(a.slice_axis(Axis(0), (start..end).into()).to_owned()),

@@ -116,8 +116,9 @@ pub fn run(a: &CompileArgs) -> Result<()> {
     let mut json = serde_json::json!({ "model": a.model.display().to_string(), "alpha": a.alpha, "degree": a.degree, "margin": a.margin, "compile": &report });
     if let Some(x) = &a.check {
         let x = check_input(&graph, load::read_npy(x)?, "--check")?;
-        let (backbone, _) = pann::simulate(&model.graph, std::slice::from_ref(&x), 500)?;
-        let (outs, oor) = pann::simulate(&graph, std::slice::from_ref(&x), 500)?;
+        let backbone = pann::simulate(&model.graph, std::slice::from_ref(&x), 500)?.outputs;
+        let sim = pann::simulate(&graph, std::slice::from_ref(&x), 500)?;
+        let (outs, oor) = (sim.outputs, sim.out_of_range);
         let dev = max_abs_diff(&outs[0], &backbone[0]);
         let outside: usize = oor.iter().map(|o| o.outside).sum();
         eprintln!(

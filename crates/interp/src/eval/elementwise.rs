@@ -346,3 +346,50 @@ pub(crate) fn binary(op: &Op, a: Arg<'_>, b: Arg<'_>) -> Result<Tensor, InterpEr
         _ => unreachable!("dtypes checked above"),
     })
 }
+
+/// A polynomial activation in the working precision `T`, with the operations in the order the
+/// `lower-poly` pass writes them (Clenshaw per stage, then the combine rule and the scales), so
+/// that an ONNX runtime running the lowered graph in f32 computes the same numbers.
+fn poly<T: Float>(p: &pannc_ir::Poly, x: T) -> T {
+    use pannc_ir::PolyCombine;
+    let mul = |a: T, c: f64| if c == 1.0 { a } else { a * T::of(c) };
+    let add = |a: T, c: f64| if c == 0.0 { a } else { a + T::of(c) };
+    let stage = |s: &pannc_ir::PolyStage, y: T| -> T {
+        let t = add(mul(y, 2.0 / (s.hi - s.lo)), -(s.hi + s.lo) / (s.hi - s.lo));
+        let d = s.degree();
+        if d == 0 {
+            return add(mul(t, 0.0), s.coeffs[0]);
+        }
+        let two_t = mul(t, 2.0);
+        let mut b1 = add(mul(t, 0.0), s.coeffs[d]);
+        let mut b2: Option<T> = None;
+        for k in (1..d).rev() {
+            let m = two_t * b1;
+            let m = match b2 {
+                Some(b2) => m - b2,
+                None => m,
+            };
+            let b0 = add(m, s.coeffs[k]);
+            b2 = Some(b1);
+            b1 = b0;
+        }
+        let m = t * b1;
+        let m = match b2 {
+            Some(b2) => m - b2,
+            None => m,
+        };
+        add(m, s.coeffs[0])
+    };
+    let composed = |y: T| p.stages.iter().fold(y, |v, s| stage(s, v));
+    let xs = mul(x, p.in_scale);
+    let y = match p.combine {
+        PolyCombine::Identity => composed(xs),
+        PolyCombine::Relu => mul(xs * add(composed(xs), 1.0), 0.5),
+        PolyCombine::LeakyRelu { slope } => mul(xs * add(mul(composed(xs), 1.0 - slope), 1.0 + slope), 0.5),
+        PolyCombine::Clip { lo, hi } => {
+            let (u, w) = (add(xs, -lo), add(xs, -hi));
+            mul(add(u * composed(u) - w * composed(w), lo + hi), 0.5)
+        }
+    };
+    mul(y, p.out_scale)
+}

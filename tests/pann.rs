@@ -1,0 +1,104 @@
+//! The PANN pipeline end to end on the trained fixtures: the emitted ONNX has no
+//! nonlinearity left, passes the ONNX checker, runs in onnxruntime with pannc's own PANN
+//! simulation's outputs, and keeps accuracy; errors name what cannot be compiled.
+
+mod common;
+
+use common::*;
+use pannc_passes::{pann, Policy};
+use std::path::Path;
+
+const NONLINEAR: [&str; 9] = ["Relu", "LeakyRelu", "Clip", "MaxPool", "Sigmoid", "Tanh", "Erf", "Gelu", "Softmax"];
+
+fn compiled(name: &str, alpha: u32) -> (pannc_onnx::Model, pannc_ir::Graph, pannc_passes::Report) {
+    let dir = fixture(name);
+    let m = load(&dir.join("model.onnx"));
+    let calib = pannc::npy::read(&dir.join("calib_x.npy")).unwrap();
+    let mut g = m.graph.clone();
+    let report = pann::compile(&mut g, vec![calib], Policy { alpha, ..Default::default() }).unwrap();
+    (m, g, report)
+}
+
+#[test]
+fn emitted_onnx_runs_in_onnxruntime_like_the_simulation() {
+    let Some(py) = python("emitted_onnx_runs_in_onnxruntime_like_the_simulation") else { return };
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pann-emit");
+    std::fs::create_dir_all(&tmp).unwrap();
+    for name in FIXTURES {
+        let (model, g, report) = compiled(name, 9);
+        let lowered = pann::lowered(&g).unwrap();
+        assert!(pannc_ir::verify(&lowered).is_empty());
+        let mut m = model.clone();
+        m.graph = lowered;
+        let bytes = pannc_onnx::export(&m).unwrap();
+        let path = tmp.join(format!("{name}.onnx"));
+        std::fs::write(&path, &bytes).unwrap();
+        // No nonlinearity survives (checked on the ONNX file itself).
+        let hist = pannc_onnx::op_histogram(&bytes).unwrap();
+        for (op, _) in &hist {
+            assert!(!NONLINEAR.contains(&op.as_str()), "{name}: emitted ONNX still has {op}: {hist:?}");
+        }
+        assert_eq!(ort(&py, &["check", path.to_str().unwrap()]).trim(), "ok");
+        let x_path = fixture(name).join("test_x.npy");
+        let got = &ort_outputs(&py, &path, &[&x_path], &format!("pann-{name}"))[0];
+        let x = pannc::npy::read(&x_path).unwrap();
+        let sim = pann::simulate(&g, &[x], 500).unwrap();
+        // Outside its interval a polynomial is garbage (values in the thousands), where f32
+        // rounding differences between two evaluators are amplified: compare the samples that
+        // stayed in range, and require those to be nearly all.
+        let n = got.shape()[0];
+        let k = got.len() / n;
+        let (a, b) = (got.to_f64_vec(), sim.outputs[0].to_f64_vec());
+        let mut d: f64 = 0.0;
+        for i in (0..n).filter(|&i| !sim.sample_outside[i]) {
+            for j in i * k..(i + 1) * k {
+                d = d.max((a[j] - b[j]).abs());
+            }
+        }
+        let outside = sim.sample_outside.iter().filter(|&&o| o).count();
+        eprintln!("{name}: max |onnxruntime − simulation| = {d:.2e} over {} samples ({outside} left an interval)", n - outside);
+        assert!(d <= 1e-4, "{name}: onnxruntime on the emitted PANN differs from pannc's simulation by {d}");
+        assert!(outside * 100 <= n, "{name}: {outside} of {n} samples left an interval");
+        assert_eq!(sim.out_of_range.len(), report.activations.len());
+    }
+}
+
+/// At α = 12 every fixture stays within 0.5 points of its backbone (on its test subset).
+#[test]
+fn alpha_12_keeps_accuracy_within_half_a_point() {
+    for name in FIXTURES {
+        let (m, g, _) = compiled(name, 12);
+        let x = pannc::npy::read(&fixture(name).join("test_x.npy")).unwrap();
+        let y = pannc::npy::read(&fixture(name).join("test_y.npy")).unwrap().to_i64_vec();
+        let backbone = pann::simulate(&m.graph, std::slice::from_ref(&x), 500).unwrap().outputs;
+        let p = pann::simulate(&g, &[x], 500).unwrap().outputs;
+        let (b, a) = (pann::top1(&backbone[0], &y), pann::top1(&p[0], &y));
+        eprintln!("{name}: backbone {b:.4}, PANN α=12 {a:.4}");
+        assert!(b - a <= 0.005, "{name}: PANN at α=12 loses {:.2} points", 100.0 * (b - a));
+    }
+}
+
+#[test]
+fn range_control_costs_no_level_on_the_residual_fixture() {
+    let (_, g, report) = compiled("resnet_fmnist", 9);
+    assert_eq!(report.range_control_levels, 0);
+    // Independently of the report: every polynomial reads its input unscaled.
+    for id in g.node_ids() {
+        if let pannc_ir::Op::Poly(p) = &g.node(id).op {
+            assert_eq!(p.in_scale, 1.0, "{}", g.node(id).name);
+        }
+    }
+    // And the report's depth is the composite ReLU's: sign depth + 1 = 9 at α = 9.
+    assert!(report.activations.iter().all(|a| a.depth == 9), "{:?}", report.activations.iter().map(|a| a.depth).collect::<Vec<_>>());
+}
+
+#[test]
+fn unapproximable_ops_are_named() {
+    let dir = root().join("fixtures/unapproximable");
+    let calib = pannc::npy::read(&dir.join("calib_x.npy")).unwrap();
+    for (file, node, op) in [("erf_mlp", "lonely_erf", "Erf"), ("softmax_mlp", "inner_softmax", "Softmax")] {
+        let mut g = load(&dir.join(format!("{file}.onnx"))).graph;
+        let err = pann::compile(&mut g, vec![calib.clone()], Policy::default()).unwrap_err().to_string();
+        assert!(err.contains(node) && err.contains(op), "{file}: {err}");
+    }
+}

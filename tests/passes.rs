@@ -1,0 +1,74 @@
+//! Snapshot tests of every pass on every fixture: the IR text after each pass of the PANN
+//! pipeline (the previous snapshot is the "before"), with the verifier run after each pass.
+//! Review changes with `cargo insta review`.
+
+mod common;
+
+use common::*;
+use pannc_passes::{Context, Pipeline, Policy};
+
+/// Runs `passes` on `fixture` (imported, types inferred, nothing else), calibrating on the
+/// first 64 calibration samples, and snapshots the IR after each pass.
+fn check(fixture: &str, passes: &[&str]) -> Context {
+    let bytes = std::fs::read(common::fixture(fixture).join("model.onnx")).unwrap();
+    let mut g = pannc_onnx::import(&bytes).unwrap().graph;
+    pannc_interp::infer_types(&mut g).unwrap();
+    insta::assert_snapshot!(format!("{fixture}__00_import"), pannc_ir::print(&g));
+    let calib = pannc::npy::read(&common::fixture(fixture).join("calib_x.npy")).unwrap();
+    let calib = pannc_passes::pann::slice_batch(&calib, 0, 64);
+    let mut cx = Context { calib: vec![calib], policy: Policy { alpha: 7, ..Default::default() }, ..Default::default() };
+    for (i, name) in passes.iter().enumerate() {
+        let pipeline = Pipeline::from_names(&[name]).unwrap();
+        pipeline.run_verified(&mut g, &mut cx).unwrap_or_else(|e| panic!("{fixture}: {e}"));
+        insta::assert_snapshot!(format!("{fixture}__{:02}_{name}", i + 1), pannc_ir::print(&g));
+    }
+    cx
+}
+
+const PANN: [&str; 11] = [
+    "remove-identity",
+    "const-fold",
+    "recognize",
+    "dce",
+    "fold-batchnorm",
+    "drop-final-softmax",
+    "lower-maxpool",
+    "approximate",
+    "range-control",
+    "dce",
+    "lower-poly",
+];
+
+#[test]
+fn resnet_fmnist_pass_by_pass() {
+    let cx = check("resnet_fmnist", &PANN);
+    assert_eq!(cx.report.range_control_levels, 0, "range control must cost no level on the residual fixture");
+    assert_eq!(cx.report.activations.len(), 13);
+    assert!(cx.report.activations.iter().all(|a| a.scale_folded));
+}
+
+#[test]
+fn maxpool_mnist_pass_by_pass() {
+    let cx = check("maxpool_mnist", &PANN);
+    // 3 ReLUs + 2 max-pools of 2×2 windows (3 ReLUs each).
+    assert_eq!(cx.report.activations.len(), 9);
+}
+
+#[test]
+fn gelu_digits_pass_by_pass() {
+    let cx = check("gelu_digits", &PANN);
+    let ops: Vec<&str> = cx.report.activations.iter().map(|a| a.op.as_str()).collect();
+    assert_eq!(ops, ["Gelu", "Silu", "Tanh", "Sigmoid"], "GELU (Erf form) and SiLU must be recognised");
+}
+
+/// The printer and the passes are deterministic: the same pipeline twice gives the same text.
+#[test]
+fn pipeline_output_is_deterministic() {
+    let run = || {
+        let mut g = load(&common::fixture("maxpool_mnist").join("model.onnx")).graph;
+        let calib = pannc::npy::read(&common::fixture("maxpool_mnist").join("calib_x.npy")).unwrap();
+        pannc_passes::pann::compile(&mut g, vec![calib], Policy::default()).unwrap();
+        pannc_ir::print(&g)
+    };
+    assert_eq!(run(), run());
+}
