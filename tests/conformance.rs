@@ -150,7 +150,9 @@ fn run_case(
     if let Err(e) = pannc_interp::infer_types(&mut m.graph) {
         return Outcome::Fail(format!("infer: {e}"));
     }
-    if let Err(e) = pannc_passes::Pipeline::cleanup().run_verified(&mut m.graph, &mut pannc_passes::Context::default()) {
+    if let Err(e) = pannc_passes::Pipeline::cleanup()
+        .run_verified(&mut m.graph, &mut pannc_passes::Context::default())
+    {
         return Outcome::Fail(format!("cleanup: {e}"));
     }
     let opts = RunOptions {

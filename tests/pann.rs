@@ -8,20 +8,40 @@ use common::*;
 use pannc_passes::{pann, Policy};
 use std::path::Path;
 
-const NONLINEAR: [&str; 9] = ["Relu", "LeakyRelu", "Clip", "MaxPool", "Sigmoid", "Tanh", "Erf", "Gelu", "Softmax"];
+const NONLINEAR: [&str; 9] = [
+    "Relu",
+    "LeakyRelu",
+    "Clip",
+    "MaxPool",
+    "Sigmoid",
+    "Tanh",
+    "Erf",
+    "Gelu",
+    "Softmax",
+];
 
 fn compiled(name: &str, alpha: u32) -> (pannc_onnx::Model, pannc_ir::Graph, pannc_passes::Report) {
     let dir = fixture(name);
     let m = load(&dir.join("model.onnx"));
     let calib = pannc::npy::read(&dir.join("calib_x.npy")).unwrap();
     let mut g = m.graph.clone();
-    let report = pann::compile(&mut g, vec![calib], Policy { alpha, ..Default::default() }).unwrap();
+    let report = pann::compile(
+        &mut g,
+        vec![calib],
+        Policy {
+            alpha,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     (m, g, report)
 }
 
 #[test]
 fn emitted_onnx_runs_in_onnxruntime_like_the_simulation() {
-    let Some(py) = python("emitted_onnx_runs_in_onnxruntime_like_the_simulation") else { return };
+    let Some(py) = python("emitted_onnx_runs_in_onnxruntime_like_the_simulation") else {
+        return;
+    };
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pann-emit");
     std::fs::create_dir_all(&tmp).unwrap();
     for name in FIXTURES {
@@ -36,7 +56,10 @@ fn emitted_onnx_runs_in_onnxruntime_like_the_simulation() {
         // No nonlinearity survives (checked on the ONNX file itself).
         let hist = pannc_onnx::op_histogram(&bytes).unwrap();
         for (op, _) in &hist {
-            assert!(!NONLINEAR.contains(&op.as_str()), "{name}: emitted ONNX still has {op}: {hist:?}");
+            assert!(
+                !NONLINEAR.contains(&op.as_str()),
+                "{name}: emitted ONNX still has {op}: {hist:?}"
+            );
         }
         assert_eq!(ort(&py, &["check", path.to_str().unwrap()]).trim(), "ok");
         let x_path = fixture(name).join("test_x.npy");
@@ -57,8 +80,14 @@ fn emitted_onnx_runs_in_onnxruntime_like_the_simulation() {
         }
         let outside = sim.sample_outside.iter().filter(|&&o| o).count();
         eprintln!("{name}: max |onnxruntime − simulation| = {d:.2e} over {} samples ({outside} left an interval)", n - outside);
-        assert!(d <= 1e-4, "{name}: onnxruntime on the emitted PANN differs from pannc's simulation by {d}");
-        assert!(outside * 100 <= n, "{name}: {outside} of {n} samples left an interval");
+        assert!(
+            d <= 1e-4,
+            "{name}: onnxruntime on the emitted PANN differs from pannc's simulation by {d}"
+        );
+        assert!(
+            outside * 100 <= n,
+            "{name}: {outside} of {n} samples left an interval"
+        );
         assert_eq!(sim.out_of_range.len(), report.activations.len());
     }
 }
@@ -69,12 +98,20 @@ fn alpha_12_keeps_accuracy_within_half_a_point() {
     for name in FIXTURES {
         let (m, g, _) = compiled(name, 12);
         let x = pannc::npy::read(&fixture(name).join("test_x.npy")).unwrap();
-        let y = pannc::npy::read(&fixture(name).join("test_y.npy")).unwrap().to_i64_vec();
-        let backbone = pann::simulate(&m.graph, std::slice::from_ref(&x), 500).unwrap().outputs;
+        let y = pannc::npy::read(&fixture(name).join("test_y.npy"))
+            .unwrap()
+            .to_i64_vec();
+        let backbone = pann::simulate(&m.graph, std::slice::from_ref(&x), 500)
+            .unwrap()
+            .outputs;
         let p = pann::simulate(&g, &[x], 500).unwrap().outputs;
         let (b, a) = (pann::top1(&backbone[0], &y), pann::top1(&p[0], &y));
         eprintln!("{name}: backbone {b:.4}, PANN α=12 {a:.4}");
-        assert!(b - a <= 0.005, "{name}: PANN at α=12 loses {:.2} points", 100.0 * (b - a));
+        assert!(
+            b - a <= 0.005,
+            "{name}: PANN at α=12 loses {:.2} points",
+            100.0 * (b - a)
+        );
     }
 }
 
@@ -89,16 +126,29 @@ fn range_control_costs_no_level_on_the_residual_fixture() {
         }
     }
     // And the report's depth is the composite ReLU's: sign depth + 1 = 9 at α = 9.
-    assert!(report.activations.iter().all(|a| a.depth == 9), "{:?}", report.activations.iter().map(|a| a.depth).collect::<Vec<_>>());
+    assert!(
+        report.activations.iter().all(|a| a.depth == 9),
+        "{:?}",
+        report
+            .activations
+            .iter()
+            .map(|a| a.depth)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn unapproximable_ops_are_named() {
     let dir = root().join("fixtures/unapproximable");
     let calib = pannc::npy::read(&dir.join("calib_x.npy")).unwrap();
-    for (file, node, op) in [("erf_mlp", "lonely_erf", "Erf"), ("softmax_mlp", "inner_softmax", "Softmax")] {
+    for (file, node, op) in [
+        ("erf_mlp", "lonely_erf", "Erf"),
+        ("softmax_mlp", "inner_softmax", "Softmax"),
+    ] {
         let mut g = load(&dir.join(format!("{file}.onnx"))).graph;
-        let err = pann::compile(&mut g, vec![calib.clone()], Policy::default()).unwrap_err().to_string();
+        let err = pann::compile(&mut g, vec![calib.clone()], Policy::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(node) && err.contains(op), "{file}: {err}");
     }
 }

@@ -16,11 +16,23 @@ fn check(fixture: &str, passes: &[&str]) -> Context {
     insta::assert_snapshot!(format!("{fixture}__00_import"), pannc_ir::print(&g));
     let calib = pannc::npy::read(&common::fixture(fixture).join("calib_x.npy")).unwrap();
     let calib = pannc_passes::pann::slice_batch(&calib, 0, 64);
-    let mut cx = Context { calib: vec![calib], policy: Policy { alpha: 7, ..Default::default() }, ..Default::default() };
+    let mut cx = Context {
+        calib: vec![calib],
+        policy: Policy {
+            alpha: 7,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     for (i, name) in passes.iter().enumerate() {
         let pipeline = Pipeline::from_names(&[name]).unwrap();
-        pipeline.run_verified(&mut g, &mut cx).unwrap_or_else(|e| panic!("{fixture}: {e}"));
-        insta::assert_snapshot!(format!("{fixture}__{:02}_{name}", i + 1), pannc_ir::print(&g));
+        pipeline
+            .run_verified(&mut g, &mut cx)
+            .unwrap_or_else(|e| panic!("{fixture}: {e}"));
+        insta::assert_snapshot!(
+            format!("{fixture}__{:02}_{name}", i + 1),
+            pannc_ir::print(&g)
+        );
     }
     cx
 }
@@ -42,7 +54,10 @@ const PANN: [&str; 11] = [
 #[test]
 fn resnet_fmnist_pass_by_pass() {
     let cx = check("resnet_fmnist", &PANN);
-    assert_eq!(cx.report.range_control_levels, 0, "range control must cost no level on the residual fixture");
+    assert_eq!(
+        cx.report.range_control_levels, 0,
+        "range control must cost no level on the residual fixture"
+    );
     assert_eq!(cx.report.activations.len(), 13);
     assert!(cx.report.activations.iter().all(|a| a.scale_folded));
 }
@@ -57,8 +72,17 @@ fn maxpool_mnist_pass_by_pass() {
 #[test]
 fn gelu_digits_pass_by_pass() {
     let cx = check("gelu_digits", &PANN);
-    let ops: Vec<&str> = cx.report.activations.iter().map(|a| a.op.as_str()).collect();
-    assert_eq!(ops, ["Gelu", "Silu", "Tanh", "Sigmoid"], "GELU (Erf form) and SiLU must be recognised");
+    let ops: Vec<&str> = cx
+        .report
+        .activations
+        .iter()
+        .map(|a| a.op.as_str())
+        .collect();
+    assert_eq!(
+        ops,
+        ["Gelu", "Silu", "Tanh", "Sigmoid"],
+        "GELU (Erf form) and SiLU must be recognised"
+    );
 }
 
 /// The printer and the passes are deterministic: the same pipeline twice gives the same text.
@@ -66,7 +90,8 @@ fn gelu_digits_pass_by_pass() {
 fn pipeline_output_is_deterministic() {
     let run = || {
         let mut g = load(&common::fixture("maxpool_mnist").join("model.onnx")).graph;
-        let calib = pannc::npy::read(&common::fixture("maxpool_mnist").join("calib_x.npy")).unwrap();
+        let calib =
+            pannc::npy::read(&common::fixture("maxpool_mnist").join("calib_x.npy")).unwrap();
         pannc_passes::pann::compile(&mut g, vec![calib], Policy::default()).unwrap();
         pannc_ir::print(&g)
     };

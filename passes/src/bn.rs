@@ -172,7 +172,7 @@ impl FoldBatchNorm {
         }
         let dtype = g.value(x).ty.as_ref().unwrap().dtype;
         let mut shape = vec![s.len()];
-        shape.extend(std::iter::repeat(1).take(rank - 2));
+        shape.extend(std::iter::repeat_n(1, rank - 2));
         let name = g.node(bn).name.clone();
         let sv = g
             .add_constant(

@@ -110,7 +110,11 @@ pub fn simulate(
         .into_iter()
         .map(|parts| concat_batch(&parts))
         .collect();
-    Ok(Simulation { outputs, out_of_range: counts, sample_outside })
+    Ok(Simulation {
+        outputs,
+        out_of_range: counts,
+        sample_outside,
+    })
 }
 
 /// Rows `start..end` of a batch-first tensor.
