@@ -152,3 +152,32 @@ fn unapproximable_ops_are_named() {
         assert!(err.contains(node) && err.contains(op), "{file}: {err}");
     }
 }
+
+/// Interval analysis is sound: with the declared input range covering the calibration data,
+/// every calibrated activation range lies inside its interval bound.
+#[test]
+fn interval_bounds_contain_calibrated_ranges() {
+    for name in FIXTURES {
+        let dir = fixture(name);
+        let mut g = load(&dir.join("model.onnx")).graph;
+        let calib = pannc::npy::read(&dir.join("calib_x.npy")).unwrap();
+        let v = calib.to_f64_vec();
+        let range = (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        );
+        let policy = Policy {
+            input_range: Some(range),
+            ..Default::default()
+        };
+        let report = pann::compile(&mut g, vec![calib], policy).unwrap();
+        for a in &report.activations {
+            let (c, i) = (a.calibrated.unwrap(), a.interval.unwrap());
+            assert!(
+                i[0] <= c[0] && c[1] <= i[1],
+                "{name}/{}: calibrated {c:?} outside interval {i:?}",
+                a.node
+            );
+        }
+    }
+}

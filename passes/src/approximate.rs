@@ -9,7 +9,7 @@
 //! polynomial of the policy's degree. A nonlinearity pannc cannot approximate (a standalone
 //! Erf, a Clip with data-dependent bounds) is an error naming the node.
 
-use crate::analysis::{activation_inputs, calibrate};
+use crate::analysis::{activation_inputs, calibrate, intervals};
 use crate::context::ActivationReport;
 use crate::{Context, Pass, PassError};
 use pannc_approx::{approximate, Approximation, Budget, Function, Method, Shaping};
@@ -34,16 +34,20 @@ impl Pass for Approximate {
         if acts.is_empty() {
             return Ok(false);
         }
-        if cx.calib.is_empty() {
+        if cx.calib.is_empty() && cx.policy.input_range.is_none() {
             return Err(PassError::Graph {
                 pass: self.name(),
-                message: "calibration data is needed to choose each activation's range".into(),
+                message: "calibration data (or a declared input range) is needed to choose each activation's range"
+                    .into(),
             });
         }
-        cx.ranges = calibrate(g, &cx.calib, &acts).map_err(|e| PassError::Graph {
-            pass: self.name(),
-            message: format!("calibration run failed: {e}"),
-        })?;
+        if !cx.calib.is_empty() {
+            cx.ranges = calibrate(g, &cx.calib, &acts).map_err(|e| PassError::Graph {
+                pass: self.name(),
+                message: format!("calibration run failed: {e}"),
+            })?;
+        }
+        let bounds = cx.policy.input_range.map(|r| intervals(g, r));
         let order = g.topo_order().map_err(|e| PassError::Graph {
             pass: self.name(),
             message: e.to_string(),
@@ -67,11 +71,25 @@ impl Pass for Approximate {
                 continue;
             }
             let x = g.node(id).inputs()[0];
-            let stats =
-                cx.ranges.get(&x).cloned().ok_or_else(|| {
-                    self.err(g, id, "no calibrated range (empty calibration output)")
-                })?;
-            let bound = (stats.abs_max() * cx.policy.margin).max(MIN_BOUND);
+            let stats = cx.ranges.get(&x).cloned();
+            let interval = bounds.as_ref().and_then(|b| b.get(&x)).copied();
+            let bound = match (&stats, interval) {
+                (Some(s), _) => s.abs_max() * cx.policy.margin,
+                (None, Some((lo, hi))) if lo.is_finite() && hi.is_finite() => {
+                    lo.abs().max(hi.abs())
+                }
+                (None, Some(_)) => {
+                    return Err(self.err(
+                        g,
+                        id,
+                        "interval analysis gives no finite bound here; give calibration data",
+                    ))
+                }
+                (None, None) => {
+                    return Err(self.err(g, id, "no calibrated range (empty calibration output)"))
+                }
+            }
+            .max(MIN_BOUND);
             let name = g.node(id).name.clone();
             let (poly, approx, method) = self.build(g, id, &op, bound, cx, &mut cache)?;
             let y = g.node(id).outputs()[0];
@@ -88,7 +106,8 @@ impl Pass for Approximate {
             cx.report.activations.push(ActivationReport {
                 node: name,
                 op: op.name().to_string(),
-                calibrated: [stats.min, stats.max],
+                calibrated: stats.map(|s| [s.min, s.max]),
+                interval: interval.map(|(lo, hi)| [lo, hi]),
                 bound,
                 method: method.to_string(),
                 degrees: approx.degrees.clone(),

@@ -18,6 +18,9 @@ pub struct Policy {
     pub overrides: BTreeMap<String, u32>,
     /// Keep a final Softmax (error) instead of removing it.
     pub keep_softmax: bool,
+    /// Declared range of every graph-input element: enables the (sound, looser) interval
+    /// analysis, reported next to calibration, and used for B when there is no calibration data.
+    pub input_range: Option<(f64, f64)>,
 }
 
 impl Default for Policy {
@@ -28,6 +31,7 @@ impl Default for Policy {
             margin: 1.3,
             overrides: BTreeMap::new(),
             keep_softmax: false,
+            input_range: None,
         }
     }
 }
@@ -37,8 +41,10 @@ impl Default for Policy {
 pub struct ActivationReport {
     pub node: String,
     pub op: String,
-    /// Calibrated input range `[min, max]`.
-    pub calibrated: [f64; 2],
+    /// Calibrated input range `[min, max]` (when calibration data was given).
+    pub calibrated: Option<[f64; 2]>,
+    /// Sound bounds from interval analysis of the declared input range (when declared).
+    pub interval: Option<[f64; 2]>,
     /// The half-width B of the polynomial's interval `[-B, B]`.
     pub bound: f64,
     pub method: String,

@@ -18,8 +18,12 @@ pub struct CompileArgs {
     /// The trained ONNX model.
     pub model: PathBuf,
     /// Calibration inputs (.npy, batch first): each activation's range is measured on them.
-    #[arg(long)]
-    pub calib: PathBuf,
+    #[arg(long, required_unless_present = "input_range")]
+    pub calib: Option<PathBuf>,
+    /// Declared range A,B of every input element: also bound each activation by (sound,
+    /// looser) interval analysis; used for the intervals when no --calib is given.
+    #[arg(long, value_name = "A,B", allow_hyphen_values = true)]
+    pub input_range: Option<String>,
     /// Precision 2^-α of ReLU-like approximations (composite minimax sign).
     #[arg(long, default_value_t = 9)]
     pub alpha: u32,
@@ -58,13 +62,28 @@ pub struct CompileArgs {
 pub fn run(a: &CompileArgs) -> Result<()> {
     let model = load::load_model(&a.model)?;
     let mut graph = model.graph.clone();
-    let calib = load::read_npy(&a.calib)?;
-    let calib = check_input(&graph, calib, "--calib")?;
+    let calib = match &a.calib {
+        Some(p) => vec![check_input(&graph, load::read_npy(p)?, "--calib")?],
+        None => vec![],
+    };
+    let input_range = match &a.input_range {
+        Some(r) => {
+            let parsed = r.split_once(',').and_then(|(x, y)| {
+                Some((x.trim().parse::<f64>().ok()?, y.trim().parse::<f64>().ok()?))
+            });
+            match parsed {
+                Some((lo, hi)) if lo <= hi && lo.is_finite() && hi.is_finite() => Some((lo, hi)),
+                _ => bail!("--input-range {r}: expected A,B with A ≤ B"),
+            }
+        }
+        None => None,
+    };
     let mut policy = Policy {
         alpha: a.alpha,
         degree: a.degree,
         margin: a.margin,
         keep_softmax: a.keep_softmax,
+        input_range,
         ..Default::default()
     };
     for o in &a.overrides {
@@ -94,16 +113,11 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         }
     }
     let mut cx = Context {
-        calib: vec![calib],
+        calib,
         policy,
         ..Default::default()
     };
     let t0 = std::time::Instant::now();
-    eprintln!(
-        "compiling {} ({} passes)",
-        a.model.display(),
-        pipeline.names().len()
-    );
     pipeline.run_with(&mut graph, &mut cx, |name, g| {
         if a.print_after.iter().any(|p| p == name || p == "all") {
             println!("; after {name}\n{}", pannc_ir::print(g));
@@ -220,14 +234,20 @@ fn summarize(r: &pannc_passes::Report) {
             "{:<28} {:<10} [{:>8.3},{:>8.3}] {:>8.3} {:<10} {:>5} {:>9.2e} {:>6}",
             truncate(&a.node, 28),
             a.op,
-            a.calibrated[0],
-            a.calibrated[1],
+            a.calibrated.or(a.interval).map_or(f64::NAN, |r| r[0]),
+            a.calibrated.or(a.interval).map_or(f64::NAN, |r| r[1]),
             a.bound,
             degs.join(","),
             a.depth,
             a.max_error,
             if a.scale_folded { "yes" } else { "NO" }
         );
+        if let (Some(_), Some(iv)) = (a.calibrated, a.interval) {
+            eprintln!(
+                "{:<28} {:<10} [{:>8.3},{:>8.3}] (interval analysis, sound)",
+                "", "", iv[0], iv[1]
+            );
+        }
     }
     let depth = r.activations.iter().map(|a| a.depth).max().unwrap_or(0);
     eprintln!(

@@ -218,3 +218,31 @@ fn usage_errors_exit_2() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes"));
 }
+
+#[test]
+fn compile_rejects_calibration_data_of_the_wrong_shape() {
+    let out = pannc(&[
+        "compile",
+        "fixtures/resnet_fmnist/model.onnx",
+        "--calib",
+        "fixtures/gelu_digits/calib_x.npy",
+    ]);
+    assert_one_line_error(&out, "[N,1,28,28]", "wrong calibration shape");
+    let out = pannc(&["compile", "fixtures/resnet_fmnist/model.onnx"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "neither --calib nor --input-range is a usage error"
+    );
+}
+
+#[test]
+fn compile_names_an_op_it_cannot_approximate() {
+    let out = pannc(&[
+        "compile",
+        "fixtures/unapproximable/erf_mlp.onnx",
+        "--calib",
+        "fixtures/unapproximable/calib_x.npy",
+    ]);
+    assert_one_line_error(&out, "lonely_erf", "standalone Erf");
+}
