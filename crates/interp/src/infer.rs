@@ -643,6 +643,22 @@ fn rule(
             eval::norm_axis(op, *axis, t0.rank())?;
             vec![t0.clone()]
         }
+        Op::Lrn { size, .. } => {
+            need_float(op, t0)?;
+            if t0.rank() < 2 {
+                return Err(op_err(
+                    op,
+                    format!(
+                        "input must have rank ≥ 2 (N, C, ...), got {}",
+                        fmt_dims(&t0.shape)
+                    ),
+                ));
+            }
+            if *size == 0 {
+                return Err(op_err(op, "size must be at least 1"));
+            }
+            vec![t0.clone()]
+        }
         Op::GlobalAveragePool => {
             need_float(op, t0)?;
             if t0.rank() < 2 {

@@ -499,6 +499,7 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
             | Op::AveragePool { .. }
             | Op::GlobalAveragePool
             | Op::BatchNormalization { .. }
+            | Op::Lrn { .. }
             | Op::Flatten { .. } => {
                 batched_only_first && pin[0] == Some(0) && pout.iter().all(|p| *p == Some(0))
             }

@@ -96,6 +96,15 @@ pub enum Op {
         count_include_pad: bool,
     },
     GlobalAveragePool,
+    /// Local response normalization across channels (axis 1) of an `(N, C, ...)` input:
+    /// `y = x / (bias + alpha/size · Σ x²)^beta`, the sum over the `size` channels centred on
+    /// each one (`⌊(size−1)/2⌋` before, `⌈(size−1)/2⌉` after, clipped to `[0, C)`).
+    Lrn {
+        alpha: f32,
+        beta: f32,
+        bias: f32,
+        size: usize,
+    },
     /// `(data, axes?)`.
     ReduceMean {
         keepdims: bool,
@@ -172,6 +181,7 @@ impl Op {
             Op::MaxPool { .. } => "MaxPool",
             Op::AveragePool { .. } => "AveragePool",
             Op::GlobalAveragePool => "GlobalAveragePool",
+            Op::Lrn { .. } => "LRN",
             Op::ReduceMean { .. } => "ReduceMean",
             Op::Flatten { .. } => "Flatten",
             Op::Reshape { .. } => "Reshape",
@@ -218,6 +228,7 @@ impl Op {
             | Op::MaxPool { .. }
             | Op::AveragePool { .. }
             | Op::GlobalAveragePool
+            | Op::Lrn { .. }
             | Op::Flatten { .. }
             | Op::Transpose { .. }
             | Op::Identity
@@ -327,6 +338,17 @@ impl Op {
             } => {
                 window(w, &mut out);
                 out.push(("count_include_pad", (*count_include_pad as u8).to_string()));
+            }
+            Op::Lrn {
+                alpha,
+                beta,
+                bias,
+                size,
+            } => {
+                out.push(("alpha", f(*alpha)));
+                out.push(("beta", f(*beta)));
+                out.push(("bias", f(*bias)));
+                out.push(("size", size.to_string()));
             }
             Op::ReduceMean {
                 keepdims,

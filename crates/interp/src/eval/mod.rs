@@ -516,6 +516,19 @@ pub(crate) fn eval_args(
             one(norm::batchnorm(op, *epsilon, x, &rest)?)
         }
         Op::Softmax { axis } => one(norm::softmax(op, *axis, args.swap_remove(0))?),
+        Op::Lrn {
+            alpha,
+            beta,
+            bias,
+            size,
+        } => one(norm::lrn(
+            op,
+            *alpha,
+            *beta,
+            *bias,
+            *size,
+            args.swap_remove(0),
+        )?),
         Op::GlobalAveragePool => one(norm::global_average_pool(op, args[0].t())?),
         Op::ReduceMean {
             keepdims,

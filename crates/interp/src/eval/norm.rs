@@ -1,4 +1,4 @@
-//! BatchNormalization, Softmax, GlobalAveragePool, ReduceMean.
+//! BatchNormalization, LRN, Softmax, GlobalAveragePool, ReduceMean.
 
 use super::elementwise::{bcast_strides, for_each_run};
 use super::{arr, data_of, dispatch_float, norm_axis, strides_of, Arg, Elem, Float, TArg, AA};
@@ -69,6 +69,165 @@ fn cast_vec<S: Elem, T: Elem>(a: AA<'_, S>) -> Vec<T> {
     // SAFETY-free type equality: both are the same type after the dtype check.
     let any: Box<dyn std::any::Any> = Box::new(v);
     *any.downcast::<Vec<T>>().expect("dtype checked by caller")
+}
+
+/// Windows of at most this many channels are summed directly; longer ones by block prefix
+/// and suffix sums (van Herk / Gil-Werman), so that the work stays linear in the number of
+/// channels whatever `size` is, without the cancellation of a running sum.
+const LRN_DIRECT_MAX: usize = 64;
+
+/// Local response normalization across channels (axis 1), as ONNX defines it:
+/// `y = x / (bias + alpha/size · Σ x²)^beta`, the sum over channels
+/// `c − ⌊(size−1)/2⌋ ..= c + ⌈(size−1)/2⌉` clipped to `[0, C)`.
+pub(crate) fn lrn(
+    op: &Op,
+    alpha: f32,
+    beta: f32,
+    bias: f32,
+    size: usize,
+    x: Arg<'_>,
+) -> Result<Tensor, InterpError> {
+    let shape = x.t().shape().to_vec();
+    if shape.len() < 2 {
+        bail!(op, "input must have rank ≥ 2 (N, C, ...), got {shape:?}");
+    }
+    if size == 0 {
+        bail!(op, "size must be at least 1");
+    }
+    if !(alpha.is_finite() && beta.is_finite() && bias.is_finite()) {
+        bail!(
+            op,
+            "alpha {alpha}, beta {beta} and bias {bias} must be finite"
+        );
+    }
+    let c = shape[1];
+    let inner: usize = shape[2..].iter().product();
+    let dt = x.t().dtype();
+    dispatch_float!(op, dt, T => {
+        let mut v: Vec<T> = match x.split() {
+            TArg::F32(a) => cast_vec(a),
+            TArg::F64(a) => cast_vec(a),
+            TArg::I64(_) => bail!(op, "expects a float tensor, got i64"),
+        };
+        if c > 0 && inner > 0 {
+            lrn_impl(&mut v, c, inner, alpha, beta, bias, size);
+        }
+        Ok(T::wrap(arr(&shape, v)))
+    })
+}
+
+fn lrn_impl<T: Float>(
+    v: &mut [T],
+    c: usize,
+    inner: usize,
+    alpha: f32,
+    beta: f32,
+    bias: f32,
+    size: usize,
+) {
+    // Channels beyond C − 1 on either side change nothing: clip the reach to it.
+    let before = ((size - 1) / 2).min(c - 1);
+    let after = (size - 1 - (size - 1) / 2).min(c - 1);
+    let scale = T::of32(alpha) / T::of(size as f64);
+    let (bias, beta) = (T::of32(bias), T::of32(beta));
+    let w = before + after + 1;
+    let mut sq = vec![T::zero(); c * inner];
+    let mut acc = vec![T::zero(); inner];
+    let mut blocks = (w > LRN_DIRECT_MAX).then(|| BlockSums::new(c + before + after, w, inner));
+    for sample in v.chunks_mut(c * inner) {
+        sq.iter_mut()
+            .zip(sample.iter())
+            .for_each(|(q, &x)| *q = x * x);
+        if let Some(b) = blocks.as_mut() {
+            b.fill(&sq, before, c);
+        }
+        for ch in 0..c {
+            let lo = ch.saturating_sub(before);
+            let hi = (ch + after).min(c - 1);
+            match blocks.as_ref() {
+                Some(b) => b.window(ch, &mut acc),
+                None => {
+                    acc.copy_from_slice(&sq[lo * inner..(lo + 1) * inner]);
+                    for k in lo + 1..=hi {
+                        let q = &sq[k * inner..(k + 1) * inner];
+                        acc.iter_mut().zip(q).for_each(|(a, &q)| *a += q);
+                    }
+                }
+            }
+            let row = &mut sample[ch * inner..(ch + 1) * inner];
+            row.iter_mut()
+                .zip(&acc)
+                .for_each(|(y, &s)| *y = *y / (bias + scale * s).powf(beta));
+        }
+    }
+}
+
+/// Sums of every length-`w` window of a zero-padded sequence of planes: within each block of
+/// `w` positions, prefix sums from the block's start and suffix sums to its end; a window is
+/// one suffix plus one prefix (or one whole block).
+struct BlockSums<T> {
+    len: usize,
+    w: usize,
+    inner: usize,
+    pre: Vec<T>,
+    suf: Vec<T>,
+}
+
+impl<T: Float> BlockSums<T> {
+    fn new(len: usize, w: usize, inner: usize) -> Self {
+        BlockSums {
+            len,
+            w,
+            inner,
+            pre: vec![T::zero(); len * inner],
+            suf: vec![T::zero(); len * inner],
+        }
+    }
+
+    /// Loads `c` planes of `sq`, preceded by `pad` zero planes (and followed by zeros).
+    fn fill(&mut self, sq: &[T], pad: usize, c: usize) {
+        let n = self.inner;
+        let val =
+            |p: usize| (p >= pad && p < pad + c).then(|| &sq[(p - pad) * n..(p - pad + 1) * n]);
+        for p in 0..self.len {
+            let (done, rest) = self.pre.split_at_mut(p * n);
+            let cur = &mut rest[..n];
+            if p % self.w == 0 {
+                cur.iter_mut().for_each(|x| *x = T::zero());
+            } else {
+                cur.copy_from_slice(&done[(p - 1) * n..]);
+            }
+            if let Some(q) = val(p) {
+                cur.iter_mut().zip(q).for_each(|(x, &q)| *x += q);
+            }
+        }
+        for p in (0..self.len).rev() {
+            let (cur, later) = self.suf[p * n..].split_at_mut(n);
+            if p % self.w == self.w - 1 || p + 1 == self.len {
+                cur.iter_mut().for_each(|x| *x = T::zero());
+            } else {
+                cur.copy_from_slice(&later[..n]);
+            }
+            if let Some(q) = val(p) {
+                cur.iter_mut().zip(q).for_each(|(x, &q)| *x += q);
+            }
+        }
+    }
+
+    /// The sum over padded positions `s ..= s + w − 1`.
+    fn window(&self, s: usize, out: &mut [T]) {
+        let n = self.inner;
+        let e = s + self.w - 1;
+        let pre = &self.pre[e * n..(e + 1) * n];
+        if s % self.w == 0 {
+            out.copy_from_slice(pre);
+        } else {
+            let suf = &self.suf[s * n..(s + 1) * n];
+            out.iter_mut()
+                .zip(suf.iter().zip(pre))
+                .for_each(|(o, (&a, &b))| *o = a + b);
+        }
+    }
 }
 
 /// Softmax along one axis (opset ≥ 13): `exp(x − max) / Σ exp(x − max)`.

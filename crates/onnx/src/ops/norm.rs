@@ -1,4 +1,4 @@
-//! Normalisation and reduction: BatchNormalization (inference), Softmax, ReduceMean.
+//! Normalisation and reduction: BatchNormalization (inference), LRN, Softmax, ReduceMean.
 
 use super::{a_float, a_int, a_ints, OpDef, ParseCtx, WriteCtx};
 use crate::error::OnnxError;
@@ -10,6 +10,12 @@ pub(crate) const OPS: &[OpDef] = &[
         since: 6,
         parse: parse_bn,
         write: Some(write_bn),
+    },
+    OpDef {
+        name: "LRN",
+        since: 1,
+        parse: parse_lrn,
+        write: Some(write_lrn),
     },
     OpDef {
         name: "Softmax",
@@ -65,6 +71,58 @@ fn write_bn(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
     }
     let ins = ctx.in_names();
     ctx.push("BatchNormalization", ins, attrs);
+    Ok(())
+}
+
+/// LRN has had the same attributes and meaning since opset 1 (opset 13 only widened its
+/// types to bfloat16).
+fn parse_lrn(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
+    ctx.allow(&["alpha", "beta", "bias", "size"])?;
+    ctx.expect_inputs(1, 1)?;
+    ctx.only_outputs(1, "LRN has one output")?;
+    let size = match ctx.int("size")? {
+        None => return Err(ctx.err("attribute 'size' is required")),
+        Some(s) if s >= 1 => {
+            usize::try_from(s).map_err(|_| ctx.err(format!("size {s} is too large")))?
+        }
+        Some(s) => return Err(ctx.err(format!("attribute 'size' must be at least 1, not {s}"))),
+    };
+    let alpha = ctx.finite_or("alpha", 1e-4)?;
+    let beta = ctx.finite_or("beta", 0.75)?;
+    let bias = ctx.finite_or("bias", 1.0)?;
+    let x = ctx.input(0)?;
+    ctx.emit(
+        Op::Lrn {
+            alpha,
+            beta,
+            bias,
+            size,
+        },
+        &[x],
+    )?;
+    Ok(())
+}
+
+fn write_lrn(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
+    let Op::Lrn {
+        alpha,
+        beta,
+        bias,
+        size,
+    } = ctx.node.op
+    else {
+        unreachable!()
+    };
+    let size = i64::try_from(size)
+        .map_err(|_| ctx.err(format!("size {size} does not fit ONNX's int64")))?;
+    let attrs = vec![
+        a_float("alpha", alpha),
+        a_float("beta", beta),
+        a_float("bias", bias),
+        a_int("size", size),
+    ];
+    let x = ctx.in_name(0);
+    ctx.push("LRN", vec![x], attrs);
     Ok(())
 }
 
