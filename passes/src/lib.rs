@@ -13,6 +13,7 @@
 pub mod analysis;
 mod approximate;
 mod bn;
+pub mod circuit;
 mod cleanup;
 mod context;
 mod fold;

@@ -3,7 +3,10 @@
 //! This module deliberately shares no code with [`crate::circuit`]: it reads a
 //! circuit document as untyped JSON (`serde_json::Value`) and recomputes every
 //! value's level from the op list with its own implementation of the cost
-//! model in `docs/circuit-format.md`. It is the thing tests trust when they
+//! model in `docs/circuit-format.md` (versions 1 and 2: bootstrap points reset
+//! the listed values to level 0; the depth is the max level over the outputs
+//! and over values at the moment they are bootstrapped). It also recomputes
+//! the level of each `layers` record. It is the thing tests trust when they
 //! claim "this circuit has depth D".
 
 use serde_json::Value;
@@ -23,6 +26,10 @@ pub struct CheckReport {
     pub values: usize,
     /// `ckks.multiplicative_depth` as declared.
     pub declared_ckks_depth: u32,
+    /// Ciphertexts refreshed by bootstrap points (version 2).
+    pub bootstrapped: u32,
+    /// Per layer record: its name and the recomputed max level of its outputs.
+    pub layers: Vec<(String, u32)>,
     /// Every discrepancy between declared and recomputed facts. Empty = consistent.
     pub mismatches: Vec<String>,
 }
@@ -63,9 +70,48 @@ pub fn check_value(doc: &Value) -> Result<CheckReport, CheckError> {
     if doc.get("format").and_then(Value::as_str) != Some("pannc-circuit") {
         return Err(CheckError("\"format\" is not \"pannc-circuit\"".into()));
     }
-    if doc.get("version").and_then(Value::as_u64) != Some(1) {
-        return Err(CheckError("only version 1 is understood".into()));
+    let version = doc.get("version").and_then(Value::as_u64);
+    if !matches!(version, Some(1) | Some(2)) {
+        return Err(CheckError("only versions 1 and 2 are understood".into()));
     }
+    // Bootstrap points: before op k, the listed values drop to level 0.
+    let mut refresh: Vec<(u64, Vec<u64>)> = Vec::new();
+    if let Some(bs) = doc.get("bootstraps") {
+        if version != Some(2) {
+            return Err(CheckError("\"bootstraps\" needs version 2".into()));
+        }
+        let bs = bs
+            .as_array()
+            .ok_or_else(|| CheckError("\"bootstraps\" is not an array".into()))?;
+        for (i, b) in bs.iter().enumerate() {
+            let ctx = format!("bootstrap point #{i}");
+            let at = uint(b, "before_op", &ctx)?;
+            if refresh.last().is_some_and(|(p, _)| *p >= at) {
+                return Err(CheckError(format!(
+                    "{ctx}: before_op {at} is not after the previous point"
+                )));
+            }
+            let vals = field(b, "values", &ctx)?
+                .as_array()
+                .ok_or_else(|| CheckError(format!("{ctx}: \"values\" is not an array")))?;
+            if vals.is_empty() {
+                return Err(CheckError(format!("{ctx}: no values")));
+            }
+            let mut ids = Vec::with_capacity(vals.len());
+            for v in vals {
+                let id = v
+                    .as_u64()
+                    .ok_or_else(|| CheckError(format!("{ctx}: value id is not an integer")))?;
+                if ids.contains(&id) {
+                    return Err(CheckError(format!("{ctx}: value {id} listed twice")));
+                }
+                ids.push(id);
+            }
+            refresh.push((at, ids));
+        }
+    }
+    let mut bootstrapped = 0u32;
+    let mut refreshed_max = 0u32;
     let n_consts = field(doc, "constants", "document")?
         .as_array()
         .ok_or_else(|| CheckError("\"constants\" is not an array".into()))?
@@ -83,11 +129,33 @@ pub fn check_value(doc: &Value) -> Result<CheckReport, CheckError> {
         let l = inp.get("level").and_then(Value::as_u64).unwrap_or(0);
         level.push(l as u32);
     }
+    let mut now = level.clone();
+    let mut next_refresh = 0usize;
+    let mut do_refresh = |k: u64, now: &mut Vec<u32>| -> Result<(), CheckError> {
+        while let Some((at, ids)) = refresh.get(next_refresh) {
+            if *at != k {
+                break;
+            }
+            for &id in ids {
+                let l = now.get(id as usize).ok_or_else(|| {
+                    CheckError(format!(
+                        "bootstrap before op #{k}: value {id} is not defined yet"
+                    ))
+                })?;
+                refreshed_max = refreshed_max.max(*l);
+                now[id as usize] = 0;
+                bootstrapped += 1;
+            }
+            next_refresh += 1;
+        }
+        Ok(())
+    };
     let ops = field(doc, "ops", "document")?
         .as_array()
         .ok_or_else(|| CheckError("\"ops\" is not an array".into()))?;
     let (mut ct_ct, mut ct_const) = (0u32, 0u32);
     for (i, op) in ops.iter().enumerate() {
+        do_refresh(i as u64, &mut now)?;
         let kind = field(op, "op", &format!("op #{i}"))?
             .as_str()
             .ok_or_else(|| CheckError(format!("op #{i}: \"op\" is not a string")))?;
@@ -103,7 +171,7 @@ pub fn check_value(doc: &Value) -> Result<CheckReport, CheckError> {
                     "{ctx}: operand {key}={a} is not defined earlier"
                 )));
             }
-            Ok(level[a as usize])
+            Ok(now[a as usize])
         };
         let constant = |key: &str| -> Result<(), CheckError> {
             let c = uint(op, key, &ctx)?;
@@ -141,6 +209,13 @@ pub fn check_value(doc: &Value) -> Result<CheckReport, CheckError> {
             mismatches.push(format!("{ctx}: declared level {declared}, recomputed {l}"));
         }
         level.push(l);
+        now.push(l);
+    }
+    do_refresh(ops.len() as u64, &mut now)?;
+    if next_refresh < refresh.len() {
+        return Err(CheckError(format!(
+            "bootstrap point #{next_refresh} is past the last op"
+        )));
     }
     let outputs = field(doc, "outputs", "document")?
         .as_array()
@@ -148,13 +223,48 @@ pub fn check_value(doc: &Value) -> Result<CheckReport, CheckError> {
     if outputs.is_empty() {
         return Err(CheckError("no outputs".into()));
     }
-    let mut depth = 0;
+    let mut depth = refreshed_max;
     for (i, o) in outputs.iter().enumerate() {
         let v = uint(o, "value", &format!("output #{i}"))?;
-        let l = *level
+        let l = *now
             .get(v as usize)
             .ok_or_else(|| CheckError(format!("output #{i}: value {v} undefined")))?;
         depth = depth.max(l);
+    }
+    let mut layers = Vec::new();
+    if let Some(ls) = doc.get("layers") {
+        let ls = ls
+            .as_array()
+            .ok_or_else(|| CheckError("\"layers\" is not an array".into()))?;
+        for (i, l) in ls.iter().enumerate() {
+            let name = l
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string();
+            let ctx = format!("layer #{i} ('{name}')");
+            let outs = field(l, "outputs", &ctx)?
+                .as_array()
+                .ok_or_else(|| CheckError(format!("{ctx}: \"outputs\" is not an array")))?;
+            let mut lvl = 0;
+            for v in outs {
+                let v = v
+                    .as_u64()
+                    .ok_or_else(|| CheckError(format!("{ctx}: output id is not an integer")))?;
+                lvl = lvl.max(
+                    *level
+                        .get(v as usize)
+                        .ok_or_else(|| CheckError(format!("{ctx}: output value {v} undefined")))?,
+                );
+            }
+            let declared = uint(l, "level", &ctx)?;
+            if declared != lvl as u64 {
+                mismatches.push(format!(
+                    "{ctx}: declared level {declared}, recomputed {lvl}"
+                ));
+            }
+            layers.push((name, lvl));
+        }
     }
     let declared_depth = uint(doc, "depth", "document")? as u32;
     if declared_depth != depth {
@@ -179,6 +289,8 @@ pub fn check_value(doc: &Value) -> Result<CheckReport, CheckError> {
         ct_const_mults: ct_const,
         values: level.len(),
         declared_ckks_depth,
+        bootstrapped,
+        layers,
         mismatches,
     })
 }

@@ -5,7 +5,10 @@
 //! circuit is a list of SSA ops over ciphertext values; value ids are dense,
 //! inputs come first (ids `0..inputs.len()`), op `i` defines value
 //! `inputs.len() + i`. Each value carries its *level* = number of rescales on
-//! the longest path from an input (input levels are given, default 0).
+//! the longest path from an input (input levels are given, default 0) or from
+//! the last bootstrap that refreshed it (version 2: [`BootstrapPoint`]s reset
+//! the listed values to level 0 between two ops). Optional [`LayerInfo`]
+//! records say which ops came from which network layer (informational).
 //!
 //! | op | level of result | CKKS meaning |
 //! |---|---|---|
@@ -23,8 +26,12 @@ use crate::error::{FheError, Result};
 
 /// Value `format` field of every circuit document.
 pub const FORMAT_NAME: &str = "pannc-circuit";
-/// The circuit format version this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest circuit format version this crate reads and writes. Version 2
+/// adds `bootstraps`; a document without bootstraps is written as version 1
+/// (it is one), so version-1 readers keep reading everything they can.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this crate reads.
+pub const MIN_FORMAT_VERSION: u32 = 1;
 
 /// Id of a ciphertext value (dense, inputs first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -146,6 +153,13 @@ pub struct Stats {
     pub additions: u32,
     pub const_additions: u32,
     pub negations: u32,
+    /// Ciphertexts refreshed by bootstrapping (sum over all bootstrap points; version 2).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bootstraps: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// Suggested CKKS parameters (a suggestion; runners may override).
@@ -222,6 +236,44 @@ pub struct StageInfo {
     pub ct_ct_mults: u32,
 }
 
+/// Provenance of a group of consecutive ops: the network layer they implement
+/// (informational; written by compilers, checked for consistency by readers).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// Layer (graph node) name.
+    pub name: String,
+    /// What it is: `"linear"`, `"poly"`, `"output"`, ...
+    pub kind: String,
+    /// Its ops: indices `[start, end)` into `ops`.
+    pub ops: [usize; 2],
+    /// The values it hands to later layers (or outputs).
+    pub outputs: Vec<ValueId>,
+    /// Max level of the values it reads from earlier layers (0 if none).
+    pub level_in: u32,
+    /// Max level of its `outputs`.
+    pub level: u32,
+    /// Planner record when the layer is a planned polynomial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanInfo>,
+}
+
+impl LayerInfo {
+    /// Levels this layer adds on top of its inputs.
+    pub fn levels(&self) -> u32 {
+        self.level.saturating_sub(self.level_in)
+    }
+}
+
+/// A bootstrap (version 2): before op `before_op` executes (`ops.len()` = after
+/// the last op), every listed ciphertext is refreshed in place; from then on
+/// its level is 0 (the levels the bootstrapping itself consumes are outside the
+/// circuit's budget, see the format doc).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootstrapPoint {
+    pub before_op: usize,
+    pub values: Vec<ValueId>,
+}
+
 /// A CKKS arithmetic circuit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Circuit {
@@ -230,11 +282,29 @@ pub struct Circuit {
     pub constants: Vec<f64>,
     pub ops: Vec<OpEntry>,
     pub outputs: Vec<Output>,
-    /// Max level over outputs.
+    /// Max level over outputs and over values at the moment they are bootstrapped.
     pub depth: u32,
     pub stats: Stats,
     pub ckks: CkksParams,
     pub plan: Option<PlanInfo>,
+    /// Per-layer provenance (empty for single polynomials).
+    pub layers: Vec<LayerInfo>,
+    /// Bootstrap points in execution order (version 2; empty otherwise).
+    pub bootstraps: Vec<BootstrapPoint>,
+}
+
+/// Levels of a circuit recomputed from its ops (see [`Circuit::trace`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelTrace {
+    /// Level of every value when it is defined (what ops declare).
+    pub defined: Vec<u32>,
+    /// Level of every value after the last op (bootstrapped values: 0 or what
+    /// they reached after their last refresh — i.e. their defined level unless refreshed).
+    pub last: Vec<u32>,
+    /// Max level of any value at the moment it is bootstrapped (0 if none).
+    pub refreshed_max: u32,
+    /// `max(levels of the outputs at the end, refreshed_max)`.
+    pub depth: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -251,6 +321,10 @@ struct Document {
     ckks: CkksParams,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     plan: Option<PlanInfo>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    layers: Vec<LayerInfo>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    bootstraps: Vec<BootstrapPoint>,
 }
 
 impl Circuit {
@@ -259,9 +333,26 @@ impl Circuit {
         self.inputs.len() + self.ops.len()
     }
 
-    /// Levels of all values, recomputed from the ops (does not trust `level` fields).
+    /// The format version this circuit needs: 2 with bootstraps, else 1.
+    pub fn version(&self) -> u32 {
+        if self.bootstraps.is_empty() {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// Levels of all values at definition, recomputed from the ops (does not
+    /// trust `level` fields).
     pub fn recompute_levels(&self) -> Result<Vec<u32>> {
-        let mut levels: Vec<u32> = Vec::with_capacity(self.num_values());
+        Ok(self.trace()?.defined)
+    }
+
+    /// Recomputes every level from the ops and bootstrap points (does not trust
+    /// `level` fields): SSA numbering, operands defined before use, constants
+    /// in range, bootstrap points in order and naming defined values.
+    pub fn trace(&self) -> Result<LevelTrace> {
+        let mut defined: Vec<u32> = Vec::with_capacity(self.num_values());
         for (i, inp) in self.inputs.iter().enumerate() {
             if inp.value.0 as usize != i {
                 return Err(FheError::InvalidCircuit(format!(
@@ -271,10 +362,56 @@ impl Circuit {
                     self.inputs.len()
                 )));
             }
-            levels.push(inp.level);
+            defined.push(inp.level);
         }
+        let mut cur = defined.clone();
+        let mut refreshed_max = 0u32;
+        let mut next_bs = 0usize;
+        let mut prev_at: Option<usize> = None;
+        let mut apply_bootstraps = |k: usize,
+                                    cur: &mut Vec<u32>,
+                                    next_bs: &mut usize,
+                                    refreshed_max: &mut u32|
+         -> Result<()> {
+            while let Some(bp) = self.bootstraps.get(*next_bs) {
+                if bp.before_op != k {
+                    break;
+                }
+                if prev_at == Some(k) {
+                    return Err(FheError::InvalidCircuit(format!(
+                        "two bootstrap points before op #{k}; merge them"
+                    )));
+                }
+                prev_at = Some(k);
+                if bp.values.is_empty() {
+                    return Err(FheError::InvalidCircuit(format!(
+                        "bootstrap point before op #{k} lists no values"
+                    )));
+                }
+                let mut seen = std::collections::HashSet::new();
+                for v in &bp.values {
+                    let l = cur.get(v.0 as usize).copied().ok_or_else(|| {
+                        FheError::InvalidCircuit(format!(
+                            "bootstrap point before op #{k} refreshes value {} which is not defined yet",
+                            v.0
+                        ))
+                    })?;
+                    if !seen.insert(v.0) {
+                        return Err(FheError::InvalidCircuit(format!(
+                            "bootstrap point before op #{k} lists value {} twice",
+                            v.0
+                        )));
+                    }
+                    *refreshed_max = (*refreshed_max).max(l);
+                    cur[v.0 as usize] = 0;
+                }
+                *next_bs += 1;
+            }
+            Ok(())
+        };
         for (i, e) in self.ops.iter().enumerate() {
-            let id = levels.len();
+            apply_bootstraps(i, &mut cur, &mut next_bs, &mut refreshed_max)?;
+            let id = defined.len();
             let name = e.op.name();
             if e.out.0 as usize != id {
                 return Err(FheError::InvalidOp {
@@ -305,9 +442,99 @@ impl Circuit {
                     });
                 }
             }
-            levels.push(e.op.result_level(|v| levels[v.0 as usize]));
+            let l = e.op.result_level(|v| cur[v.0 as usize]);
+            defined.push(l);
+            cur.push(l);
         }
-        Ok(levels)
+        apply_bootstraps(self.ops.len(), &mut cur, &mut next_bs, &mut refreshed_max)?;
+        if let Some(bp) = self.bootstraps.get(next_bs) {
+            return Err(FheError::InvalidCircuit(format!(
+                "bootstrap point before op #{} is out of order or past the end ({} ops)",
+                bp.before_op,
+                self.ops.len()
+            )));
+        }
+        let mut depth = refreshed_max;
+        for o in &self.outputs {
+            let l = cur.get(o.value.0 as usize).ok_or_else(|| {
+                FheError::InvalidCircuit(format!(
+                    "output '{}' refers to undefined value {}",
+                    o.name, o.value.0
+                ))
+            })?;
+            depth = depth.max(*l);
+        }
+        Ok(LevelTrace {
+            defined,
+            last: cur,
+            refreshed_max,
+            depth,
+        })
+    }
+
+    /// Recomputes everything derived from the ops, inputs and bootstrap
+    /// points: every op's `level`, each layer's `level_in`/`level`, `depth`,
+    /// `stats` and the suggested `ckks` parameters.
+    pub fn refresh_derived(&mut self) -> Result<()> {
+        let t = self.trace()?;
+        for e in &mut self.ops {
+            e.level = t.defined[e.out.0 as usize];
+        }
+        // level_in: current levels (after any refresh before the layer's first op).
+        let n_in = self.inputs.len();
+        let mut cur: Vec<u32> = self.inputs.iter().map(|i| i.level).collect();
+        let mut bs = self.bootstraps.iter().peekable();
+        let mut level_in_at: Vec<Option<u32>> = vec![None; self.layers.len()];
+        let mut starts: Vec<(usize, usize)> = self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.ops[0], i))
+            .collect();
+        starts.sort_unstable();
+        let mut si = 0;
+        for k in 0..=self.ops.len() {
+            while let Some(bp) = bs.peek() {
+                if bp.before_op != k {
+                    break;
+                }
+                for v in &bp.values {
+                    cur[v.0 as usize] = 0;
+                }
+                bs.next();
+            }
+            while si < starts.len() && starts[si].0 == k {
+                let li = starts[si].1;
+                let [a, b] = self.layers[li].ops;
+                let first = (n_in + a) as u32;
+                let lin = self.ops[a.min(b)..b.min(self.ops.len())]
+                    .iter()
+                    .flat_map(|e| e.op.args())
+                    .filter(|v| v.0 < first)
+                    .map(|v| cur[v.0 as usize])
+                    .max()
+                    .unwrap_or(0);
+                level_in_at[li] = Some(lin);
+                si += 1;
+            }
+            if let Some(e) = self.ops.get(k) {
+                cur.push(e.level);
+            }
+        }
+        for (l, lin) in self.layers.iter_mut().zip(level_in_at) {
+            l.level_in = lin.unwrap_or(0);
+            l.level = l
+                .outputs
+                .iter()
+                .filter_map(|v| t.defined.get(v.0 as usize))
+                .copied()
+                .max()
+                .unwrap_or(0);
+        }
+        self.depth = t.depth;
+        self.stats = self.recompute_stats();
+        self.ckks = CkksParams::suggest(t.depth);
+        self.validate()
     }
 
     /// Recount op statistics.
@@ -323,11 +550,13 @@ impl Circuit {
                 Op::AddConst { .. } => s.const_additions += 1,
             }
         }
+        s.bootstraps = self.bootstraps.iter().map(|b| b.values.len() as u32).sum();
         s
     }
 
     /// Full structural validation: SSA order, constant table, finite constants,
-    /// declared levels, outputs, depth, stats and `ckks.multiplicative_depth ≥ depth`.
+    /// declared levels, bootstrap points, outputs, depth, stats, layer records
+    /// and `ckks.multiplicative_depth ≥ depth`.
     pub fn validate(&self) -> Result<()> {
         for (i, c) in self.constants.iter().enumerate() {
             if !c.is_finite() {
@@ -336,7 +565,8 @@ impl Circuit {
                 )));
             }
         }
-        let levels = self.recompute_levels()?;
+        let trace = self.trace()?;
+        let levels = &trace.defined;
         for (i, e) in self.ops.iter().enumerate() {
             let want = levels[e.out.0 as usize];
             if e.level != want {
@@ -353,19 +583,10 @@ impl Circuit {
         if self.outputs.is_empty() {
             return Err(FheError::InvalidCircuit("circuit has no outputs".into()));
         }
-        let mut depth = 0;
-        for o in &self.outputs {
-            let l = levels.get(o.value.0 as usize).ok_or_else(|| {
-                FheError::InvalidCircuit(format!(
-                    "output '{}' refers to undefined value {}",
-                    o.name, o.value.0
-                ))
-            })?;
-            depth = depth.max(*l);
-        }
+        let depth = trace.depth;
         if depth != self.depth {
             return Err(FheError::InvalidCircuit(format!(
-                "declared depth {} but outputs are at level {depth}",
+                "declared depth {} but outputs and bootstrapped values reach level {depth}",
                 self.depth
             )));
         }
@@ -380,14 +601,40 @@ impl Circuit {
                 self.ckks.multiplicative_depth
             )));
         }
+        for l in &self.layers {
+            let [start, end] = l.ops;
+            if start > end || end > self.ops.len() {
+                return Err(FheError::InvalidCircuit(format!(
+                    "layer '{}': op range [{start}, {end}) outside the {} ops",
+                    l.name,
+                    self.ops.len()
+                )));
+            }
+            let mut lvl = 0;
+            for v in &l.outputs {
+                lvl = lvl.max(*levels.get(v.0 as usize).ok_or_else(|| {
+                    FheError::InvalidCircuit(format!(
+                        "layer '{}': output value {} is undefined",
+                        l.name, v.0
+                    ))
+                })?);
+            }
+            if lvl != l.level {
+                return Err(FheError::InvalidCircuit(format!(
+                    "layer '{}': declares level {} but its outputs are at level {lvl}",
+                    l.name, l.level
+                )));
+            }
+        }
         Ok(())
     }
 
-    /// Serialise to pretty JSON (deterministic).
+    /// Serialise to pretty JSON (deterministic). The document is version 1
+    /// unless it has bootstrap points.
     pub fn to_json(&self) -> Result<String> {
         let doc = Document {
             format: FORMAT_NAME.to_string(),
-            version: FORMAT_VERSION,
+            version: self.version(),
             name: self.name.clone(),
             inputs: self.inputs.clone(),
             constants: self.constants.clone(),
@@ -397,11 +644,13 @@ impl Circuit {
             stats: self.stats.clone(),
             ckks: self.ckks.clone(),
             plan: self.plan.clone(),
+            layers: self.layers.clone(),
+            bootstraps: self.bootstraps.clone(),
         };
         Ok(serde_json::to_string_pretty(&doc)?)
     }
 
-    /// Parse and validate a circuit document.
+    /// Parse and validate a circuit document (versions 1 and 2).
     pub fn from_json(text: &str) -> Result<Circuit> {
         let v: serde_json::Value = serde_json::from_str(text)?;
         match v.get("format").and_then(|f| f.as_str()) {
@@ -412,13 +661,18 @@ impl Circuit {
                 )))
             }
         }
-        match v.get("version").and_then(|f| f.as_u64()) {
-            Some(x) if x == FORMAT_VERSION as u64 => {}
+        let version = match v.get("version").and_then(|f| f.as_u64()) {
+            Some(x) if (MIN_FORMAT_VERSION as u64..=FORMAT_VERSION as u64).contains(&x) => x,
             other => {
                 return Err(FheError::Format(format!(
-                    "unsupported version {other:?} (this reader supports {FORMAT_VERSION})"
+                    "unsupported version {other:?} (this reader supports {MIN_FORMAT_VERSION} to {FORMAT_VERSION})"
                 )))
             }
+        };
+        if version < 2 && v.get("bootstraps").is_some() {
+            return Err(FheError::Format(
+                "\"bootstraps\" needs format version 2".into(),
+            ));
         }
         let doc: Document = serde_json::from_value(v)?;
         let c = Circuit {
@@ -431,12 +685,15 @@ impl Circuit {
             stats: doc.stats,
             ckks: doc.ckks,
             plan: doc.plan,
+            layers: doc.layers,
+            bootstraps: doc.bootstraps,
         };
         c.validate()?;
         Ok(c)
     }
 
-    /// Plaintext (f64) evaluation of every value for one sample; `inputs[i]` feeds input `i`.
+    /// Plaintext (f64) evaluation of every value for one sample; `inputs[i]`
+    /// feeds input `i`. Bootstraps are the identity in plaintext.
     pub fn eval_all(&self, inputs: &[f64]) -> Result<Vec<f64>> {
         if inputs.len() != self.inputs.len() {
             return Err(FheError::Eval(format!(
@@ -502,7 +759,12 @@ pub struct CircuitBuilder {
     constants: Vec<f64>,
     const_index: HashMap<u64, ConstId>,
     ops: Vec<OpEntry>,
+    /// Current level of every value (0 after a bootstrap refreshed it).
     levels: Vec<u32>,
+    layers: Vec<LayerInfo>,
+    bootstraps: Vec<BootstrapPoint>,
+    /// Max level of a value when it was bootstrapped.
+    refreshed_max: u32,
     /// First misuse (operand used before definition); reported by `finish`.
     misuse: Option<String>,
 }
@@ -516,6 +778,9 @@ impl CircuitBuilder {
             const_index: HashMap::new(),
             ops: vec![],
             levels: vec![],
+            layers: vec![],
+            bootstraps: vec![],
+            refreshed_max: 0,
             misuse: None,
         }
     }
@@ -524,7 +789,7 @@ impl CircuitBuilder {
     /// constants and ops are kept, new ops append after them.
     pub fn from_circuit(c: &Circuit) -> Result<Self> {
         c.validate()?;
-        let levels = c.recompute_levels()?;
+        let trace = c.trace()?;
         let mut const_index = HashMap::new();
         for (i, v) in c.constants.iter().enumerate() {
             const_index.entry(v.to_bits()).or_insert(ConstId(i as u32));
@@ -535,7 +800,10 @@ impl CircuitBuilder {
             constants: c.constants.clone(),
             const_index,
             ops: c.ops.clone(),
-            levels,
+            levels: trace.last,
+            layers: c.layers.clone(),
+            bootstraps: c.bootstraps.clone(),
+            refreshed_max: trace.refreshed_max,
             misuse: None,
         })
     }
@@ -734,12 +1002,144 @@ impl CircuitBuilder {
         }
     }
 
+    /// Copies `sub` (a circuit without bootstraps) into this one with its
+    /// inputs bound to `inputs`; returns the values of its outputs. Constants
+    /// are re-interned, levels follow from the actual input levels.
+    pub fn inline(&mut self, sub: &Circuit, inputs: &[ValueId]) -> Result<Vec<ValueId>> {
+        if inputs.len() != sub.inputs.len() {
+            return Err(FheError::InvalidCircuit(format!(
+                "inlining '{}': it has {} inputs, {} given",
+                sub.name,
+                sub.inputs.len(),
+                inputs.len()
+            )));
+        }
+        if !sub.bootstraps.is_empty() {
+            return Err(FheError::InvalidCircuit(format!(
+                "inlining '{}': circuits with bootstraps cannot be inlined",
+                sub.name
+            )));
+        }
+        let next = self.levels.len() as u32;
+        if let Some(v) = inputs.iter().find(|v| v.0 >= next) {
+            return Err(FheError::InvalidCircuit(format!(
+                "inlining '{}': input value {} is not defined",
+                sub.name, v.0
+            )));
+        }
+        sub.trace()?;
+        let mut map: Vec<ValueId> = inputs.to_vec();
+        let c = |k: ConstId| sub.constants[k.0 as usize];
+        for e in &sub.ops {
+            let m = |v: ValueId| map[v.0 as usize];
+            let v = match e.op {
+                Op::Add { a, b } => self.add(m(a), m(b)),
+                Op::Sub { a, b } => self.sub(m(a), m(b)),
+                Op::Neg { a } => self.neg(m(a)),
+                Op::Mul { a, b } => self.mul(m(a), m(b)),
+                Op::MulConst { a, c: k } => self.mul_const(m(a), c(k)),
+                Op::MulInt { a, k } => self.mul_int(m(a), k),
+                Op::AddConst { a, c: k } => self.add_const(m(a), c(k)),
+            };
+            map.push(v);
+        }
+        Ok(sub
+            .outputs
+            .iter()
+            .map(|o| map[o.value.0 as usize])
+            .collect())
+    }
+
+    /// Refreshes `values` by bootstrapping at the current position (before the
+    /// next op): their level becomes 0. Makes the circuit version 2.
+    pub fn bootstrap(&mut self, values: &[ValueId]) -> Result<()> {
+        let at = self.ops.len();
+        let mut vs: Vec<ValueId> = Vec::with_capacity(values.len());
+        for &v in values {
+            let l = *self.levels.get(v.0 as usize).ok_or_else(|| {
+                FheError::InvalidCircuit(format!("bootstrap of undefined value {}", v.0))
+            })?;
+            if vs.contains(&v) {
+                continue;
+            }
+            self.refreshed_max = self.refreshed_max.max(l);
+            self.levels[v.0 as usize] = 0;
+            vs.push(v);
+        }
+        if vs.is_empty() {
+            return Ok(());
+        }
+        match self.bootstraps.last_mut() {
+            Some(bp) if bp.before_op == at => bp.values.extend(vs),
+            _ => self.bootstraps.push(BootstrapPoint {
+                before_op: at,
+                values: vs,
+            }),
+        }
+        Ok(())
+    }
+
+    /// Records that ops `start..` (up to now) implement layer `name`, handing
+    /// `outputs` on. Its `level_in` is the max (current) level of the values
+    /// defined before `start` that its ops read; call it right after the
+    /// layer's ops, before any later bootstrap.
+    pub fn add_layer(
+        &mut self,
+        name: impl Into<String>,
+        kind: impl Into<String>,
+        start: usize,
+        outputs: &[ValueId],
+        plan: Option<PlanInfo>,
+    ) -> &LayerInfo {
+        let end = self.ops.len();
+        let start = start.min(end);
+        let first_value = (self.inputs.len() + start) as u32;
+        let level_in = self.ops[start..end]
+            .iter()
+            .flat_map(|e| e.op.args())
+            .filter(|a| a.0 < first_value)
+            .map(|a| self.levels.get(a.0 as usize).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let level = outputs
+            .iter()
+            .map(|v| self.def_level(*v))
+            .max()
+            .unwrap_or(0);
+        self.layers.push(LayerInfo {
+            name: name.into(),
+            kind: kind.into(),
+            ops: [start, end],
+            outputs: outputs.to_vec(),
+            level_in,
+            level,
+            plan,
+        });
+        self.layers.last().expect("just pushed")
+    }
+
+    /// Level of `v` when it was defined.
+    fn def_level(&self, v: ValueId) -> u32 {
+        let n = self.inputs.len();
+        let i = v.0 as usize;
+        if i < n {
+            self.inputs[i].level
+        } else {
+            self.ops.get(i - n).map(|e| e.level).unwrap_or(0)
+        }
+    }
+
+    /// Layer records so far.
+    pub fn layers(&self) -> &[LayerInfo] {
+        &self.layers
+    }
+
     /// Finish with the given outputs; depth, stats and CKKS parameters are derived.
     pub fn finish(self, outputs: Vec<Output>, plan: Option<PlanInfo>) -> Result<Circuit> {
         if let Some(m) = self.misuse {
             return Err(FheError::InvalidCircuit(m));
         }
-        let mut depth = 0;
+        let mut depth = self.refreshed_max;
         for o in &outputs {
             let l = self.levels.get(o.value.0 as usize).ok_or_else(|| {
                 FheError::InvalidCircuit(format!(
@@ -759,6 +1159,8 @@ impl CircuitBuilder {
             stats: Stats::default(),
             ckks: CkksParams::suggest(depth),
             plan,
+            layers: self.layers,
+            bootstraps: self.bootstraps,
         };
         c.stats = c.recompute_stats();
         c.validate()?;

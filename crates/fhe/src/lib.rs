@@ -7,6 +7,8 @@
 //!   `docs/circuit-format.md`), a builder, level accounting and a plaintext
 //!   evaluator.
 //! - [`bounds`]: the semantic depth lower bound of a single-input circuit.
+//! - [`bootstrap`]: bootstrap placement at layer boundaries under a level
+//!   budget (fewest refreshed ciphertexts, dynamic programming over the cuts).
 //! - [`check`]: an independent depth checker that reads only the JSON.
 //! - [`cheb`]: Clenshaw, Chebyshev interpolation and interval maps (reference
 //!   helpers; real minimax approximations live in `pannc-approx`).
@@ -15,6 +17,7 @@
 //! level, ct×integer, additions and constant additions = 0 levels. The crate
 //! knows nothing about graphs (no dependency on `pannc-ir`).
 
+pub mod bootstrap;
 pub mod bounds;
 pub mod cheb;
 pub mod check;
@@ -22,12 +25,14 @@ pub mod circuit;
 pub mod error;
 pub mod plan;
 
+pub use bootstrap::{place_bootstraps, BootstrapPlan};
 pub use bounds::{circuit_polynomials, depth_lower_bound, polynomial_depth_lower_bound};
 pub use cheb::{chebyshev_interpolant, clenshaw, clenshaw_on, optimal_depth, Affine, Interval};
 pub use check::{check_json, check_value, CheckError, CheckReport};
 pub use circuit::{
-    Circuit, CircuitBuilder, CkksParams, ConstId, Input, Op, OpEntry, Output, PlanInfo, StageInfo,
-    Stats, Term, ValueId, FORMAT_NAME, FORMAT_VERSION,
+    BootstrapPoint, Circuit, CircuitBuilder, CkksParams, ConstId, Input, LayerInfo, LevelTrace, Op,
+    OpEntry, Output, PlanInfo, StageInfo, Stats, Term, ValueId, FORMAT_NAME, FORMAT_VERSION,
+    MIN_FORMAT_VERSION,
 };
 pub use error::{FheError, Result};
 pub use plan::{

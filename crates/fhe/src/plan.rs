@@ -64,7 +64,8 @@
 //! onto stage `i+1`'s interval is folded into stage `i`'s coefficients (free).
 //! [`Combine::Relu`] computes `x·(1+s(x))/2 = x/2 + x·(s(x)/2)` with the ½
 //! folded into the last stage's coefficients, so the ReLU costs
-//! `Σ⌈log2(d_i+1)⌉ + 1` levels.
+//! `Σ⌈log2(d_i+1)⌉ + 1` levels. [`PlanOptions::output_scale`] is folded the
+//! same way (last-stage coefficients, and the `x/2` term, which has slack).
 
 use std::collections::BTreeMap;
 
@@ -95,6 +96,10 @@ pub struct PlanOptions {
     pub max_degree: usize,
     /// Circuit name (default derived from the degrees).
     pub name: Option<String>,
+    /// Constant factor applied to the result, folded into the last stage's
+    /// coefficients (and the combine's `x` term), so it costs no level
+    /// (default 1). Compilers use it for an activation's output scale.
+    pub output_scale: f64,
 }
 
 impl Default for PlanOptions {
@@ -104,6 +109,7 @@ impl Default for PlanOptions {
             extra_levels: 0,
             max_degree: 4096,
             name: None,
+            output_scale: 1.0,
         }
     }
 }
@@ -205,16 +211,24 @@ pub fn plan_composite(stages: &[Stage], combine: Combine, opts: &PlanOptions) ->
         let m = stages[i + 1].interval.to_unit();
         fold_affine(&mut coeffs[i], m);
     }
-    let last = coeffs.len() - 1;
-    if combine == Combine::Relu {
-        fold_affine(
-            &mut coeffs[last],
-            Affine {
-                scale: 0.5,
-                shift: 0.0,
-            },
-        );
+    let os = opts.output_scale;
+    if !(os.is_finite() && os != 0.0) {
+        return Err(FheError::Plan(format!(
+            "output_scale must be finite and non-zero (got {os})"
+        )));
     }
+    let last = coeffs.len() - 1;
+    fold_affine(
+        &mut coeffs[last],
+        Affine {
+            scale: if combine == Combine::Relu {
+                0.5 * os
+            } else {
+                os
+            },
+            shift: 0.0,
+        },
+    );
 
     let first = stages[0].interval;
     let name = opts.name.clone().unwrap_or_else(|| {
@@ -283,8 +297,8 @@ pub fn plan_composite(stages: &[Stage], combine: Combine, opts: &PlanOptions) ->
             let half = b.affine(
                 x,
                 Affine {
-                    scale: raw.scale * 0.5,
-                    shift: raw.shift * 0.5,
+                    scale: raw.scale * 0.5 * os,
+                    shift: raw.shift * 0.5 * os,
                 },
             );
             b.add_terms(prod, half)

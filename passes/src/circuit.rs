@@ -1,0 +1,864 @@
+//! Emission of a compiled PANN as a CKKS circuit (`pannc-circuit`, see `docs/circuit-format.md`).
+//!
+//! Packing is **slot-per-sample**: every feature of every tensor is one ciphertext whose slots
+//! hold that feature for a batch of samples, so there are no rotations and each circuit input
+//! is one input feature (`input[i]`, row-major over the non-batch dimensions).
+//!
+//! Supported graphs: what `pannc compile` makes of MLPs — `Gemm`/`MatMul` with constant
+//! weights (and bias), `Add`/`Sub` (of two activations or an activation and a constant),
+//! `Mul`/`Div` by a constant, `Flatten`/`Reshape`/`Identity`/`Dropout` that keep the batch
+//! first, and `Poly` nodes. Anything else is an error naming the node; convolutions say
+//! "conv layers are not supported by the circuit emitter yet".
+//!
+//! # Levels: what is merged where
+//!
+//! Linear layers are not emitted where they appear: each feature is carried as an unevaluated
+//! affine form `Σ cᵢ·ctᵢ + c₀` over ciphertexts, and consecutive linear nodes compose into one
+//! form. A form is *materialised* only where a ciphertext is needed: at a polynomial's input
+//! and at the graph outputs. There, terms with integer coefficients cost nothing (`mul_int`,
+//! `add`), a non-integer coefficient costs one level on its term (`mul_const`), and the bias
+//! is an `add_const`. So:
+//!
+//! * a chain of linear nodes (Gemm → Add → Gemm …) between two activations costs one level
+//!   in total, not one per node; runners execute the materialisation as one weighted sum with
+//!   one rescale (`scripts/openfhe_run.py` fuses `mul_const`/`add` trees into it);
+//! * each polynomial's input normalisation (`in_scale` left over by range control, and the map
+//!   of its first stage's interval onto [-1, 1]) is folded into the weights of that form;
+//! * each polynomial's `out_scale` is folded into the next form's weights when every reader
+//!   is linear, otherwise into the polynomial's coefficients (`PlanOptions::output_scale`);
+//!   both are free. LeakyReLU is planned as `(1 − slope)·ReLU(x') + slope·x'`, the second term
+//!   staying in the form;
+//! * a polynomial costs exactly its planned depth `Σ⌈log₂(dᵢ+1)⌉ (+1 for a sign-based
+//!   combine)` on top of its input (the planner's depth-optimal circuit, inlined per feature).
+//!
+//! A layer `Gemm → Poly` of degree 31 therefore costs 1 + 5 levels. That is the minimum for
+//! this packing without duplicating work: a degree-31 polynomial of a linear form with
+//! non-integer weights cannot be computed in 5 levels of its inputs (its degree-16 part would
+//! need an integer leading coefficient, see `pannc_fhe::bounds`); the only way to save the
+//! weight level is to multiply each weight into the *previous* polynomial's top-level products,
+//! which repeats them for every (input, output) pair (64×64 copies here).
+//!
+//! The circuit's `layers` records one entry per emitted layer (`linear` for a materialised
+//! form, named after the node that produced it; `poly:<function>` with the planner record;
+//! `output`), with the levels going in and out.
+
+use std::collections::HashMap;
+
+use pannc_fhe::{
+    plan_composite, Circuit, CircuitBuilder, Combine, FheError, Interval, Output, PlanOptions,
+    Stage, Term, ValueId as Ct,
+};
+use pannc_ir::{Dim, Graph, NodeId, Op, Poly, PolyCombine, Tensor, ValueId};
+
+/// Errors of the circuit emitter; each names the node and op.
+#[derive(Debug, thiserror::Error)]
+pub enum CircuitError {
+    #[error("circuit emitter: node '{node}' ({op}): {message}")]
+    Node {
+        node: String,
+        op: &'static str,
+        message: String,
+    },
+    #[error("circuit emitter: {0}")]
+    Graph(String),
+    #[error("circuit emitter: node '{node}': planning its polynomial failed: {source}")]
+    Plan {
+        node: String,
+        #[source]
+        source: FheError,
+    },
+    #[error("circuit emitter: {0}")]
+    Fhe(#[from] FheError),
+}
+
+/// Options of [`to_circuit`].
+#[derive(Clone, Debug)]
+pub struct CircuitOptions {
+    /// Circuit name (default: the graph's name).
+    pub name: Option<String>,
+    /// Levels allowed above the optimum per polynomial stage (fewer ct×ct products).
+    pub extra_levels: u32,
+    /// Refuse graphs whose circuit would have more ops than this (memory guard).
+    pub max_ops: usize,
+}
+
+impl Default for CircuitOptions {
+    fn default() -> Self {
+        CircuitOptions {
+            name: None,
+            extra_levels: 0,
+            max_ops: 20_000_000,
+        }
+    }
+}
+
+/// `Σ c·ct + c0`, terms sorted by ciphertext id, no zero coefficient.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Form {
+    terms: Vec<(u32, f64)>,
+    c0: f64,
+}
+
+impl Form {
+    fn ct(v: Ct) -> Form {
+        Form {
+            terms: vec![(v.0, 1.0)],
+            c0: 0.0,
+        }
+    }
+    fn constant(c: f64) -> Form {
+        Form {
+            terms: vec![],
+            c0: c,
+        }
+    }
+    fn scaled(&self, k: f64) -> Form {
+        if k == 0.0 {
+            return Form::constant(0.0);
+        }
+        Form {
+            terms: self.terms.iter().map(|&(v, c)| (v, c * k)).collect(),
+            c0: self.c0 * k,
+        }
+    }
+    fn shifted(&self, t: f64) -> Form {
+        Form {
+            terms: self.terms.clone(),
+            c0: self.c0 + t,
+        }
+    }
+    /// `self + k·other`.
+    fn plus(&self, other: &Form, k: f64) -> Form {
+        let mut acc = Acc::default();
+        acc.add(self, 1.0);
+        acc.add(other, k);
+        acc.finish()
+    }
+}
+
+/// Accumulates `Σ kᵢ·formᵢ` (deterministic: summation in call order per ciphertext).
+#[derive(Default)]
+struct Acc {
+    coef: HashMap<u32, f64>,
+    c0: f64,
+}
+
+impl Acc {
+    fn add(&mut self, f: &Form, k: f64) {
+        if k == 0.0 {
+            return;
+        }
+        for &(v, c) in &f.terms {
+            *self.coef.entry(v).or_insert(0.0) += k * c;
+        }
+        self.c0 += k * f.c0;
+    }
+    fn finish(self) -> Form {
+        let mut terms: Vec<(u32, f64)> = self.coef.into_iter().filter(|t| t.1 != 0.0).collect();
+        terms.sort_by_key(|t| t.0);
+        Form { terms, c0: self.c0 }
+    }
+}
+
+/// An activation tensor: its non-batch shape and one form per feature (row-major).
+#[derive(Clone, Debug)]
+struct Data {
+    shape: Vec<usize>,
+    feats: Vec<Form>,
+    /// The node whose ops a materialisation of these forms is reported under.
+    origin: String,
+}
+
+struct Emitter<'g> {
+    g: &'g Graph,
+    b: CircuitBuilder,
+    data: HashMap<ValueId, Data>,
+    /// Materialised features per (graph value, normalisation map).
+    cache: HashMap<(ValueId, u64, u64), Vec<Term>>,
+    opts: &'g CircuitOptions,
+}
+
+/// Converts a compiled graph (see the module doc for what it may contain) into a circuit.
+pub fn to_circuit(g: &Graph, opts: &CircuitOptions) -> Result<Circuit, CircuitError> {
+    let name = opts.name.clone().unwrap_or_else(|| {
+        if g.name.is_empty() {
+            "network".to_string()
+        } else {
+            g.name.clone()
+        }
+    });
+    let mut e = Emitter {
+        g,
+        b: CircuitBuilder::new(name),
+        data: HashMap::new(),
+        cache: HashMap::new(),
+        opts,
+    };
+    e.inputs()?;
+    let order = g
+        .topo_order()
+        .map_err(|err| CircuitError::Graph(err.to_string()))?;
+    for id in order {
+        e.node(id)?;
+        if e.b.num_ops() > opts.max_ops {
+            return Err(e.err(
+                id,
+                format!(
+                    "the circuit would exceed {} ops (CircuitOptions::max_ops)",
+                    opts.max_ops
+                ),
+            ));
+        }
+    }
+    e.outputs()
+}
+
+fn kind_of(n: &pannc_ir::Node) -> &'static str {
+    n.op.name()
+}
+
+impl Emitter<'_> {
+    fn err(&self, id: NodeId, message: impl Into<String>) -> CircuitError {
+        let n = self.g.node(id);
+        CircuitError::Node {
+            node: n.name.clone(),
+            op: kind_of(n),
+            message: message.into(),
+        }
+    }
+
+    fn inputs(&mut self) -> Result<(), CircuitError> {
+        let g = self.g;
+        if g.inputs().is_empty() {
+            return Err(CircuitError::Graph("the graph has no inputs".into()));
+        }
+        for &v in g.inputs() {
+            let val = g.value(v);
+            let shape = feature_shape(val.ty.as_ref()).ok_or_else(|| {
+                CircuitError::Graph(format!(
+                    "input '{}' needs a batch-first type with known non-batch dimensions (got {})",
+                    val.name,
+                    val.ty
+                        .as_ref()
+                        .map_or("no type".to_string(), |t| t.to_string())
+                ))
+            })?;
+            let n: usize = shape.iter().product();
+            if n > self.opts.max_ops {
+                return Err(CircuitError::Graph(format!(
+                    "input '{}' has {n} features, more than the op limit",
+                    val.name
+                )));
+            }
+            let mut feats = Vec::with_capacity(n);
+            for i in 0..n {
+                let ct = self.b.input(format!("{}[{i}]", val.name))?;
+                feats.push(Form::ct(ct));
+            }
+            self.data.insert(
+                v,
+                Data {
+                    shape,
+                    feats,
+                    origin: val.name.clone(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn get(&self, id: NodeId, v: ValueId) -> Result<&Data, CircuitError> {
+        self.data.get(&v).ok_or_else(|| {
+            self.err(
+                id,
+                format!(
+                    "input '{}' is neither an activation nor a constant",
+                    self.g.value(v).name
+                ),
+            )
+        })
+    }
+
+    fn node(&mut self, id: NodeId) -> Result<(), CircuitError> {
+        let g = self.g;
+        let n = g.node(id);
+        let ins = n.inputs().to_vec();
+        let out = match n.outputs() {
+            [o] => *o,
+            _ if matches!(n.op, Op::Constant(_)) => return Ok(()),
+            [o, ..] if matches!(n.op, Op::Dropout) => *o,
+            _ => return Err(self.err(id, "expected exactly one output")),
+        };
+        let name = n.name.clone();
+        let data = match &n.op {
+            Op::Constant(_) => return Ok(()),
+            Op::Conv { .. } => {
+                return Err(self.err(id, "conv layers are not supported by the circuit emitter yet"))
+            }
+            Op::Gemm {
+                alpha,
+                beta,
+                trans_a,
+                trans_b,
+            } => {
+                if *trans_a {
+                    return Err(self.err(id, "transA=1 would mix samples of the batch"));
+                }
+                let a = self.get(id, ins[0])?.clone();
+                let w = self.const_input(id, &ins, 1, "the weight B")?;
+                let bias = match ins.get(2) {
+                    Some(_) => Some(self.const_input(id, &ins, 2, "the bias C")?),
+                    None => None,
+                };
+                self.gemm(
+                    id,
+                    &a,
+                    &w,
+                    *trans_b,
+                    *alpha as f64,
+                    bias.map(|t| (t, *beta as f64)),
+                    &name,
+                )?
+            }
+            Op::MatMul => {
+                if g.constant(ins[0]).is_some() {
+                    return Err(self.err(
+                        id,
+                        "constant × activation MatMul would mix samples; only activation × constant is supported",
+                    ));
+                }
+                let a = self.get(id, ins[0])?.clone();
+                let w = self.const_input(id, &ins, 1, "the right operand")?;
+                self.gemm(id, &a, &w, false, 1.0, None, &name)?
+            }
+            Op::Add | Op::Sub => {
+                let sign = if matches!(n.op, Op::Sub) { -1.0 } else { 1.0 };
+                match (g.constant(ins[0]), g.constant(ins[1])) {
+                    (None, None) => {
+                        let a = self.get(id, ins[0])?;
+                        let b = self.get(id, ins[1])?;
+                        if a.shape != b.shape {
+                            return Err(self.err(
+                                id,
+                                format!(
+                                    "broadcasting between activations of shapes {:?} and {:?} is not supported",
+                                    a.shape, b.shape
+                                ),
+                            ));
+                        }
+                        let feats = a
+                            .feats
+                            .iter()
+                            .zip(&b.feats)
+                            .map(|(x, y)| x.plus(y, sign))
+                            .collect();
+                        Data {
+                            shape: a.shape.clone(),
+                            feats,
+                            origin: name.clone(),
+                        }
+                    }
+                    (None, Some(c)) => {
+                        let a = self.get(id, ins[0])?.clone();
+                        let c = self.broadcast(id, c, &a.shape)?;
+                        Data {
+                            feats: a
+                                .feats
+                                .iter()
+                                .zip(c)
+                                .map(|(f, c)| f.shifted(sign * c))
+                                .collect(),
+                            shape: a.shape,
+                            origin: name.clone(),
+                        }
+                    }
+                    (Some(c), None) => {
+                        let a = self.get(id, ins[1])?.clone();
+                        let c = self.broadcast(id, c, &a.shape)?;
+                        Data {
+                            feats: a
+                                .feats
+                                .iter()
+                                .zip(c)
+                                .map(|(f, c)| f.scaled(sign).shifted(c))
+                                .collect(),
+                            shape: a.shape,
+                            origin: name.clone(),
+                        }
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(self.err(id, "constant subgraph left unfolded"));
+                    }
+                }
+            }
+            Op::Mul | Op::Div => {
+                let div = matches!(n.op, Op::Div);
+                let (x, c) = match (g.constant(ins[0]), g.constant(ins[1])) {
+                    (None, Some(c)) => (ins[0], c),
+                    (Some(c), None) if !div => (ins[1], c),
+                    (None, None) => {
+                        return Err(self.err(
+                            id,
+                            "product of two activations: only polynomial activations (Poly) multiply ciphertexts",
+                        ))
+                    }
+                    _ => return Err(self.err(id, "only activation / constant is supported")),
+                };
+                let a = self.get(id, x)?.clone();
+                let c = self.broadcast(id, c, &a.shape)?;
+                let mut feats = Vec::with_capacity(a.feats.len());
+                for (f, c) in a.feats.iter().zip(c) {
+                    let k = if div {
+                        if c == 0.0 {
+                            return Err(self.err(id, "division by zero"));
+                        }
+                        1.0 / c
+                    } else {
+                        c
+                    };
+                    feats.push(f.scaled(k));
+                }
+                Data {
+                    shape: a.shape,
+                    feats,
+                    origin: name.clone(),
+                }
+            }
+            Op::Flatten { .. } | Op::Reshape { .. } | Op::Identity | Op::Dropout => {
+                let a = self.get(id, ins[0])?.clone();
+                let shape = if matches!(n.op, Op::Identity | Op::Dropout) {
+                    a.shape.clone()
+                } else {
+                    let ty = g.value(out).ty.as_ref();
+                    let shape = feature_shape(ty).ok_or_else(|| {
+                        self.err(
+                            id,
+                            "output type unknown or not batch-first with known dimensions (run shape inference)",
+                        )
+                    })?;
+                    if let Op::Flatten { axis } = n.op {
+                        let rank = a.shape.len() as i64 + 1;
+                        let ax = if axis < 0 { axis + rank } else { axis };
+                        if ax != 1 {
+                            return Err(self.err(
+                                id,
+                                format!("Flatten axis {axis} would mix the batch with features; only axis 1 is supported"),
+                            ));
+                        }
+                    }
+                    shape
+                };
+                if shape.iter().product::<usize>() != a.feats.len() {
+                    return Err(self.err(
+                        id,
+                        format!(
+                            "reshape from {:?} to {:?} moves data across the batch dimension",
+                            a.shape, shape
+                        ),
+                    ));
+                }
+                Data {
+                    shape,
+                    feats: a.feats,
+                    origin: a.origin,
+                }
+            }
+            Op::Poly(p) => self.poly(id, p, ins[0], out)?,
+            Op::Relu
+            | Op::LeakyRelu { .. }
+            | Op::Clip { .. }
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::Erf
+            | Op::Gelu { .. }
+            | Op::Silu
+            | Op::MaxPool { .. } => {
+                return Err(self.err(
+                    id,
+                    "not a polynomial: compile the graph into a PANN first (pannc compile)",
+                ))
+            }
+            other => {
+                return Err(self.err(
+                    id,
+                    format!(
+                        "{} is not supported by the circuit emitter (supported: Gemm, MatMul, Add, Sub, Mul/Div by a constant, Flatten, Reshape, Poly)",
+                        other.name()
+                    ),
+                ))
+            }
+        };
+        self.data.insert(out, data);
+        Ok(())
+    }
+
+    fn const_input(
+        &self,
+        id: NodeId,
+        ins: &[ValueId],
+        k: usize,
+        what: &str,
+    ) -> Result<Tensor, CircuitError> {
+        let v = *ins
+            .get(k)
+            .ok_or_else(|| self.err(id, format!("{what} is missing")))?;
+        self.g
+            .constant(v)
+            .cloned()
+            .ok_or_else(|| self.err(id, format!("{what} must be a constant (plaintext weights)")))
+    }
+
+    /// Per-feature values of constant `c` broadcast to `[N, shape...]` (its batch dim must be 1).
+    fn broadcast(&self, id: NodeId, c: &Tensor, shape: &[usize]) -> Result<Vec<f64>, CircuitError> {
+        let cs = c.shape();
+        let full_rank = shape.len() + 1;
+        let bad = || {
+            self.err(
+                id,
+                format!(
+                    "constant of shape {cs:?} does not broadcast per sample to [N,{}]",
+                    shape
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            )
+        };
+        if cs.len() > full_rank {
+            return Err(bad());
+        }
+        // Right-align cs against [1, shape...].
+        let mut target = vec![1usize];
+        target.extend_from_slice(shape);
+        let off = full_rank - cs.len();
+        for (i, &d) in cs.iter().enumerate() {
+            let t = target[off + i];
+            if d != 1 && d != t {
+                return Err(bad());
+            }
+        }
+        let vals = c.to_f64_vec();
+        let n: usize = shape.iter().product();
+        let mut out = Vec::with_capacity(n);
+        // Strides of cs (row-major), zero where broadcast.
+        let mut strides = vec![0usize; cs.len()];
+        let mut s = 1;
+        for i in (0..cs.len()).rev() {
+            strides[i] = if cs[i] == 1 { 0 } else { s };
+            s *= cs[i];
+        }
+        let mut idx = vec![0usize; shape.len()];
+        for _ in 0..n {
+            let mut off_c = 0;
+            for (i, &st) in strides.iter().enumerate() {
+                let axis = off + i; // axis in the full shape; 0 is the batch
+                if axis >= 1 {
+                    off_c += idx[axis - 1] * st;
+                }
+            }
+            out.push(vals[off_c]);
+            for k in (0..idx.len()).rev() {
+                idx[k] += 1;
+                if idx[k] < shape[k] {
+                    break;
+                }
+                idx[k] = 0;
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        &self,
+        id: NodeId,
+        a: &Data,
+        w: &Tensor,
+        trans_b: bool,
+        alpha: f64,
+        bias: Option<(Tensor, f64)>,
+        name: &str,
+    ) -> Result<Data, CircuitError> {
+        if a.shape.len() != 1 {
+            return Err(self.err(
+                id,
+                format!(
+                    "activation of shape [N,{}] must be [N, features] (Flatten it first)",
+                    a.shape
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            ));
+        }
+        let k_in = a.shape[0];
+        let ws = w.shape();
+        let (k, m) = match (ws.len(), trans_b) {
+            (2, false) => (ws[0], ws[1]),
+            (2, true) => (ws[1], ws[0]),
+            (1, false) => (ws[0], 1),
+            _ => {
+                return Err(self.err(
+                    id,
+                    format!("weight of shape {ws:?} is not a matrix"),
+                ))
+            }
+        };
+        if k != k_in {
+            return Err(self.err(
+                id,
+                format!("weight of shape {ws:?} does not fit {k_in} input features"),
+            ));
+        }
+        if k.saturating_mul(m) > self.opts.max_ops {
+            return Err(self.err(id, "weight matrix larger than the op limit"));
+        }
+        let wv = w.to_f64_vec();
+        let at = |kk: usize, j: usize| {
+            if trans_b {
+                wv[j * k + kk]
+            } else {
+                wv[kk * m + j]
+            }
+        };
+        let bias = match bias {
+            Some((t, beta)) => {
+                let v = self.broadcast(id, &t, &[m])?;
+                v.into_iter().map(|x| x * beta).collect()
+            }
+            None => vec![0.0; m],
+        };
+        let vector = ws.len() == 1;
+        let mut feats = Vec::with_capacity(m);
+        for (j, bj) in bias.iter().enumerate() {
+            let mut acc = Acc::default();
+            for (kk, f) in a.feats.iter().enumerate() {
+                acc.add(f, alpha * at(kk, j));
+            }
+            acc.c0 += bj;
+            feats.push(acc.finish());
+        }
+        Ok(Data {
+            shape: if vector { vec![] } else { vec![m] },
+            feats,
+            origin: name.to_string(),
+        })
+    }
+
+    /// Materialises the forms of `v` under the map `x ↦ scale·x + shift`, once per (value, map).
+    fn materialise(
+        &mut self,
+        v: ValueId,
+        scale: f64,
+        shift: f64,
+        kind: &str,
+    ) -> Result<Vec<Term>, CircuitError> {
+        let key = (v, scale.to_bits(), shift.to_bits());
+        if let Some(t) = self.cache.get(&key) {
+            return Ok(t.clone());
+        }
+        let d = self.data.get(&v).cloned().ok_or_else(|| {
+            CircuitError::Graph(format!(
+                "value '{}' has no ciphertexts",
+                self.g.value(v).name
+            ))
+        })?;
+        let start = self.b.num_ops();
+        let mut terms = Vec::with_capacity(d.feats.len());
+        for f in &d.feats {
+            let f = f.scaled(scale).shifted(shift);
+            let mut acc: Option<Term> = None;
+            for &(ct, c) in &f.terms {
+                let t = self.b.scale(Ct(ct), c);
+                acc = Some(match acc {
+                    None => t,
+                    Some(a) => self.b.add_terms(a, t),
+                });
+            }
+            let t = match acc {
+                None => Term::Const(f.c0),
+                Some(a) => self.b.add_terms(a, Term::Const(f.c0)),
+            };
+            terms.push(t);
+        }
+        if self.b.num_ops() > start {
+            let outs: Vec<Ct> = terms
+                .iter()
+                .filter_map(|t| match t {
+                    Term::Ct(c) => Some(*c),
+                    Term::Const(_) => None,
+                })
+                .collect();
+            self.b.add_layer(d.origin.clone(), kind, start, &outs, None);
+        }
+        self.cache.insert(key, terms.clone());
+        Ok(terms)
+    }
+
+    fn poly(
+        &mut self,
+        id: NodeId,
+        p: &Poly,
+        x: ValueId,
+        out: ValueId,
+    ) -> Result<Data, CircuitError> {
+        let g = self.g;
+        let name = g.node(id).name.clone();
+        let input = self.get(id, x)?.clone();
+        let (combine, slope) = match p.combine {
+            PolyCombine::Identity => (Combine::None, 0.0),
+            PolyCombine::Relu => (Combine::Relu, 0.0),
+            PolyCombine::LeakyRelu { slope } => (Combine::Relu, slope),
+            PolyCombine::Clip { .. } => {
+                return Err(self.err(
+                    id,
+                    "Clip/ReLU6 polynomials are not supported by the circuit emitter yet",
+                ))
+            }
+        };
+        let first = p
+            .stages
+            .first()
+            .ok_or_else(|| self.err(id, "polynomial without stages"))?;
+        let iv = Interval::new(first.lo, first.hi).map_err(|e| self.err(id, e.to_string()))?;
+        let to_unit = iv.to_unit();
+        // Fold out_scale into the polynomial unless every reader is linear (then into them).
+        let linear_readers = !g.outputs().contains(&out)
+            && g.users(out).iter().all(|&(u, slot)| {
+                matches!(
+                    g.node(u).op,
+                    Op::Gemm { .. }
+                        | Op::MatMul
+                        | Op::Add
+                        | Op::Sub
+                        | Op::Mul
+                        | Op::Div
+                        | Op::Flatten { .. }
+                        | Op::Reshape { .. }
+                        | Op::Identity
+                        | Op::Dropout
+                ) && (slot == 0 || matches!(g.node(u).op, Op::Add | Op::Sub | Op::Mul))
+            });
+        let os = p.out_scale;
+        let relu_part = 1.0 - slope; // factor of the planned ReLU in LeakyReLU
+        let (plan_scale, lazy_scale) = if linear_readers {
+            (1.0, os * relu_part)
+        } else {
+            (os * relu_part, 1.0)
+        };
+        let stages: Vec<Stage> = p
+            .stages
+            .iter()
+            .map(|s| {
+                Ok(Stage {
+                    coeffs: s.coeffs.clone(),
+                    interval: Interval::new(s.lo, s.hi)
+                        .map_err(|e| self.err(id, e.to_string()))?,
+                })
+            })
+            .collect::<Result<_, CircuitError>>()?;
+        let opts = PlanOptions {
+            extra_levels: self.opts.extra_levels,
+            name: Some(format!("{name}/{}", p.function)),
+            output_scale: plan_scale,
+            ..PlanOptions::default()
+        };
+        let sub = plan_composite(&stages, combine, &opts).map_err(|source| CircuitError::Plan {
+            node: name.clone(),
+            source,
+        })?;
+        // u = to_unit(in_scale · x)
+        let us = self.materialise(
+            x,
+            to_unit.scale * p.in_scale,
+            to_unit.shift,
+            "linear",
+        )?;
+        let start = self.b.num_ops();
+        let mut feats = Vec::with_capacity(us.len());
+        let mut outs = Vec::with_capacity(us.len());
+        for (i, u) in us.iter().enumerate() {
+            let xf = input.feats[i].scaled(p.in_scale); // x' as a form
+            let f = match *u {
+                Term::Const(_) => {
+                    // A constant input gives a constant output.
+                    Form::constant(p.eval(input.feats[i].c0))
+                }
+                Term::Ct(u) => {
+                    let y = self
+                        .b
+                        .inline(&sub, &[u])
+                        .map_err(|source| CircuitError::Plan {
+                            node: name.clone(),
+                            source,
+                        })?[0];
+                    outs.push(y);
+                    let mut f = Form::ct(y).scaled(lazy_scale);
+                    if slope != 0.0 {
+                        f = f.plus(&xf, slope * os);
+                    }
+                    f
+                }
+            };
+            feats.push(f);
+        }
+        if !outs.is_empty() {
+            self.b.add_layer(
+                name.clone(),
+                format!("poly:{}", p.function),
+                start,
+                &outs,
+                sub.plan.clone(),
+            );
+        }
+        Ok(Data {
+            shape: input.shape,
+            feats,
+            origin: name,
+        })
+    }
+
+    fn outputs(mut self) -> Result<Circuit, CircuitError> {
+        let g = self.g;
+        let mut outputs = Vec::new();
+        let any = Ct(0);
+        for &v in g.outputs() {
+            let terms = self.materialise(v, 1.0, 0.0, "output")?;
+            let vname = g.value(v).name.clone();
+            let start = self.b.num_ops();
+            for (j, t) in terms.into_iter().enumerate() {
+                let ct = self.b.materialise(t, any);
+                outputs.push(Output {
+                    name: format!("{vname}[{j}]"),
+                    value: ct,
+                });
+            }
+            if self.b.num_ops() > start {
+                let outs: Vec<Ct> = outputs.iter().map(|o| o.value).collect();
+                self.b
+                    .add_layer(format!("{vname} (constants)"), "output", start, &outs, None);
+            }
+        }
+        if outputs.is_empty() {
+            return Err(CircuitError::Graph("the graph has no outputs".into()));
+        }
+        Ok(self.b.finish(outputs, None)?)
+    }
+}
+
+/// Non-batch dimensions of a batch-first type, if all known.
+fn feature_shape(ty: Option<&pannc_ir::TensorType>) -> Option<Vec<usize>> {
+    let ty = ty?;
+    if ty.shape.is_empty() {
+        return None;
+    }
+    ty.shape[1..]
+        .iter()
+        .map(|d| match d {
+            Dim::Known(n) => Some(*n),
+            Dim::Sym(_) => None,
+        })
+        .collect()
+}
