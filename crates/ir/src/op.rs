@@ -271,6 +271,7 @@ impl Op {
                 | Op::Silu
                 | Op::Softmax { .. }
                 | Op::MaxPool { .. }
+                | Op::Lrn { .. }
         )
     }
 

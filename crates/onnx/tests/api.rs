@@ -206,6 +206,7 @@ fn supported_ops_and_histogram() {
         "Gemm",
         "BatchNormalization",
         "Softmax",
+        "LRN",
         "Pad",
         "ConstantOfShape",
         "Sum",

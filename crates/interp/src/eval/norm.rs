@@ -157,7 +157,7 @@ fn lrn_impl<T: Float>(
             let row = &mut sample[ch * inner..(ch + 1) * inner];
             row.iter_mut()
                 .zip(&acc)
-                .for_each(|(y, &s)| *y = *y / (bias + scale * s).powf(beta));
+                .for_each(|(y, &s)| *y /= (bias + scale * s).powf(beta));
         }
     }
 }
@@ -192,7 +192,7 @@ impl<T: Float> BlockSums<T> {
         for p in 0..self.len {
             let (done, rest) = self.pre.split_at_mut(p * n);
             let cur = &mut rest[..n];
-            if p % self.w == 0 {
+            if p.is_multiple_of(self.w) {
                 cur.iter_mut().for_each(|x| *x = T::zero());
             } else {
                 cur.copy_from_slice(&done[(p - 1) * n..]);
@@ -219,7 +219,7 @@ impl<T: Float> BlockSums<T> {
         let n = self.inner;
         let e = s + self.w - 1;
         let pre = &self.pre[e * n..(e + 1) * n];
-        if s % self.w == 0 {
+        if s.is_multiple_of(self.w) {
             out.copy_from_slice(pre);
         } else {
             let suf = &self.suf[s * n..(s + 1) * n];

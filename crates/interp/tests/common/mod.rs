@@ -87,6 +87,12 @@ pub fn make_op(name: &str, a: &Value, present: &[bool]) -> Op {
             count_include_pad: int(a, "count_include_pad", 0) != 0,
         },
         "GlobalAveragePool" => Op::GlobalAveragePool,
+        "LRN" => Op::Lrn {
+            alpha: float(a, "alpha", 1e-4),
+            beta: float(a, "beta", 0.75),
+            bias: float(a, "bias", 1.0),
+            size: int(a, "size", 0) as usize,
+        },
         "ReduceMean" => Op::ReduceMean {
             keepdims: int(a, "keepdims", 1) != 0,
             noop_with_empty_axes: int(a, "noop_with_empty_axes", 0) != 0,

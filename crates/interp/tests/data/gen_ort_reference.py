@@ -184,6 +184,18 @@ case("cast_f_to_i", "Cast", [np.array([1.7, -1.7, 0.2, 5.0], dtype=np.float32)],
 case("cast_i_to_f", "Cast", [i64([3, -4])], {"to": TensorProto.FLOAT})
 case("cast_f_to_d", "Cast", [f32(3)], {"to": TensorProto.DOUBLE})
 
+# LRN (appended last so that the inputs drawn above stay the same). onnxruntime's CPU kernel
+# takes 4-D float input and odd sizes only (even sizes are tested by hand, in tests/hand.rs).
+# alpha is large enough that the normalisation matters.
+xl = f32(2, 6, 3, 4, lo=-3, hi=3)
+case("lrn_default", "LRN", [xl], {"size": 3})
+case("lrn_size5", "LRN", [xl], {"size": 5, "alpha": 0.5, "beta": 0.75, "bias": 1.0})
+case("lrn_size1", "LRN", [xl], {"size": 1, "alpha": 1.0, "beta": 1.0, "bias": 0.5})
+case("lrn_size_gt_channels", "LRN", [xl], {"size": 15, "alpha": 3.0, "beta": 0.6, "bias": 1.5})
+case("lrn_one_channel", "LRN", [f32(3, 1, 2, 2, lo=-4, hi=4)], {"size": 3, "alpha": 1.0})
+# A window longer than 64 channels: the interpreter's block-sum path.
+case("lrn_wide_window", "LRN", [f32(1, 150, 2, 3, lo=-2, hi=2)], {"size": 101, "alpha": 5.0, "beta": 0.75, "bias": 1.0})
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ort_reference.json")
 with open(out, "w") as f:
     json.dump({"generator": "gen_ort_reference.py", "onnxruntime": ort.__version__, "opset": OPSET, "cases": cases}, f, separators=(",", ":"))

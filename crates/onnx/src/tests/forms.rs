@@ -875,3 +875,103 @@ fn symbolic_and_unnamed_dims() {
     assert_eq!(dims[1].value, None);
     roundtrip(&bytes);
 }
+
+#[test]
+fn lrn_defaults_attributes_and_errors() {
+    let mk = |opset: i64, ins: &[&str], attrs: Vec<pb::AttributeProto>| {
+        model(
+            opset,
+            vec![node("LRN", "norm", ins, &["y"], attrs)],
+            vec![vi("x", FLOAT, &[-1, 6, 4, 4])],
+            vec![vi("y", FLOAT, &[-1, 6, 4, 4])],
+            vec![],
+        )
+    };
+    // Defaults alpha = 1e-4, beta = 0.75, bias = 1 at every opset pannc reads (LRN is
+    // unchanged since opset 1; pannc reads opsets from 6).
+    for opset in [6, 9, 13, 21] {
+        let bytes = mk(opset, &["x"], vec![a_int("size", 5)]);
+        let m = import(&bytes).unwrap();
+        assert_eq!(
+            the_op(&m.graph, "norm").op,
+            Op::Lrn {
+                alpha: 1e-4,
+                beta: 0.75,
+                bias: 1.0,
+                size: 5
+            },
+            "opset {opset}"
+        );
+        let text = roundtrip(&bytes);
+        assert!(
+            text.contains("LRN {alpha=0.0001, beta=0.75, bias=1, size=5}"),
+            "{text}"
+        );
+    }
+    // Given attributes are kept, and written back as ONNX attributes.
+    let bytes = mk(
+        9,
+        &["x"],
+        vec![
+            a_float("beta", 0.5),
+            a_int("size", 4),
+            a_float("bias", 2.0),
+            a_float("alpha", 5e-4),
+        ],
+    );
+    let m = import(&bytes).unwrap();
+    let want = Op::Lrn {
+        alpha: 5e-4,
+        beta: 0.5,
+        bias: 2.0,
+        size: 4,
+    };
+    assert_eq!(the_op(&m.graph, "norm").op, want);
+    for opset in [9, 13, 17] {
+        let (n, _) = written(&export_with_opset(&m, opset).unwrap(), "LRN");
+        let attr = |k: &str| n.attribute.iter().find(|a| a.name() == k).cloned().unwrap();
+        assert_eq!(attr("alpha").f(), 5e-4);
+        assert_eq!(attr("beta").f(), 0.5);
+        assert_eq!(attr("bias").f(), 2.0);
+        assert_eq!(attr("size").i(), 4);
+        assert_eq!(n.input, vec!["x".to_string()]);
+    }
+    // Errors name the node, op and opset.
+    let e = import(&mk(13, &["x"], vec![])).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "node 'norm' (LRN, opset 13): attribute 'size' is required"
+    );
+    for bad in [0, -3] {
+        let e = import(&mk(13, &["x"], vec![a_int("size", bad)]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'size' must be at least 1"), "{e}");
+    }
+    let e = import(&mk(13, &["x"], vec![a_int("size", 3), a_int("alpha", 1)]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("attribute 'alpha' must be FLOAT, not INT"),
+        "{e}"
+    );
+    let e = import(&mk(
+        13,
+        &["x"],
+        vec![a_int("size", 3), a_float("beta", f32::INFINITY)],
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("attribute 'beta' must be finite"), "{e}");
+    let e = import(&mk(13, &["x"], vec![a_int("size", 3), a_int("axis", 1)]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("attribute 'axis' is not defined for LRN at opset 13"),
+        "{e}"
+    );
+    let e = import(&mk(13, &["x", "x"], vec![a_int("size", 3)]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("takes 1 inputs, has 2"), "{e}");
+}
