@@ -30,6 +30,7 @@ impl Pass for Approximate {
         "replace every nonlinearity by a polynomial on its calibrated range (composite sign for ReLU-like, minimax for smooth)"
     }
     fn run(&self, g: &mut Graph, cx: &mut Context) -> Result<bool, PassError> {
+        self.reject_unapproximable(g)?;
         let acts = activation_inputs(g);
         if acts.is_empty() {
             return Ok(false);
@@ -123,6 +124,27 @@ impl Pass for Approximate {
 }
 
 impl Approximate {
+    /// Ops that are neither linear, polynomial, nor handled here: a PANN cannot contain them.
+    fn reject_unapproximable(&self, g: &Graph) -> Result<(), PassError> {
+        for id in g.node_ids() {
+            let node = g.node(id);
+            let bad = match &node.op {
+                Op::Lrn { .. } | Op::Softmax { .. } | Op::MaxPool { .. } => true,
+                Op::Div => g.constant(node.inputs()[1]).is_none(),
+                _ => false,
+            };
+            if bad {
+                let what = if matches!(node.op, Op::Div) {
+                    "Div by a computed value".to_string()
+                } else {
+                    node.op.name().to_string()
+                };
+                return Err(self.err(g, id, format!("cannot approximate {what} (opset {}); a PANN may only hold linear layers and polynomials", g.opset)));
+            }
+        }
+        Ok(())
+    }
+
     fn err(&self, g: &Graph, id: NodeId, message: impl ToString) -> PassError {
         let n = g.node(id);
         PassError::Node {
