@@ -246,3 +246,47 @@ fn compile_names_an_op_it_cannot_approximate() {
     ]);
     assert_one_line_error(&out, "lonely_erf", "standalone Erf");
 }
+
+/// Same model and flags give byte-identical ONNX and report, run twice and with 1 vs 2 threads.
+#[test]
+fn compile_is_deterministic_across_runs_and_thread_counts() {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let run = |tag: &str, threads: &str| {
+        let onnx = tmp.join(format!("det-{tag}.onnx"));
+        let report = tmp.join(format!("det-{tag}.json"));
+        let out = Command::new(env!("CARGO_BIN_EXE_pannc"))
+            .current_dir(root())
+            .env("RAYON_NUM_THREADS", threads)
+            .args([
+                "compile",
+                "fixtures/maxpool_mnist/model.onnx",
+                "--calib",
+                "fixtures/maxpool_mnist/calib_x.npy",
+            ])
+            .args([
+                "--alpha",
+                "7",
+                "--check",
+                "fixtures/maxpool_mnist/test_x.npy",
+            ])
+            .args([
+                "-o",
+                onnx.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (std::fs::read(onnx).unwrap(), std::fs::read(report).unwrap())
+    };
+    let a = run("a", "2");
+    let b = run("b", "2");
+    let c = run("c", "1");
+    assert!(a.0 == b.0 && a.1 == b.1, "two runs differ");
+    assert!(a.0 == c.0 && a.1 == c.1, "1 vs 2 threads differ");
+}
