@@ -44,6 +44,10 @@
 
 use std::collections::HashMap;
 
+/// The FHE crate, re-exported for callers of this module (the CLI reads and checks circuits).
+pub use pannc_fhe as fhe;
+
+use pannc_approx::Approximation;
 use pannc_fhe::{
     plan_composite, Circuit, CircuitBuilder, Combine, FheError, Interval, Output, PlanOptions,
     Stage, Term, ValueId as Ct,
@@ -599,12 +603,7 @@ impl Emitter<'_> {
             (2, false) => (ws[0], ws[1]),
             (2, true) => (ws[1], ws[0]),
             (1, false) => (ws[0], 1),
-            _ => {
-                return Err(self.err(
-                    id,
-                    format!("weight of shape {ws:?} is not a matrix"),
-                ))
-            }
+            _ => return Err(self.err(id, format!("weight of shape {ws:?} is not a matrix"))),
         };
         if k != k_in {
             return Err(self.err(
@@ -754,8 +753,7 @@ impl Emitter<'_> {
             .map(|s| {
                 Ok(Stage {
                     coeffs: s.coeffs.clone(),
-                    interval: Interval::new(s.lo, s.hi)
-                        .map_err(|e| self.err(id, e.to_string()))?,
+                    interval: Interval::new(s.lo, s.hi).map_err(|e| self.err(id, e.to_string()))?,
                 })
             })
             .collect::<Result<_, CircuitError>>()?;
@@ -770,12 +768,7 @@ impl Emitter<'_> {
             source,
         })?;
         // u = to_unit(in_scale · x)
-        let us = self.materialise(
-            x,
-            to_unit.scale * p.in_scale,
-            to_unit.shift,
-            "linear",
-        )?;
+        let us = self.materialise(x, to_unit.scale * p.in_scale, to_unit.shift, "linear")?;
         let start = self.b.num_ops();
         let mut feats = Vec::with_capacity(us.len());
         let mut outs = Vec::with_capacity(us.len());
@@ -846,6 +839,84 @@ impl Emitter<'_> {
         }
         Ok(self.b.finish(outputs, None)?)
     }
+}
+
+/// The planned circuit of one approximation from `pannc-approx` (what `pannc approx --emit
+/// circuit` writes): its stages composed, then its combine rule — `identity`/`max_via_relu`
+/// output the composition, `relu`/`max` (of `a − b`) `x·(1+q)/2`, `abs` `x·q`, `leaky_relu`
+/// `(1−slope)·x·(1+q)/2 + slope·x` (the last term on the input, which has level slack). The
+/// input is the raw `x` normalised by the producer (`producer_affine`), as for network
+/// polynomials. `clip` is not supported yet.
+pub fn approximation_circuit(
+    a: &Approximation,
+    extra_levels: u32,
+) -> Result<Circuit, CircuitError> {
+    let fail = |m: String| CircuitError::Graph(format!("approximation of {}: {m}", a.function));
+    let stages: Vec<Stage> = a
+        .stages
+        .iter()
+        .map(|s| {
+            Ok(Stage {
+                coeffs: s.coefficients.clone(),
+                interval: Interval::new(s.domain[0], s.domain[1])
+                    .map_err(|e| fail(e.to_string()))?,
+            })
+        })
+        .collect::<Result<_, CircuitError>>()?;
+    if let Some(s) = a.stages.iter().find(|s| s.basis != "chebyshev") {
+        return Err(fail(format!("stage basis '{}' is not chebyshev", s.basis)));
+    }
+    let slope = a
+        .combine_params
+        .as_ref()
+        .and_then(|p| p.slope)
+        .unwrap_or(0.0);
+    let (combine, scale) = match a.combine {
+        "identity" | "max_via_relu" => (Combine::None, 1.0),
+        "relu" | "max" => (Combine::Relu, 1.0),
+        "abs" => (Combine::Abs, 1.0),
+        "leaky_relu" => (Combine::Relu, 1.0 - slope),
+        other => {
+            return Err(fail(format!(
+                "combine rule '{other}' is not supported by the circuit emitter yet"
+            )))
+        }
+    };
+    let opts = PlanOptions {
+        extra_levels,
+        name: Some(format!("{}_{}", a.function, a.method.name())),
+        output_scale: scale,
+        ..PlanOptions::default()
+    };
+    let c = plan_composite(&stages, combine, &opts)?;
+    if a.combine != "leaky_relu" || slope == 0.0 {
+        return Ok(c);
+    }
+    // + slope·x, x recovered from the normalised input u (level slack: no extra level).
+    let raw = stages[0].interval.from_unit();
+    let mut b = CircuitBuilder::from_circuit(&c)?;
+    let u = c.inputs[0].value;
+    let y = c.outputs[0].value;
+    let lin = b.affine(
+        u,
+        pannc_fhe::Affine {
+            scale: raw.scale * slope,
+            shift: raw.shift * slope,
+        },
+    );
+    let out = b.add_terms(Term::Ct(y), lin);
+    let out = b.materialise(out, u);
+    let mut plan = c.plan.clone();
+    if let Some(p) = plan.as_mut() {
+        p.combine = "leaky_relu".into();
+    }
+    Ok(b.finish(
+        vec![Output {
+            name: "y".into(),
+            value: out,
+        }],
+        plan,
+    )?)
 }
 
 /// Non-batch dimensions of a batch-first type, if all known.

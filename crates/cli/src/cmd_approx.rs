@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 /// Budget: --alpha N (error ≤ 2^-N, the cheapest result), --degree D (one polynomial), or
 /// --depth L (the most precise result within L levels). Default: --degree 15. Method default:
 /// composite for sign-based functions under --alpha/--depth, minimax otherwise.
+///
+/// `--emit circuit` prints the depth-optimal CKKS circuit of the result (pannc-circuit JSON),
+/// e.g. `pannc approx relu --alpha 9 --emit circuit > relu9.json`.
 #[derive(clap::Args, Debug)]
 pub struct ApproxArgs {
     /// Function to approximate.
@@ -59,6 +62,13 @@ pub struct ApproxArgs {
     /// Relative gap excluded around 0 when fitting sign with one polynomial (default 1/64).
     #[arg(long)]
     pub gap: Option<f64>,
+    /// `circuit`: print the planned CKKS circuit (pannc-circuit JSON, depth-optimal) instead
+    /// of the summary.
+    #[arg(long, value_parser = ["circuit"])]
+    pub emit: Option<String>,
+    /// Write the planned CKKS circuit (pannc-circuit JSON) to this file.
+    #[arg(long, value_name = "OUT.json")]
+    pub circuit: Option<PathBuf>,
 }
 
 fn parse_pair(s: &str, what: &str) -> Result<(f64, f64)> {
@@ -162,6 +172,34 @@ pub fn run(args: &ApproxArgs) -> Result<()> {
     })?;
     if let Some(path) = &args.plot {
         plot(&ap, path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let emit_circuit = args.emit.as_deref() == Some("circuit");
+    if emit_circuit || args.circuit.is_some() {
+        let c = pannc_passes::circuit::approximation_circuit(&ap, 0)?;
+        let text = c.to_json()? + "\n";
+        let check = pannc_passes::circuit::fhe::check_json(&text)?;
+        if !check.is_consistent() {
+            bail!(
+                "internal: the circuit fails its depth check: {}",
+                check.mismatches.join("; ")
+            );
+        }
+        if let Some(p) = &args.circuit {
+            std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?;
+            eprintln!(
+                "wrote {} (depth {}, {} ct×ct multiplications)",
+                p.display(),
+                check.depth,
+                check.ct_ct_mults
+            );
+        }
+        if emit_circuit {
+            if args.json {
+                bail!("--json and --emit circuit both print to stdout; pick one");
+            }
+            print!("{text}");
+            return Ok(());
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&ap)?);

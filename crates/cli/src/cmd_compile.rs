@@ -3,16 +3,21 @@
 use crate::load;
 use anyhow::{bail, Context as _, Result};
 use pannc_ir::Tensor;
+use pannc_passes::circuit::{self, fhe};
 use pannc_passes::{pann, Context, Pipeline, Policy};
 use std::path::PathBuf;
 
 /// Compile a trained network into a PANN: fold batch-norm, calibrate ranges, replace every
-/// nonlinearity with a polynomial, fold the range scaling into linear layers, and emit ONNX.
+/// nonlinearity with a polynomial, fold the range scaling into linear layers, and emit ONNX
+/// and/or the CKKS circuit (pannc-circuit JSON, slot-per-sample packing; MLPs only).
 ///
-/// Example:
+/// Examples:
 ///   pannc compile fixtures/resnet_fmnist/model.onnx --calib fixtures/resnet_fmnist/calib_x.npy \
 ///       --alpha 9 -o pann.onnx --report report.json \
 ///       --check fixtures/resnet_fmnist/test_x.npy --labels fixtures/resnet_fmnist/test_y.npy
+///   pannc compile fixtures/gelu_digits/model.onnx --calib fixtures/gelu_digits/calib_x.npy \
+///       --circuit gelu_digits.circuit.json
+///   scripts/openfhe_run.py gelu_digits.circuit.json --inputs-npy fixtures/gelu_digits/test_x.npy
 #[derive(clap::Args, Debug)]
 pub struct CompileArgs {
     /// The trained ONNX model.
@@ -36,9 +41,21 @@ pub struct CompileArgs {
     /// Per-node override of α (ReLU-like) or degree (smooth), by node name. Repeatable.
     #[arg(long = "set", value_name = "NODE=N")]
     pub overrides: Vec<String>,
-    /// Where to write the PANN as ONNX (polynomials as Mul/Add).
+    /// Where to write the PANN: ONNX (polynomials as Mul/Add), or the circuit with
+    /// `--emit circuit` (stdout when -o is absent).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// What -o writes: `onnx` (default) or `circuit` (pannc-circuit JSON).
+    #[arg(long, value_parser = ["onnx", "circuit"], default_value = "onnx")]
+    pub emit: String,
+    /// Also write the CKKS circuit (pannc-circuit JSON; one ciphertext per feature, samples in
+    /// the slots) here. Supports Gemm/MatMul, Add/Sub, Flatten/Reshape and polynomials.
+    #[arg(long, value_name = "OUT.json")]
+    pub circuit: Option<PathBuf>,
+    /// Level budget of the CKKS parameters: when the circuit is deeper, place bootstraps at
+    /// layer boundaries, refreshing the fewest ciphertexts (circuit format version 2).
+    #[arg(long, value_name = "L")]
+    pub max_level: Option<u32>,
     /// Where to write the JSON compile report.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -173,11 +190,66 @@ pub fn run(a: &CompileArgs) -> Result<()> {
             json["check"]["pann_top1"] = p.into();
         }
     }
+    let want_circuit = a.circuit.is_some() || a.emit == "circuit";
+    if !want_circuit && a.max_level.is_some() {
+        bail!("--max-level needs --circuit or --emit circuit");
+    }
+    if want_circuit {
+        let t0 = std::time::Instant::now();
+        let mut c = circuit::to_circuit(&graph, &circuit::CircuitOptions::default())?;
+        let plain_depth = c.depth;
+        let mut placed = None;
+        if let Some(l) = a.max_level {
+            let p = fhe::place_bootstraps(&c, l)?;
+            c = p.circuit.clone();
+            placed = Some(p);
+        }
+        let text = c.to_json()? + "\n";
+        // The independent checker must agree with what we are about to write.
+        let check = fhe::check_json(&text)?;
+        if !check.is_consistent() {
+            bail!(
+                "internal: the circuit fails its depth check: {}",
+                check.mismatches.join("; ")
+            );
+        }
+        summarize_circuit(&c, plain_depth, placed.as_ref());
+        eprintln!("circuit built in {:.2} s", t0.elapsed().as_secs_f64());
+        json["circuit"] = serde_json::json!({
+            "depth": c.depth,
+            "depth_without_bootstraps": plain_depth,
+            "inputs": c.inputs.len(),
+            "outputs": c.outputs.len(),
+            "stats": &c.stats,
+            "ckks": &c.ckks,
+            "bootstraps": placed.as_ref().map(|p| serde_json::json!({
+                "max_level": p.max_level,
+                "refreshed_ciphertexts": p.bootstrapped,
+                "before_layers": p.cut_before_layers.iter().map(|&i| c.layers[i].name.clone()).collect::<Vec<_>>(),
+            })),
+            "layers": c.layers.iter().map(|l| serde_json::json!({
+                "name": l.name, "kind": l.kind, "width": l.outputs.len(),
+                "level_in": l.level_in, "level": l.level,
+            })).collect::<Vec<_>>(),
+        });
+        let mut targets: Vec<&PathBuf> = a.circuit.iter().collect();
+        if a.emit == "circuit" {
+            match &a.output {
+                Some(o) => targets.push(o),
+                None => print!("{text}"),
+            }
+        }
+        for path in targets {
+            std::fs::write(path, &text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
     if let Some(path) = &a.report {
         std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if let Some(out) = &a.output {
+    if let (Some(out), "onnx") = (&a.output, a.emit.as_str()) {
         let lowered = pann::lowered(&graph)?;
         let mut m = model.clone();
         m.graph = lowered;
@@ -259,6 +331,59 @@ fn summarize(r: &pannc_passes::Report) {
     for n in &r.notes {
         eprintln!("note: {n}");
     }
+}
+
+fn summarize_circuit(c: &fhe::Circuit, plain_depth: u32, placed: Option<&fhe::BootstrapPlan>) {
+    eprintln!(
+        "circuit '{}': {} input ciphertexts, {} outputs, {} ops ({} ct×ct, {} ct×const, {} additions)",
+        c.name,
+        c.inputs.len(),
+        c.outputs.len(),
+        c.ops.len(),
+        c.stats.ct_ct_mults,
+        c.stats.ct_const_mults,
+        c.stats.additions
+    );
+    eprintln!(
+        "{:<32} {:<14} {:>5} {:>8} {:>6} {:>6}",
+        "layer", "kind", "width", "level in", "level", "+levels"
+    );
+    for l in &c.layers {
+        eprintln!(
+            "{:<32} {:<14} {:>5} {:>8} {:>6} {:>6}",
+            truncate(&l.name, 32),
+            truncate(&l.kind, 14),
+            l.outputs.len(),
+            l.level_in,
+            l.level,
+            l.levels()
+        );
+    }
+    if let Some(p) = placed {
+        if p.bootstrapped > 0 {
+            eprintln!(
+                "bootstraps: {} ciphertexts refreshed at {} layer boundaries (max level {}; depth {} without)",
+                p.bootstrapped,
+                p.cut_before_layers.len(),
+                p.max_level,
+                plain_depth
+            );
+        } else {
+            eprintln!(
+                "no bootstrap needed: depth {} ≤ max level {}",
+                c.depth, p.max_level
+            );
+        }
+    }
+    eprintln!(
+        "total depth {}; suggested CKKS: ring dimension {}, scale 2^{}, first prime {} bits, log Q ≈ {} bits, {}",
+        c.depth,
+        c.ckks.ring_dim,
+        c.ckks.scale_bits,
+        c.ckks.first_mod_bits,
+        c.ckks.log_q_estimate,
+        c.ckks.security
+    );
 }
 
 fn truncate(s: &str, n: usize) -> String {
