@@ -1,0 +1,40 @@
+//! The fuzz targets: what one input goes through.
+
+use pannc::ir::verify;
+
+/// ONNX bytes → import → `verify` → `infer_types` → clean-up pipeline → `verify` again.
+/// Errors are fine; a panic (or a clean-up result that fails `verify`) is a finding.
+pub fn onnx(data: &[u8]) {
+    let Ok(model) = pannc::onnx::import(data) else {
+        return;
+    };
+    let mut g = model.graph;
+    if !verify(&g).is_empty() {
+        return;
+    }
+    if pannc::interp::infer_types(&mut g).is_err() {
+        return;
+    }
+    if pannc::passes::Pipeline::cleanup().run(&mut g).is_err() {
+        return;
+    }
+    let errs = verify(&g);
+    assert!(
+        errs.is_empty(),
+        "clean-up produced a graph that fails verify: {:?}",
+        errs.iter().map(|e| e.to_string()).collect::<Vec<_>>()
+    );
+}
+
+/// `.npy` bytes → `pannc::npy::parse`.
+pub fn npy(data: &[u8]) {
+    let _ = pannc::npy::parse(data);
+}
+
+pub fn by_name(name: &str) -> Option<(fn(&[u8]), usize)> {
+    match name {
+        "onnx" => Some((onnx as fn(&[u8]), 1 << 20)),
+        "npy" => Some((npy as fn(&[u8]), 1 << 16)),
+        _ => None,
+    }
+}
