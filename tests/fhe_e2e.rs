@@ -174,15 +174,14 @@ fn gelu_digits_runs_encrypted_on_openfhe_as_simulated() {
         .output()
         .expect("running scripts/openfhe_run.py");
     let secs = t0.elapsed().as_secs_f64();
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&rpath).unwrap_or_else(|_| {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rpath).unwrap_or_else(|_| {
             panic!(
                 "openfhe_run.py wrote no report:\n{}",
                 String::from_utf8_lossy(&out.stderr)
             )
-        }),
-    )
-    .unwrap();
+        }))
+        .unwrap();
     eprintln!("OpenFHE run ({secs:.1} s wall): {report}");
     assert!(
         out.status.success(),
