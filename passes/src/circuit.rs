@@ -250,7 +250,7 @@ impl Emitter<'_> {
             let n: usize = shape.iter().product();
             if n > self.opts.max_ops {
                 return Err(CircuitError::Graph(format!(
-                    "input '{}' has {n} features, more than the op limit",
+                    "input '{}' has {n} features, more than CircuitOptions::max_ops",
                     val.name
                 )));
             }
@@ -612,7 +612,10 @@ impl Emitter<'_> {
             ));
         }
         if k.saturating_mul(m) > self.opts.max_ops {
-            return Err(self.err(id, "weight matrix larger than the op limit"));
+            return Err(self.err(
+                id,
+                format!("a {k}×{m} weight matrix exceeds CircuitOptions::max_ops"),
+            ));
         }
         let wv = w.to_f64_vec();
         let at = |kk: usize, j: usize| {
@@ -932,4 +935,235 @@ fn feature_shape(ty: Option<&pannc_ir::TensorType>) -> Option<Vec<usize>> {
             Dim::Sym(_) => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pannc_fhe::check_json;
+    use pannc_interp::{Precision, RunOptions};
+    use pannc_ir::{DType, PolyStage, TensorType};
+
+    fn t(shape: &[usize], f: impl Fn(usize) -> f64) -> Tensor {
+        let n: usize = shape.iter().product();
+        Tensor::from_f64(shape, (0..n).map(f).collect())
+            .unwrap()
+            .cast(DType::F32)
+    }
+
+    fn sign_stage(lo: f64, hi: f64) -> PolyStage {
+        // Chebyshev interpolant of tanh(4u) (degree 7) as a stand-in for a sign stage.
+        let coeffs = pannc_fhe::chebyshev_interpolant(|u| (4.0 * u).tanh(), 7);
+        PolyStage { lo, hi, coeffs }
+    }
+
+    /// x[N,2,3] → Flatten → MatMul+Add → ReLU-poly (scales) → Gemm(α, β, transB) + MatMul skip
+    /// → LeakyReLU-poly on [-2,2] → Div, Mul, Sub by constants → Reshape; ReLU-poly also an output.
+    fn mlp() -> Graph {
+        let mut g = Graph::new("toy", 17);
+        let n = Dim::Sym("N".into());
+        let x = g
+            .add_input(
+                "x",
+                Some(TensorType::new(
+                    DType::F32,
+                    vec![n, Dim::Known(2), Dim::Known(3)],
+                )),
+            )
+            .unwrap();
+        let w1 = g
+            .add_constant("w1", t(&[6, 4], |i| ((i * 7 % 11) as f64 - 5.0) * 0.07))
+            .unwrap();
+        let b1 = g
+            .add_constant("b1", t(&[4], |i| 0.05 * i as f64 - 0.1))
+            .unwrap();
+        let w2 = g
+            .add_constant("w2", t(&[3, 4], |i| ((i * 5 % 7) as f64 - 3.0) * 0.11))
+            .unwrap();
+        let c2 = g.add_constant("c2", t(&[3], |i| 0.02 * i as f64)).unwrap();
+        let w3 = g
+            .add_constant("w3", t(&[6, 3], |i| ((i * 3 % 5) as f64 - 2.0) * 0.09))
+            .unwrap();
+        let four = g.add_constant("four", t(&[], |_| 4.0)).unwrap();
+        let row = g
+            .add_constant("row", t(&[1, 3], |i| 0.5 + i as f64))
+            .unwrap();
+        let one = g.add_constant("one", t(&[1], |_| 1.0)).unwrap();
+        let shape = g
+            .add_constant("shape", Tensor::from_i64(&[2], vec![-1, 3]).unwrap())
+            .unwrap();
+        let f = g.add_simple("flat", Op::Flatten { axis: 1 }, &[x]).unwrap();
+        let m = g.add_simple("mm", Op::MatMul, &[f, w1]).unwrap();
+        let a = g.add_simple("bias", Op::Add, &[m, b1]).unwrap();
+        let relu = Poly {
+            function: "relu".into(),
+            in_scale: 0.5,
+            out_scale: 2.0,
+            stages: vec![sign_stage(-1.0, 1.0)],
+            combine: PolyCombine::Relu,
+        };
+        let p1 = g
+            .add_simple("relu", Op::Poly(Box::new(relu)), &[a])
+            .unwrap();
+        let g2 = g
+            .add_simple(
+                "fc2",
+                Op::Gemm {
+                    alpha: 0.5,
+                    beta: 2.0,
+                    trans_a: false,
+                    trans_b: true,
+                },
+                &[p1, w2, c2],
+            )
+            .unwrap();
+        let skip = g.add_simple("skip", Op::MatMul, &[f, w3]).unwrap();
+        let s = g.add_simple("res", Op::Add, &[g2, skip]).unwrap();
+        let leaky = Poly {
+            function: "leaky_relu".into(),
+            in_scale: 0.7,
+            out_scale: 1.3,
+            stages: vec![sign_stage(-2.0, 2.0)],
+            combine: PolyCombine::LeakyRelu { slope: 0.1 },
+        };
+        let l = g
+            .add_simple("leaky", Op::Poly(Box::new(leaky)), &[s])
+            .unwrap();
+        let d = g.add_simple("div", Op::Div, &[l, four]).unwrap();
+        let mu = g.add_simple("mul", Op::Mul, &[row, d]).unwrap();
+        let sub = g.add_simple("sub", Op::Sub, &[one, mu]).unwrap();
+        let y = g
+            .add_simple("reshape", Op::Reshape { allowzero: false }, &[sub, shape])
+            .unwrap();
+        g.set_outputs(vec![y, p1]);
+        pannc_interp::infer_types(&mut g).unwrap();
+        g
+    }
+
+    #[test]
+    fn circuit_computes_the_graph() {
+        let g = mlp();
+        let c = to_circuit(&g, &CircuitOptions::default()).unwrap();
+        let r = check_json(&c.to_json().unwrap()).unwrap();
+        assert!(r.is_consistent(), "{:?}", r.mismatches);
+        assert_eq!((c.inputs.len(), c.outputs.len()), (6, 3 + 4));
+        // Levels: linear 1, ReLU (degree 7: 3, combine 1) 4, linear 1, LeakyReLU 4, linear 1.
+        assert_eq!(c.depth, 11);
+        // The ReLU output is a graph output: its out_scale is in the polynomial, so it stays
+        // at level 1 + 4 (no extra level for the scale).
+        let levels = c.recompute_levels().unwrap();
+        for o in &c.outputs[3..] {
+            assert_eq!(levels[o.value.0 as usize], 5, "{}", o.name);
+        }
+        let n = 5;
+        let xs: Vec<f64> = (0..n * 6)
+            .map(|i| ((i as f64) * 0.77).sin() * 1.5)
+            .collect();
+        let x = Tensor::from_f64(&[n, 2, 3], xs.clone()).unwrap();
+        let want = pannc_interp::run(
+            &g,
+            &[x],
+            &RunOptions {
+                precision: Precision::F64,
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+        let (y, p) = (want[0].to_f64_vec(), want[1].to_f64_vec());
+        for i in 0..n {
+            let got = c.eval(&xs[i * 6..(i + 1) * 6]).unwrap();
+            for j in 0..3 {
+                assert!((got[j] - y[i * 3 + j]).abs() < 1e-9, "y[{i},{j}]");
+            }
+            for j in 0..4 {
+                assert!((got[3 + j] - p[i * 4 + j]).abs() < 1e-9, "relu[{i},{j}]");
+            }
+        }
+        let levels: Vec<(String, u32)> = c
+            .layers
+            .iter()
+            .map(|l| (l.kind.clone(), l.levels()))
+            .collect();
+        assert_eq!(
+            levels,
+            vec![
+                ("linear".into(), 1),
+                ("poly:relu".into(), 4),
+                ("linear".into(), 1),
+                ("poly:leaky_relu".into(), 4),
+                ("output".into(), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn unsupported_graphs_are_errors_naming_the_node() {
+        let base = mlp();
+        let find = |g: &Graph, name: &str| {
+            g.node_ids()
+                .into_iter()
+                .find(|&id| g.node(id).name == name)
+                .unwrap()
+        };
+        let cases: Vec<(&str, Op, &str)> = vec![
+            ("flat", Op::Flatten { axis: 0 }, "axis"),
+            ("div", Op::Mul, "activations"),
+            ("leaky", Op::Relu, "compile the graph"),
+            ("mm", Op::Transpose { perm: vec![] }, "not supported"),
+        ];
+        for (node, op, msg) in cases {
+            let mut g = base.clone();
+            let id = find(&g, node);
+            if node == "div" {
+                // Make it a product of two activations.
+                let l = g.node(id).inputs()[0];
+                g.set_input(id, 1, l).unwrap();
+            }
+            *g.op_mut(id) = op;
+            let e = to_circuit(&g, &CircuitOptions::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(node) && e.contains(msg), "{node}: {e}");
+        }
+        let mut g = base.clone();
+        let id = find(&g, "relu");
+        if let Op::Poly(p) = g.op_mut(id) {
+            p.combine = PolyCombine::Clip { lo: -0.5, hi: 0.5 };
+        }
+        let e = to_circuit(&g, &CircuitOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Clip") && e.contains("relu"), "{e}");
+        // Op limit.
+        let e = to_circuit(
+            &base,
+            &CircuitOptions {
+                max_ops: 10,
+                ..CircuitOptions::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("max_ops"), "{e}");
+    }
+
+    #[test]
+    fn leaky_relu_approximation_circuit() {
+        let a = pannc_approx::approximate(
+            pannc_approx::Function::LeakyRelu { slope: 0.1 },
+            pannc_approx::Method::Composite,
+            pannc_approx::Budget::Alpha(7),
+            (-1.0, 1.0),
+            pannc_approx::Shaping::default(),
+        )
+        .unwrap();
+        let c = approximation_circuit(&a, 0).unwrap();
+        let r = check_json(&c.to_json().unwrap()).unwrap();
+        assert!(r.is_consistent());
+        assert_eq!(r.depth, a.depth);
+        for i in 0..=100 {
+            let x = -1.0 + i as f64 / 50.0;
+            assert!((c.eval(&[x]).unwrap()[0] - a.eval(x)).abs() < 1e-9, "{x}");
+        }
+    }
 }
