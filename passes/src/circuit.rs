@@ -31,12 +31,12 @@
 //! * a polynomial costs exactly its planned depth `Σ⌈log₂(dᵢ+1)⌉ (+1 for a sign-based
 //!   combine)` on top of its input (the planner's depth-optimal circuit, inlined per feature).
 //!
-//! A layer `Gemm → Poly` of degree 31 therefore costs 1 + 5 levels. That is the minimum for
-//! this packing without duplicating work: a degree-31 polynomial of a linear form with
-//! non-integer weights cannot be computed in 5 levels of its inputs (its degree-16 part would
-//! need an integer leading coefficient, see `pannc_fhe::bounds`); the only way to save the
-//! weight level is to multiply each weight into the *previous* polynomial's top-level products,
-//! which repeats them for every (input, output) pair (64×64 copies here).
+//! A layer `Gemm → Poly` of degree 31 therefore costs 1 + 5 levels. The weight level is not
+//! free in general: `p(Σ wᵢxᵢ)` in 5 levels of the `xᵢ` would need the degree-16 factors of its
+//! top products to have integer leading parts (`pannc_fhe::bounds`), which `T₁₆(Σ wᵢxᵢ)` does
+//! not. The known ways around it multiply the work — moving each weight into the previous
+//! polynomial's top-level products repeats them for every (input, output) pair (64×64 copies
+//! here), expanding in integer-led monomials of the inputs is worse — so pannc pays the level.
 //!
 //! The circuit's `layers` records one entry per emitted layer (`linear` for a materialised
 //! form, named after the node that produced it; `poly:<function>` with the planner record;
