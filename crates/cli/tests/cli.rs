@@ -290,3 +290,17 @@ fn compile_is_deterministic_across_runs_and_thread_counts() {
     assert!(a.0 == b.0 && a.1 == b.1, "two runs differ");
     assert!(a.0 == c.0 && a.1 == c.1, "1 vs 2 threads differ");
 }
+
+/// `pannc compile --help` names every pass `--passes` accepts.
+#[test]
+fn compile_help_lists_every_pass() {
+    let out = pannc(&["compile", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout).replace('\n', " ");
+    for p in pannc_passes::all_passes() {
+        assert!(
+            help.contains(p.name()),
+            "--help does not mention pass '{}'",
+            p.name()
+        );
+    }
+}
