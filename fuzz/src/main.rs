@@ -70,13 +70,19 @@ fn huge_alloc(size: usize) {
         .unwrap_or("?")
         .trim()
         .to_string();
-    let why = format!("allocation of {size} bytes (limit {ALLOC_LIMIT}) {site}\n{}", top(&bt, 40));
+    let why = format!(
+        "allocation of {size} bytes (limit {ALLOC_LIMIT}) {site}\n{}",
+        top(&bt, 40)
+    );
     if size > ALLOC_ABORT {
         write_why(&why);
         eprintln!("pannc-fuzz: {why}");
         std::process::abort();
     }
-    let first = SEEN_PANIC_SITES.lock().map(|mut s| s.insert(format!("alloc {site}"))).unwrap_or(false);
+    let first = SEEN_PANIC_SITES
+        .lock()
+        .map(|mut s| s.insert(format!("alloc {site}")))
+        .unwrap_or(false);
     if first {
         if let Ok(d) = FINDINGS_DIR.lock() {
             if let Some(d) = d.as_ref() {
@@ -176,9 +182,8 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8], max_len: usize) {
                 } else {
                     v.to_be_bytes()
                 };
-                for k in 0..w.min(len - i) {
-                    data[i + k] = bytes[k];
-                }
+                let n = w.min(len - i);
+                data[i..i + n].copy_from_slice(&bytes[..n]);
             }
             4 if len > 0 => {
                 // protobuf varint: overwrite with a random-length varint
@@ -266,7 +271,10 @@ fn install_hook() {
         } else {
             String::from("<non-string panic>")
         };
-        let new = SEEN_PANIC_SITES.lock().map(|s| !s.contains(&loc)).unwrap_or(true);
+        let new = SEEN_PANIC_SITES
+            .lock()
+            .map(|s| !s.contains(&loc))
+            .unwrap_or(true);
         let bt = if new {
             top(&std::backtrace::Backtrace::force_capture().to_string(), 60)
         } else {
@@ -398,10 +406,16 @@ fn read_dir_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return out;
     };
-    let mut paths: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+    let mut paths: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
     paths.sort();
     for p in paths {
-        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+        if p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
             continue;
         }
         if let Ok(b) = std::fs::read(&p) {
@@ -491,7 +505,9 @@ fn main() -> ExitCode {
             for p in &args.rest {
                 let data = std::fs::read(p).expect("read input");
                 let t = Instant::now();
+                ARMED.store(true, Ordering::Relaxed);
                 let r = panic::catch_unwind(AssertUnwindSafe(|| f(&data)));
+                ARMED.store(false, Ordering::Relaxed);
                 let status = if r.is_ok() { "ok" } else { "PANIC" };
                 if let Some((loc, msg, _)) = LAST_PANIC.lock().ok().and_then(|mut x| x.take()) {
                     println!("{p}: {status} at {loc}: {msg}");
@@ -522,7 +538,10 @@ fn main() -> ExitCode {
             let mut covered: HashSet<(usize, u8)> = HashSet::new();
             let mut kept: Vec<Vec<u8>> = Vec::new();
             for (_, data) in &inputs {
-                let feats = r.features(data);
+                // edges only (hit counts ignored): a smaller corpus to commit
+                let mut feats = r.features(data);
+                feats.iter_mut().for_each(|f| f.1 = 0);
+                feats.dedup();
                 if feats.iter().any(|x| !covered.contains(x)) {
                     covered.extend(feats);
                     kept.push(data.clone());
@@ -567,13 +586,20 @@ fn supervise(argv: &[String], args: &Args, findings: &Path, work: &Path) -> Exit
         let mut cmd = Command::new(&exe);
         cmd.arg("child").arg(&argv[2]);
         cmd.args(&argv[3..]);
-        cmd.args(["--secs", &left.to_string(), "--rng-seed", &rng_seed.to_string()]);
+        cmd.args([
+            "--secs",
+            &left.to_string(),
+            "--rng-seed",
+            &rng_seed.to_string(),
+        ]);
         let st = cmd.status().expect("spawn child");
         if st.success() {
             break;
         }
         restarts += 1;
-        rng_seed = rng_seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        rng_seed = rng_seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let cur = findings.join(".current");
         let why_p = findings.join(".current.why");
         let why = std::fs::read_to_string(&why_p).unwrap_or_else(|_| format!("child died: {st}"));
@@ -602,7 +628,10 @@ fn supervise(argv: &[String], args: &Args, findings: &Path, work: &Path) -> Exit
         .lines()
         .filter_map(|l| l.trim().parse::<u64>().ok())
         .sum();
-    println!("pannc-fuzz {}: total executions {execs}, child restarts {restarts}", argv[2]);
+    println!(
+        "pannc-fuzz {}: total executions {execs}, child restarts {restarts}",
+        argv[2]
+    );
     ExitCode::SUCCESS
 }
 
@@ -654,7 +683,10 @@ fn child(f: fn(&[u8]), max_len: usize, args: &Args, findings: &Path, work: &Path
         }
         execs.fetch_add(1, Ordering::Relaxed);
         if let Outcome::Ok { new_cov: true } = r.run(&data) {
-            let _ = std::fs::write(work.join("queue").join(format!("{:016x}", fnv(&data))), &data);
+            let _ = std::fs::write(
+                work.join("queue").join(format!("{:016x}", fnv(&data))),
+                &data,
+            );
             corpus.push(data);
         }
     }
@@ -677,7 +709,10 @@ fn child(f: fn(&[u8]), max_len: usize, args: &Args, findings: &Path, work: &Path
             mutate(&mut rng, &mut data, other, max_len);
             execs.fetch_add(1, Ordering::Relaxed);
             if let Outcome::Ok { new_cov: true } = r.run(&data) {
-                let _ = std::fs::write(work.join("queue").join(format!("{:016x}", fnv(&data))), &data);
+                let _ = std::fs::write(
+                    work.join("queue").join(format!("{:016x}", fnv(&data))),
+                    &data,
+                );
                 corpus.push(data);
             }
         }
@@ -707,7 +742,11 @@ fn child(f: fn(&[u8]), max_len: usize, args: &Args, findings: &Path, work: &Path
 }
 
 fn append_execs(p: &Path, n: u64) {
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+    {
         let _ = writeln!(f, "{n}");
     }
 }

@@ -31,7 +31,10 @@ pub fn npy(data: &[u8]) {
     let _ = pannc::npy::parse(data);
 }
 
-pub fn by_name(name: &str) -> Option<(fn(&[u8]), usize)> {
+/// A target: the function and the largest input it is given.
+pub type Target = (fn(&[u8]), usize);
+
+pub fn by_name(name: &str) -> Option<Target> {
     match name {
         "onnx" => Some((onnx as fn(&[u8]), 1 << 20)),
         "npy" => Some((npy as fn(&[u8]), 1 << 16)),
