@@ -37,6 +37,24 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor, NpyError> {
         path: String::new(),
         msg,
     };
+    // Check the declared header length against the file before npyz allocates it.
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(fmt("missing the \\x93NUMPY magic".into()));
+    }
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(fmt(format!("unsupported format version {v}"))),
+    };
+    if header_len > bytes.len() - start {
+        return Err(fmt(format!(
+            "header claims {header_len} bytes, the file has {}",
+            bytes.len() - start
+        )));
+    }
     let npy = npyz::NpyFile::new(bytes).map_err(|e| fmt(e.to_string()))?;
     if npy.order() != npyz::Order::C {
         return Err(fmt(

@@ -108,3 +108,19 @@ fn find_subset_accuracy(meta: &serde_json::Value) -> Option<f64> {
     meta.pointer("/accuracy/onnxruntime_subset")
         .and_then(|v| v.as_f64())
 }
+
+/// Fuzz findings stay fixed: a header length beyond the file is an error, not an allocation.
+#[test]
+fn npy_fuzz_findings_are_errors() {
+    for entry in std::fs::read_dir(root().join("fuzz/findings/npy")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "bin") {
+            let err = pannc::npy::parse(&std::fs::read(&path).unwrap()).unwrap_err();
+            assert!(
+                err.to_string().contains("header") || err.to_string().contains("npy"),
+                "{}: {err}",
+                path.display()
+            );
+        }
+    }
+}
