@@ -24,19 +24,58 @@ impl RangeStats {
         self.min.abs().max(self.max.abs())
     }
 
+    /// Statistics in O(n): one pass for min/max/mean/sign, two selections for the quantiles.
     fn of(values: &mut [f64]) -> RangeStats {
-        values.sort_by(|a, b| a.total_cmp(b));
         let n = values.len();
-        let q = |p: f64| values[((p * (n - 1) as f64).round() as usize).min(n - 1)];
+        let (mut min, mut max, mut sum, mut neg) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
+        for &v in values.iter() {
+            min = min.min(v);
+            max = max.max(v);
+            sum += v;
+            neg += usize::from(v < 0.0);
+        }
+        let idx = |p: f64| ((p * (n - 1) as f64).round() as usize).min(n - 1);
+        let (lo, hi) = (idx(0.001), idx(0.999));
+        let (_, &mut p001, rest) = values.select_nth_unstable_by(lo, |a, b| a.total_cmp(b));
+        // Everything after `lo` is ≥ it, so the upper quantile is a selection in that part.
+        let p999 = if hi > lo {
+            *rest
+                .select_nth_unstable_by(hi - lo - 1, |a, b| a.total_cmp(b))
+                .1
+        } else {
+            p001
+        };
         RangeStats {
-            min: values[0],
-            max: values[n - 1],
-            p001: q(0.001),
-            p999: q(0.999),
-            mean: values.iter().sum::<f64>() / n as f64,
-            negative: values.iter().filter(|&&v| v < 0.0).count() as f64 / n as f64,
+            min,
+            max,
+            p001,
+            p999,
+            mean: sum / n as f64,
+            negative: neg as f64 / n as f64,
             count: n,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RangeStats;
+
+    #[test]
+    fn quantiles_match_a_sort() {
+        let mut v: Vec<f64> = (0..10_007)
+            .map(|i| ((i * 7919) % 10_007) as f64 - 3000.0)
+            .collect();
+        let mut sorted = v.clone();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let s = RangeStats::of(&mut v);
+        let q = |p: f64| sorted[((p * (sorted.len() - 1) as f64).round() as usize)];
+        assert_eq!(
+            (s.min, s.max, s.p001, s.p999),
+            (sorted[0], sorted[sorted.len() - 1], q(0.001), q(0.999))
+        );
+        assert_eq!(s.count, 10_007);
+        assert!((s.negative - 3000.0 / 10_007.0).abs() < 1e-12);
     }
 }
 
