@@ -57,28 +57,6 @@ impl RangeStats {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::RangeStats;
-
-    #[test]
-    fn quantiles_match_a_sort() {
-        let mut v: Vec<f64> = (0..10_007)
-            .map(|i| ((i * 7919) % 10_007) as f64 - 3000.0)
-            .collect();
-        let mut sorted = v.clone();
-        sorted.sort_by(|a, b| a.total_cmp(b));
-        let s = RangeStats::of(&mut v);
-        let q = |p: f64| sorted[((p * (sorted.len() - 1) as f64).round() as usize)];
-        assert_eq!(
-            (s.min, s.max, s.p001, s.p999),
-            (sorted[0], sorted[sorted.len() - 1], q(0.001), q(0.999))
-        );
-        assert_eq!(s.count, 10_007);
-        assert!((s.negative - 3000.0 / 10_007.0).abs() < 1e-12);
-    }
-}
-
 /// Calibrated statistics, by value.
 pub type Ranges = BTreeMap<ValueId, RangeStats>;
 
@@ -127,4 +105,26 @@ pub fn calibrate(
         }
     }
     Ok(ranges)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RangeStats;
+
+    #[test]
+    fn quantiles_match_a_sort() {
+        let mut v: Vec<f64> = (0..10_007)
+            .map(|i| ((i * 7919) % 10_007) as f64 - 3000.0)
+            .collect();
+        let mut sorted = v.clone();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let s = RangeStats::of(&mut v);
+        let q = |p: f64| sorted[(p * (sorted.len() - 1) as f64).round() as usize];
+        assert_eq!(
+            (s.min, s.max, s.p001, s.p999),
+            (sorted[0], sorted[sorted.len() - 1], q(0.001), q(0.999))
+        );
+        assert_eq!(s.count, 10_007);
+        assert!((s.negative - 3000.0 / 10_007.0).abs() < 1e-12);
+    }
 }
