@@ -102,7 +102,6 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor, NpyError> {
 
 /// Writes a tensor as .npy (little-endian, C order).
 pub fn write(path: &Path, t: &Tensor) -> Result<(), NpyError> {
-    use npyz::WriterBuilder;
     let io = |source: std::io::Error| NpyError::Io {
         path: path.display().to_string(),
         source,
@@ -111,30 +110,24 @@ pub fn write(path: &Path, t: &Tensor) -> Result<(), NpyError> {
     let file = std::fs::File::create(path).map_err(io)?;
     let mut w = std::io::BufWriter::new(file);
     match t {
-        Tensor::F32(a) => npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(&mut w)
-            .begin_nd()
-            .map_err(io)?
-            .extend(a.iter().copied())
-            .map_err(io)?,
-        Tensor::F64(a) => npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(&mut w)
-            .begin_nd()
-            .map_err(io)?
-            .extend(a.iter().copied())
-            .map_err(io)?,
-        Tensor::I64(a) => npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(&mut w)
-            .begin_nd()
-            .map_err(io)?
-            .extend(a.iter().copied())
-            .map_err(io)?,
+        Tensor::F32(a) => write_elems(&mut w, &shape, a.iter().copied()),
+        Tensor::F64(a) => write_elems(&mut w, &shape, a.iter().copied()),
+        Tensor::I64(a) => write_elems(&mut w, &shape, a.iter().copied()),
     }
+    .map_err(io)?;
     std::io::Write::flush(&mut w).map_err(io)
+}
+
+fn write_elems<T: npyz::AutoSerialize>(
+    w: &mut impl std::io::Write,
+    shape: &[u64],
+    elems: impl Iterator<Item = T>,
+) -> std::io::Result<()> {
+    use npyz::WriterBuilder;
+    npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(w)
+        .begin_nd()?
+        .extend(elems)
 }
