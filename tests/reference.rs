@@ -84,16 +84,7 @@ fn fixture_accuracy_matches_meta_json() {
         let logits = pannc_interp::run(&m.graph, &[x], &RunOptions::default())
             .unwrap()
             .remove(0);
-        let (n, k) = (logits.shape()[0], logits.shape()[1]);
-        let v = logits.to_f64_vec();
-        let correct = (0..n)
-            .filter(|&i| {
-                let row = &v[i * k..(i + 1) * k];
-                let arg = (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b });
-                arg as i64 == y[i]
-            })
-            .count();
-        let acc = correct as f64 / n as f64;
+        let acc = pannc_passes::pann::top1(&logits, &y);
         let recorded = find_subset_accuracy(&meta)
             .unwrap_or_else(|| panic!("{name}: no subset accuracy in meta.json"));
         assert!(

@@ -103,7 +103,9 @@ impl Pass for Approximate {
                 .map_err(|e| self.err(g, id, e))?;
             crate::util::replace_keeping_name(g, y, p).map_err(|e| self.err(g, id, e))?;
             g.remove_node(id);
-            let homogeneous = poly.out_scale != 1.0;
+            // Sign-based combines are the homogeneous ones: their polynomial lives on [-1, 1]
+            // and its error scales with B.
+            let homogeneous = !matches!(poly.combine, PolyCombine::Identity);
             cx.report.activations.push(ActivationReport {
                 node: name,
                 op: op.name().to_string(),
