@@ -11,12 +11,20 @@
 
 use crate::analysis::{activation_inputs, calibrate, intervals};
 use crate::context::ActivationReport;
+use crate::shaping;
 use crate::{Context, Pass, PassError};
 use pannc_approx::{approximate, Approximation, Budget, Function, Method, Shaping};
 use pannc_ir::{Graph, NodeId, Op, Poly, PolyCombine, PolyStage};
 use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 pub struct Approximate;
+
+/// Composite approximations by `function/α` key (deterministic, so sharing them is safe).
+fn composite_cache() -> &'static Mutex<HashMap<String, Approximation>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Approximation>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
 
 /// Smallest B: an activation whose calibrated inputs are all (near) zero still gets a
 /// non-degenerate interval.
@@ -53,8 +61,9 @@ impl Pass for Approximate {
             pass: self.name(),
             message: e.to_string(),
         })?;
-        // Composite approximations on [-1, 1] depend only on (function, α): compute once.
-        let mut cache: HashMap<String, Approximation> = HashMap::new();
+        // Composite approximations on [-1, 1] depend only on (function, α): compute once per
+        // process (sweeps compile the same network many times).
+        let mut cache = composite_cache().lock().unwrap_or_else(|e| e.into_inner());
         let mut changed = false;
         for id in order {
             let op = g.node(id).op.clone();
@@ -92,7 +101,21 @@ impl Pass for Approximate {
             }
             .max(MIN_BOUND);
             let name = g.node(id).name.clone();
-            let (poly, approx, method) = self.build(g, id, &op, bound, cx, &mut cache)?;
+            let (mut poly, approx, method) = self.build(g, id, &op, bound, cx, &mut *cache)?;
+            let mut shaped_flag = false;
+            let mut max_error = None;
+            if cx.policy.shape {
+                if let Some(shaped) =
+                    shaping::shape_relu(&poly, stats.as_ref(), cx.policy.negative_weight)
+                {
+                    max_error = shaping::max_error(&shaped, bound);
+                    poly = shaped;
+                    shaped_flag = true;
+                }
+            }
+            let calib_error = stats
+                .as_ref()
+                .and_then(|s| shaping::calib_error(&poly, &s.sample));
             let y = g.node(id).outputs()[0];
             let p = g
                 .add_simple(
@@ -116,8 +139,12 @@ impl Pass for Approximate {
                 degrees: approx.degrees.clone(),
                 depth: poly.depth(),
                 ct_mults: approx.ct_mults,
-                max_error: approx.max_error * if homogeneous { bound } else { 1.0 },
+                max_error: max_error
+                    .unwrap_or(approx.max_error * if homogeneous { bound } else { 1.0 }),
                 scale_folded: false,
+                shaped: shaped_flag,
+                calib_error,
+                bias_correction: None,
             });
             changed = true;
         }
@@ -214,12 +241,20 @@ impl Approximate {
         let smooth = |f: Function,
                       function: &str|
          -> Result<(Poly, Approximation, &'static str), PassError> {
+            let shaping = if cx.policy.shape {
+                Shaping {
+                    negative_weight: cx.policy.negative_weight,
+                    ..Shaping::default()
+                }
+            } else {
+                Shaping::default()
+            };
             let a = approximate(
                 f,
                 Method::Minimax,
                 Budget::Degree(degree),
                 (-bound, bound),
-                Shaping::default(),
+                shaping,
             )
             .map_err(|e| self.err(g, id, e))?;
             let p = Poly {

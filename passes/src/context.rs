@@ -21,6 +21,17 @@ pub struct Policy {
     /// Declared range of every graph-input element: enables the (sound, looser) interval
     /// analysis, reported next to calibration, and used for B when there is no calibration data.
     pub input_range: Option<(f64, f64)>,
+    /// Negative-side error shaping (technique `shape`): the last stage of ReLU-family
+    /// composites is refitted by least squares over the calibrated inputs with errors on
+    /// negative inputs weighted `negative_weight` times; smooth functions use weighted minimax.
+    /// Zero extra levels.
+    pub shape: bool,
+    /// Weight of errors on negative inputs relative to positive ones, for `shape`.
+    pub negative_weight: f64,
+    /// Bias correction (technique `bias`): subtract each channel's mean approximation error,
+    /// measured on the calibration data, after the polynomial (folded into the next linear
+    /// layer's bias where that is exact). Zero levels.
+    pub bias_correct: bool,
 }
 
 impl Default for Policy {
@@ -32,6 +43,9 @@ impl Default for Policy {
             overrides: BTreeMap::new(),
             keep_softmax: false,
             input_range: None,
+            shape: false,
+            negative_weight: 4.0,
+            bias_correct: false,
         }
     }
 }
@@ -56,6 +70,24 @@ pub struct ActivationReport {
     pub max_error: f64,
     /// Whether the input scaling x/B was folded into the producer (else it costs a level).
     pub scale_folded: bool,
+    /// Whether negative-side shaping refitted this polynomial (technique `shape`).
+    pub shaped: bool,
+    /// Mean |p − f| over the calibration inputs, and its mean on negative inputs (signed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calib_error: Option<CalibError>,
+    /// Largest per-channel bias correction applied (technique `bias`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bias_correction: Option<f64>,
+}
+
+/// Approximation error measured on the calibrated inputs of one activation.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CalibError {
+    /// Mean of |p − f|.
+    pub mean_abs: f64,
+    /// Mean of p − f on negative inputs, and on non-negative inputs.
+    pub mean_negative: f64,
+    pub mean_positive: f64,
 }
 
 /// What a compilation did.
@@ -64,6 +96,8 @@ pub struct Report {
     pub activations: Vec<ActivationReport>,
     /// Levels spent on range scaling that could not be folded (0 is the goal).
     pub range_control_levels: usize,
+    /// Levels of the whole network (see `analysis::levels`), filled by `pann::compile`.
+    pub levels: usize,
     /// Notes for the user (a removed softmax, a lowered max-pool, ...).
     pub notes: Vec<String>,
 }

@@ -12,23 +12,27 @@
 
 pub mod analysis;
 mod approximate;
+mod bias;
 mod bn;
 pub mod circuit;
 mod cleanup;
 mod context;
 mod fold;
+pub mod lab;
 mod lower_poly;
 mod maxpool;
 pub mod pann;
 mod recognize;
 mod scales;
+pub mod shaping;
 mod softmax;
 mod util;
 
 pub use approximate::Approximate;
+pub use bias::BiasCorrect;
 pub use bn::FoldBatchNorm;
 pub use cleanup::{Dce, RemoveIdentity};
-pub use context::{ActivationReport, Context, Policy, Report};
+pub use context::{ActivationReport, CalibError, Context, Policy, Report};
 pub use fold::ConstFold;
 pub use lower_poly::LowerPoly;
 pub use maxpool::LowerMaxPool;
@@ -80,6 +84,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(DropFinalSoftmax),
         Box::new(LowerMaxPool),
         Box::new(Approximate),
+        Box::new(BiasCorrect),
         Box::new(RangeControl),
         Box::new(LowerPoly),
     ]
@@ -132,6 +137,7 @@ impl Pipeline {
             Box::new(DropFinalSoftmax),
             Box::new(LowerMaxPool),
             Box::new(Approximate),
+            Box::new(BiasCorrect),
             Box::new(RangeControl),
             Box::new(Dce),
         ])

@@ -13,7 +13,44 @@ pub fn compile(g: &mut Graph, calib: Vec<Tensor>, policy: Policy) -> Result<Repo
         ..Default::default()
     };
     Pipeline::pann().run_with(g, &mut cx, |_, _| {})?;
+    cx.report.levels = crate::analysis::levels(g).map_err(|message| PassError::Graph {
+        pass: "levels",
+        message,
+    })?;
     Ok(cx.report)
+}
+
+/// Runs `g` on `inputs` (batch-first) in chunks of `chunk` samples and hands each chunk's
+/// value of `values[k]` to `f(k, tensor)`, in order (chunks in sequence, so whatever `f`
+/// accumulates is deterministic). Memory stays bounded by one chunk.
+pub fn observe(
+    g: &Graph,
+    inputs: &[Tensor],
+    values: &[ValueId],
+    chunk: usize,
+    mut f: impl FnMut(usize, &Tensor),
+) -> Result<(), pannc_interp::InterpError> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    let mut probe = g.clone();
+    probe.set_outputs(values.to_vec());
+    // Only what the observed values depend on runs. (DCE fails only on a cycle, which the
+    // interpreter reports below.)
+    let _ = crate::Pass::run(&crate::Dce, &mut probe, &mut Context::default());
+    let n = inputs.first().map(|t| t.shape()[0]).unwrap_or(0);
+    let chunk = chunk.max(1);
+    let mut start = 0;
+    while start < n {
+        let end = (start + chunk).min(n);
+        let part: Vec<Tensor> = inputs.iter().map(|t| slice_batch(t, start, end)).collect();
+        let res = pannc_interp::run(&probe, &part, &RunOptions::default())?;
+        for (k, t) in res.iter().enumerate() {
+            f(k, t);
+        }
+        start = end;
+    }
+    Ok(())
 }
 
 /// The compiled graph as ONNX runtimes can run it: polynomials lowered to Mul/Add.
@@ -127,7 +164,7 @@ pub fn slice_batch(t: &Tensor, start: usize, end: usize) -> Tensor {
     }
 }
 
-fn concat_batch(parts: &[Tensor]) -> Tensor {
+pub(crate) fn concat_batch(parts: &[Tensor]) -> Tensor {
     use ndarray::Axis;
     match &parts[0] {
         Tensor::F32(_) => {

@@ -49,3 +49,10 @@ pub enum ApproxError {
     #[error("{0}")]
     InvalidInput(String),
 }
+
+/// Least squares `min ‖A x − b‖₂` by Householder QR, `A` row-major `m × n` with `m ≥ n`
+/// (for callers that fit their own bases, such as data-weighted refits of a composite's
+/// last stage).
+pub fn least_squares(a: &[f64], b: &[f64], m: usize, n: usize) -> Result<Vec<f64>, ApproxError> {
+    linalg::lstsq(a, b, m, n, "least squares")
+}

@@ -38,6 +38,13 @@ pub struct CompileArgs {
     /// Safety margin: each polynomial's interval is ±margin·max|x| over the calibration data.
     #[arg(long, default_value_t = 1.3)]
     pub margin: f64,
+    /// Accuracy techniques: `shape` (negative-side error shaping), `bias` (bias correction),
+    /// both as `shape+bias`; each costs zero extra levels. (`alloc` lives in `pannc eval`.)
+    #[arg(long, default_value = "baseline")]
+    pub techniques: String,
+    /// Weight of errors on negative inputs relative to positive ones, for `shape`.
+    #[arg(long, default_value_t = 4.0)]
+    pub negative_weight: f64,
     /// Per-node override of α (ReLU-like) or degree (smooth), by node name. Repeatable.
     #[arg(long = "set", value_name = "NODE=N")]
     pub overrides: Vec<String>,
@@ -76,9 +83,12 @@ pub struct CompileArgs {
     /// Error out on a final Softmax instead of removing it.
     #[arg(long)]
     pub keep_softmax: bool,
+    #[command(flatten)]
+    pub mem: load::MemoryArgs,
 }
 
 pub fn run(a: &CompileArgs) -> Result<()> {
+    a.mem.apply()?;
     let model = load::load_model(&a.model)?;
     let mut graph = model.graph.clone();
     let calib = match &a.calib {
@@ -97,7 +107,21 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         }
         None => None,
     };
+    let techniques =
+        pannc_passes::lab::Techniques::parse(&a.techniques).map_err(anyhow::Error::msg)?;
+    if techniques.alloc {
+        bail!("--techniques alloc needs labelled data and a budget: use `pannc eval --techniques alloc`, then pass its α per node with --set");
+    }
+    if !(a.negative_weight > 0.0 && a.negative_weight.is_finite()) {
+        bail!(
+            "--negative-weight must be positive (got {})",
+            a.negative_weight
+        );
+    }
     let mut policy = Policy {
+        shape: techniques.shape,
+        bias_correct: techniques.bias,
+        negative_weight: a.negative_weight,
         alpha: a.alpha,
         degree: a.degree,
         margin: a.margin,
@@ -142,7 +166,8 @@ pub fn run(a: &CompileArgs) -> Result<()> {
             println!("; after {name}\n{}", pannc_ir::print(g));
         }
     })?;
-    let report = cx.report;
+    let mut report = cx.report;
+    report.levels = pannc_passes::analysis::levels(&graph).map_err(anyhow::Error::msg)?;
     summarize(&report);
     eprintln!("compiled in {:.2} s", t0.elapsed().as_secs_f64());
 
@@ -264,7 +289,7 @@ pub fn run(a: &CompileArgs) -> Result<()> {
 
 /// Checks that `t` fits the model's first input (all but the batch dimension), naming the
 /// expected shape otherwise.
-fn check_input(g: &pannc_ir::Graph, t: Tensor, flag: &str) -> Result<Tensor> {
+pub(crate) fn check_input(g: &pannc_ir::Graph, t: Tensor, flag: &str) -> Result<Tensor> {
     let Some(&v) = g.inputs().first() else {
         bail!("the model has no inputs")
     };
@@ -325,11 +350,28 @@ fn summarize(r: &pannc_passes::Report) {
     }
     let depth = r.activations.iter().map(|a| a.depth).max().unwrap_or(0);
     eprintln!(
-        "{} activations; deepest polynomial {} levels; range control costs {} level(s)",
+        "{} activations; deepest polynomial {} levels; network {} levels; range control costs {} level(s)",
         r.activations.len(),
         depth,
+        r.levels,
         r.range_control_levels
     );
+    let shaped = r.activations.iter().filter(|a| a.shaped).count();
+    let corrected: Vec<f64> = r
+        .activations
+        .iter()
+        .filter_map(|a| a.bias_correction)
+        .collect();
+    if shaped > 0 {
+        eprintln!("shape: {shaped} polynomial(s) refitted on their calibrated inputs");
+    }
+    if !corrected.is_empty() {
+        eprintln!(
+            "bias: {} activation(s) corrected, largest per-channel mean error {:.3e}",
+            corrected.len(),
+            corrected.iter().cloned().fold(0.0, f64::max)
+        );
+    }
     for n in &r.notes {
         eprintln!("note: {n}");
     }

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 mod cmd_approx;
 mod cmd_compile;
+mod cmd_eval;
 mod cmd_inspect;
 mod cmd_run;
+mod cmd_sensitivity;
 mod load;
 
 /// pannc compiles trained neural networks (ONNX) into polynomial approximations (PANNs) for CKKS
@@ -40,6 +42,10 @@ enum Cmd {
     Approx(cmd_approx::ApproxArgs),
     /// Compile a trained network into a PANN (polynomial activations, folded ranges) and emit ONNX.
     Compile(cmd_compile::CompileArgs),
+    /// Measure PANN accuracy across precisions and accuracy techniques (shape, bias, alloc).
+    Eval(cmd_eval::EvalArgs),
+    /// Perturb one activation at a time (negative vs positive inputs) and measure the damage.
+    Sensitivity(cmd_sensitivity::SensitivityArgs),
     /// Show a model's inputs, outputs, ops, parameter count and any unsupported ops.
     Inspect(cmd_inspect::InspectArgs),
     /// Run a model on .npy inputs with pannc's reference interpreter.
@@ -51,7 +57,9 @@ fn main() -> ExitCode {
     let result = match &cli.cmd {
         Cmd::Approx(a) => cmd_approx::run(a),
         Cmd::Compile(a) => cmd_compile::run(a),
+        Cmd::Eval(a) => cmd_eval::run(a),
         Cmd::Inspect(a) => cmd_inspect::run(a),
+        Cmd::Sensitivity(a) => cmd_sensitivity::run(a),
         Cmd::Run(a) => cmd_run::run(a),
     };
     match result {

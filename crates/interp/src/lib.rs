@@ -28,4 +28,4 @@ mod run;
 pub use error::InterpError;
 pub use eval::{eval_op, MAX_ELEMENTS};
 pub use infer::infer_types;
-pub use run::{run, splittable_batch, Precision, RunOptions};
+pub use run::{run, run_hooked, splittable_batch, Hook, Precision, RunOptions};

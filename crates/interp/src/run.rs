@@ -51,7 +51,28 @@ impl Default for RunOptions {
 /// Nodes run in topological order and intermediate tensors are freed after their last use.
 /// The result is bitwise independent of `batch_chunk` and `threads`.
 pub fn run(g: &Graph, inputs: &[Tensor], opts: &RunOptions) -> Result<Vec<Tensor>, InterpError> {
-    let plan = Plan::new(g, opts.precision)?;
+    run_hooked(g, inputs, opts, None)
+}
+
+/// A callback that may rewrite the first output of chosen nodes while a graph runs (used to
+/// inject perturbations for sensitivity analysis). It is called once per batch chunk with
+/// the node, its first input and its first output, so it must be a pure function of them
+/// for results to stay independent of chunking.
+pub struct Hook<'a> {
+    pub nodes: HashSet<NodeId>,
+    #[allow(clippy::type_complexity)]
+    pub f: &'a (dyn Fn(NodeId, &Tensor, &mut Tensor) + Sync),
+}
+
+/// [`run`], calling `hook` after each node in `hook.nodes`.
+pub fn run_hooked(
+    g: &Graph,
+    inputs: &[Tensor],
+    opts: &RunOptions,
+    hook: Option<&Hook<'_>>,
+) -> Result<Vec<Tensor>, InterpError> {
+    let mut plan = Plan::new(g, opts.precision)?;
+    plan.hook = hook;
     let batch = check_inputs(g, inputs, opts.precision)?;
     let f64_mode = opts.precision == Precision::F64;
     let promote = |t: &Tensor| -> Option<Tensor> {
@@ -235,6 +256,7 @@ struct Plan<'g> {
     uses: Vec<usize>,
     is_output: Vec<bool>,
     nvals: usize,
+    hook: Option<&'g Hook<'g>>,
 }
 
 struct Step<'g> {
@@ -308,6 +330,7 @@ impl<'g> Plan<'g> {
             uses,
             is_output,
             nvals,
+            hook: None,
         })
     }
 
@@ -352,8 +375,16 @@ impl<'g> Plan<'g> {
                     },
                 }
             }
-            let outs = eval::eval_args(&step.op, args, node.outputs().len())
+            let hooked = self.hook.filter(|h| h.nodes.contains(&step.id));
+            let first_in = match (hooked, args.first()) {
+                (Some(_), Some(a)) => Some(a.t().clone()),
+                _ => None,
+            };
+            let mut outs = eval::eval_args(&step.op, args, node.outputs().len())
                 .map_err(|e| e.at_node(&label()))?;
+            if let (Some(h), Some(x), Some(y)) = (hooked, &first_in, outs.first_mut()) {
+                (h.f)(step.id, x, y);
+            }
             for &v in ins {
                 if rem[v.index()] == 0 && !self.is_output[v.index()] {
                     vals[v.index()] = None;

@@ -1,7 +1,11 @@
 //! Analyses: facts about a graph that transforms consume. They never change the graph.
 
+mod depth;
 mod interval;
+mod norms;
 mod range;
 
+pub use depth::levels;
 pub use interval::{intervals, Intervals};
-pub use range::{activation_inputs, calibrate, RangeStats, Ranges};
+pub use norms::{weight_norms, LayerNorm};
+pub use range::{activation_inputs, calibrate, RangeStats, Ranges, SAMPLE};

@@ -17,7 +17,14 @@ pub struct RangeStats {
     /// Fraction of entries < 0.
     pub negative: f64,
     pub count: usize,
+    /// Up to [`SAMPLE`] of the values, evenly strided (for fits that weigh the calibrated
+    /// distribution, such as negative-side shaping).
+    #[serde(skip)]
+    pub sample: Vec<f64>,
 }
+
+/// Size of [`RangeStats::sample`].
+pub const SAMPLE: usize = 8192;
 
 impl RangeStats {
     pub fn abs_max(&self) -> f64 {
@@ -27,6 +34,8 @@ impl RangeStats {
     /// Statistics in O(n): one pass for min/max/mean/sign, two selections for the quantiles.
     fn of(values: &mut [f64]) -> RangeStats {
         let n = values.len();
+        let stride = n.div_ceil(SAMPLE).max(1);
+        let sample: Vec<f64> = values.iter().step_by(stride).copied().collect();
         let (mut min, mut max, mut sum, mut neg) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
         for &v in values.iter() {
             min = min.min(v);
@@ -53,6 +62,7 @@ impl RangeStats {
             mean: sum / n as f64,
             negative: neg as f64 / n as f64,
             count: n,
+            sample,
         }
     }
 }

@@ -1,0 +1,279 @@
+//! Bias correction: cancel each polynomial's mean error per channel.
+//!
+//! A polynomial's error `p(x) − f(x)` has a mean over the data that is not zero (a composite
+//! ReLU is below ReLU on both sides of its sign transition), and the next linear layer sums
+//! it over many inputs into a shift of every output. This pass runs the network as compiled
+//! so far on the calibration data, measures the mean error of every `Poly` per channel
+//! (axis 1) on the inputs it actually sees, and subtracts it right after the polynomial. When
+//! every reader of the polynomial is a `Gemm` or an unpadded, ungrouped `Conv` with constant
+//! weights, the subtraction is folded into their bias (`b − W·m`), which is exact; otherwise it
+//! stays a plaintext subtraction. Either way it costs no level.
+//!
+//! Must run after `approximate` and before `range-control` (it needs each smooth
+//! polynomial's `in_scale` to still be `1/B` to know the function it stands for).
+
+use crate::analysis::activation_inputs;
+use crate::pann::observe;
+use crate::shaping::exact;
+use crate::util::unique_name;
+use crate::{Context, Pass, PassError};
+use pannc_ir::{AutoPad, Graph, NodeId, Op, Poly, PolyCombine, Tensor};
+
+pub struct BiasCorrect;
+
+/// Calibration samples per interpreter call.
+const CHUNK: usize = 256;
+
+impl Pass for BiasCorrect {
+    fn name(&self) -> &'static str {
+        "bias-correct"
+    }
+    fn summary(&self) -> &'static str {
+        "subtract each polynomial's mean error per channel, measured on calibration data (folded into the next bias; zero levels)"
+    }
+    fn run(&self, g: &mut Graph, cx: &mut Context) -> Result<bool, PassError> {
+        if !cx.policy.bias_correct {
+            return Ok(false);
+        }
+        if !activation_inputs(g).is_empty() {
+            return Err(
+                self.graph_err("run 'approximate' first: the graph still has nonlinearities")
+            );
+        }
+        if cx.calib.is_empty() {
+            return Err(self.graph_err("bias correction needs calibration data (--calib)"));
+        }
+        let polys: Vec<(NodeId, Poly)> = g
+            .node_ids()
+            .into_iter()
+            .filter_map(|id| match &g.node(id).op {
+                Op::Poly(p) => Some((id, (**p).clone())),
+                _ => None,
+            })
+            .collect();
+        for (id, p) in &polys {
+            if p.combine == PolyCombine::Identity && p.in_scale == 1.0 {
+                return Err(self.node_err(g, *id, "run bias-correct before range-control"));
+            }
+            if exact(p, 0.0).is_none() {
+                return Err(self.node_err(g, *id, format!("no exact form for '{}'", p.function)));
+            }
+        }
+        // Layer by layer, in topological order: each mean is measured with the corrections
+        // of the layers before it already in place (they change what this layer sees).
+        let mut changed = false;
+        for (id, p) in &polys {
+            let x = g.node(*id).inputs()[0];
+            let mut acc: Vec<(f64, usize)> = Vec::new();
+            observe(g, &cx.calib, &[x], CHUNK, |_, t| {
+                let shape = t.shape();
+                let c = shape.get(1).copied().unwrap_or(1).max(1);
+                let inner: usize = shape.iter().skip(2).product::<usize>().max(1);
+                if acc.is_empty() {
+                    acc.resize(c, (0.0, 0));
+                }
+                for (i, x) in t.to_f64_vec().into_iter().enumerate() {
+                    // Inputs outside the interval are a range failure (reported by
+                    // simulation), not approximation error: one of them would swamp the mean.
+                    if !(p.in_scale * x).abs().le(&1.0) {
+                        continue;
+                    }
+                    let ch = if shape.len() >= 2 { (i / inner) % c } else { 0 };
+                    let e = p.eval(x) - exact(p, x).unwrap_or(0.0);
+                    acc[ch].0 += e;
+                    acc[ch].1 += 1;
+                }
+            })
+            .map_err(|e| self.graph_err(format!("calibration run failed: {e}")))?;
+            let means: Vec<f64> = acc.iter().map(|&(s, n)| s / n.max(1) as f64).collect();
+            let largest = means.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            if largest == 0.0 || !largest.is_finite() {
+                continue;
+            }
+            let rank = g
+                .value(g.node(*id).outputs()[0])
+                .ty
+                .as_ref()
+                .map(|t| t.rank())
+                .unwrap_or(2);
+            self.correct(g, *id, &means, rank)
+                .map_err(|e| self.node_err(g, *id, e))?;
+            let name = g.node(*id).name.trim_end_matches(".poly").to_string();
+            if let Some(a) = cx.report.activations.iter_mut().find(|a| a.node == name) {
+                a.bias_correction = Some(largest);
+            }
+            changed = true;
+        }
+        Ok(changed)
+    }
+}
+
+impl BiasCorrect {
+    fn graph_err(&self, message: impl ToString) -> PassError {
+        PassError::Graph {
+            pass: self.name(),
+            message: message.to_string(),
+        }
+    }
+
+    fn node_err(&self, g: &Graph, id: NodeId, message: impl ToString) -> PassError {
+        let n = g.node(id);
+        PassError::Node {
+            pass: self.name(),
+            node: n.name.clone(),
+            op: n.op.name(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Makes the readers of `id`'s output see `y − m` (per channel).
+    fn correct(&self, g: &mut Graph, id: NodeId, m: &[f64], rank: usize) -> Result<(), String> {
+        let y = g.node(id).outputs()[0];
+        let users = g.users(y);
+        let foldable = !g.outputs().contains(&y)
+            && !users.is_empty()
+            && users
+                .iter()
+                .all(|&(u, slot)| slot == 0 && fold_target(g, u, m.len()));
+        if foldable {
+            for (u, _) in users {
+                fold_into(g, u, m)?;
+            }
+            return Ok(());
+        }
+        let mut shape = vec![m.len()];
+        shape.extend(std::iter::repeat_n(1, rank.saturating_sub(2)));
+        let dtype = g
+            .value(y)
+            .ty
+            .as_ref()
+            .map(|t| t.dtype)
+            .unwrap_or(pannc_ir::DType::F32);
+        let t = Tensor::from_f64(&shape, m.to_vec())
+            .ok_or("correction shape")?
+            .cast(dtype);
+        let base = g.node(id).name.trim_end_matches(".poly").to_string();
+        let cname = unique_name(g, format!("{base}.bias_correction"));
+        let c = g.add_constant(cname, t).map_err(|e| e.to_string())?;
+        let z = g
+            .add_simple(format!("{base}.bias_correct"), Op::Sub, &[y, c])
+            .map_err(|e| e.to_string())?;
+        for (u, slot) in users {
+            g.set_input(u, slot, z).map_err(|e| e.to_string())?;
+        }
+        if g.outputs().contains(&y) {
+            crate::util::replace_keeping_name(g, y, z)?;
+            // replace_keeping_name also redirected the Sub's own input: point it back.
+            let sub = g.producer(z).ok_or("no producer")?;
+            g.set_input(sub, 0, y).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether reader `u` can absorb a per-channel shift of its input 0 into its bias exactly.
+fn fold_target(g: &Graph, u: NodeId, channels: usize) -> bool {
+    let node = g.node(u);
+    let Some(w) = node.inputs().get(1).and_then(|&v| g.constant(v)) else {
+        return false;
+    };
+    let bias_ok = node
+        .inputs()
+        .get(2)
+        .is_none_or(|&b| g.constant(b).is_some());
+    match &node.op {
+        Op::Gemm {
+            trans_a: false,
+            beta,
+            ..
+        } => {
+            bias_ok
+                && *beta != 0.0
+                && w.shape().len() == 2
+                && (w.shape()[0] == channels || w.shape()[1] == channels)
+        }
+        Op::Conv { window, group: 1 } => {
+            bias_ok
+                && window.pads.iter().all(|&p| p == 0)
+                && matches!(window.auto_pad, AutoPad::NotSet | AutoPad::Valid)
+                && w.shape().get(1) == Some(&channels)
+        }
+        _ => false,
+    }
+}
+
+/// `bias ← bias − W·m` for a Gemm (`(α/β)·m·B'`) or an unpadded Conv.
+fn fold_into(g: &mut Graph, u: NodeId, m: &[f64]) -> Result<(), String> {
+    let node = g.node(u).clone();
+    let w = g
+        .constant(node.inputs()[1])
+        .ok_or("weight is not constant")?
+        .clone();
+    let ws = w.shape().to_vec();
+    let wv = w.to_f64_vec();
+    let (outs, shift): (usize, Vec<f64>) = match &node.op {
+        Op::Gemm {
+            alpha,
+            beta,
+            trans_b,
+            ..
+        } => {
+            let (k, n) = if *trans_b {
+                (ws[1], ws[0])
+            } else {
+                (ws[0], ws[1])
+            };
+            let at = |i: usize, j: usize| {
+                if *trans_b {
+                    wv[j * k + i]
+                } else {
+                    wv[i * n + j]
+                }
+            };
+            let r = *alpha as f64 / *beta as f64;
+            (
+                n,
+                (0..n)
+                    .map(|j| r * (0..k).map(|i| m[i] * at(i, j)).sum::<f64>())
+                    .collect(),
+            )
+        }
+        Op::Conv { .. } => {
+            let o = ws[0];
+            let per = wv.len() / o.max(1);
+            let spatial = per / m.len().max(1);
+            let shift = (0..o)
+                .map(|oc| {
+                    (0..per)
+                        .map(|j| wv[oc * per + j] * m[j / spatial.max(1)])
+                        .sum::<f64>()
+                })
+                .collect();
+            (o, shift)
+        }
+        _ => return Err("not a foldable reader".into()),
+    };
+    let (bias, dtype) = match node.inputs().get(2).and_then(|&b| g.constant(b)) {
+        Some(b) => (b.to_f64_vec(), b.dtype()),
+        None => (vec![0.0; outs], w.dtype()),
+    };
+    if bias.len() != outs && bias.len() != 1 {
+        return Err(format!("bias of {} entries for {outs} outputs", bias.len()));
+    }
+    let new: Vec<f64> = (0..outs)
+        .map(|j| bias[if bias.len() == 1 { 0 } else { j }] - shift[j])
+        .collect();
+    let t = Tensor::from_f64(&[outs], new)
+        .ok_or("bias shape")?
+        .cast(dtype);
+    let name = unique_name(g, format!("{}.bias_corrected", node.name));
+    let c = g.add_constant(name, t).map_err(|e| e.to_string())?;
+    if node.inputs().len() > 2 {
+        g.set_input(u, 2, c).map_err(|e| e.to_string())?;
+    } else {
+        let mut ins = node.inputs().to_vec();
+        ins.push(c);
+        g.set_inputs(u, &ins).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,596 @@
+//! The accuracy lab: what `pannc eval` and `pannc sensitivity` compute, minus the I/O.
+//!
+//! - [`Lab::evaluate`] compiles the backbone at one precision with a set of [`Techniques`] and
+//!   measures the PANN on labelled data: top-1, logit deviation from the backbone, levels,
+//!   inputs outside the calibrated intervals.
+//! - [`Lab::allocate`] chooses α per activation (technique `alloc`): the fewest total levels
+//!   (then ct×ct multiplications) such that the PANN's top-1 disagrees with the backbone's on
+//!   at most `budget` of the calibration samples. Disagreement bounds the accuracy drop from
+//!   above (a sample can only lose its correct label by changing its prediction), so the
+//!   budget needs no calibration labels.
+//! - [`Lab::sensitivity`] perturbs one activation of the *backbone* at a time by noise of size
+//!   `2^-α·B` on its negative or on its positive inputs only, and measures the damage.
+//!
+//! Everything is deterministic: interpreter runs are bitwise independent of threads, the noise
+//! is a hash of the perturbed value, and searches visit candidates in a fixed order.
+
+use crate::analysis::{activation_inputs, calibrate, levels};
+use crate::pann::{compile, simulate, top1};
+use crate::{PassError, Pipeline, Policy, Report};
+use pannc_interp::{Hook, RunOptions};
+use pannc_ir::{Graph, NodeId, Op, Tensor};
+use std::collections::{BTreeMap, HashSet};
+
+/// Which accuracy techniques a compilation uses (on top of the baseline composite ReLU).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Techniques {
+    /// Negative-side error shaping.
+    pub shape: bool,
+    /// Bias correction.
+    pub bias: bool,
+    /// Per-layer precision allocation under an accuracy budget.
+    pub alloc: bool,
+}
+
+impl Techniques {
+    /// Parses `baseline`, `all`, or a `+`-separated list of `shape`, `bias`, `alloc`.
+    pub fn parse(s: &str) -> Result<Techniques, String> {
+        let mut t = Techniques::default();
+        match s {
+            "baseline" => return Ok(t),
+            "all" => {
+                return Ok(Techniques {
+                    shape: true,
+                    bias: true,
+                    alloc: true,
+                })
+            }
+            _ => {}
+        }
+        for part in s.split('+') {
+            match part {
+                "shape" => t.shape = true,
+                "bias" => t.bias = true,
+                "alloc" => t.alloc = true,
+                _ => {
+                    return Err(format!(
+                        "unknown technique '{part}' (known: baseline, shape, bias, alloc, all, or a '+' list such as shape+bias)"
+                    ))
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    pub fn name(&self) -> String {
+        match (self.shape, self.bias, self.alloc) {
+            (false, false, false) => "baseline".into(),
+            (true, true, true) => "all".into(),
+            _ => [
+                ("shape", self.shape),
+                ("bias", self.bias),
+                ("alloc", self.alloc),
+            ]
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join("+"),
+        }
+    }
+
+    /// The policy for these techniques (allocation is applied separately, as overrides).
+    pub fn policy(&self, base: &Policy, alpha: u32) -> Policy {
+        Policy {
+            alpha,
+            shape: self.shape,
+            bias_correct: self.bias,
+            ..base.clone()
+        }
+    }
+}
+
+/// One evaluated configuration.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EvalResult {
+    pub alpha: u32,
+    pub techniques: String,
+    /// Top-1 accuracy as a fraction.
+    pub top1: f64,
+    /// Levels of the whole network.
+    pub levels: usize,
+    /// Σ ct×ct multiplications over the activations (per slot-packed evaluation).
+    pub ct_mults: u64,
+    /// Largest and mean |PANN logit − backbone logit|.
+    pub logit_dev_max: f64,
+    pub logit_dev_mean: f64,
+    /// Activation inputs outside their polynomial's interval, and samples affected.
+    pub out_of_range_inputs: usize,
+    pub out_of_range_samples: usize,
+    /// α per activation when it differs from `alpha` (allocation).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub alphas: BTreeMap<String, u32>,
+}
+
+/// Result of [`Lab::allocate`].
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Allocation {
+    pub budget: f64,
+    /// α per activation.
+    pub alphas: BTreeMap<String, u32>,
+    pub levels: usize,
+    pub ct_mults: u64,
+    /// Disagreement with the backbone on the calibration set.
+    pub calib_disagreement: f64,
+    /// The smallest uniform α meeting the same budget on the calibration set, and its cost.
+    pub uniform_alpha: Option<u32>,
+    pub uniform_levels: Option<usize>,
+    pub uniform_ct_mults: Option<u64>,
+    /// Compilations tried.
+    pub trials: usize,
+}
+
+/// Which inputs of an activation a perturbation touches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Negative,
+    Positive,
+}
+
+/// The shape of the injected perturbation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Noise {
+    /// Uniform in `[-a, a]`, independent per element (a hash of the value): zero mean.
+    Uniform,
+    /// `-a` everywhere: a one-signed error, like a composite ReLU's near its transition.
+    Constant,
+}
+
+/// Damage from perturbing one activation on one side.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SensitivityRow {
+    pub node: String,
+    pub side: Side,
+    /// Fraction of this activation's calibrated inputs on that side.
+    pub fraction: f64,
+    /// `2^-α·B`.
+    pub amplitude: f64,
+    pub top1: f64,
+    /// Backbone top-1 minus perturbed top-1 (fraction).
+    pub drop: f64,
+    pub logit_dev_max: f64,
+    pub logit_dev_mean: f64,
+}
+
+/// Labelled data, calibration data and the backbone's reference outputs.
+pub struct Lab {
+    /// The backbone after the clean-up pipeline.
+    pub backbone: Graph,
+    pub calib: Vec<Tensor>,
+    pub data: Vec<Tensor>,
+    pub labels: Vec<i64>,
+    /// Backbone logits on `data` and predictions on `calib`.
+    pub logits: Tensor,
+    calib_pred: Vec<i64>,
+    pub backbone_top1: f64,
+    pub chunk: usize,
+}
+
+fn interp(e: pannc_interp::InterpError) -> PassError {
+    PassError::Graph {
+        pass: "lab",
+        message: e.to_string(),
+    }
+}
+
+/// Predicted class per row of `[N, classes]` logits.
+pub fn predictions(logits: &Tensor) -> Vec<i64> {
+    let (n, k) = (
+        logits.shape()[0],
+        logits.shape().get(1).copied().unwrap_or(1),
+    );
+    let v = logits.to_f64_vec();
+    (0..n)
+        .map(|i| {
+            let row = &v[i * k..(i + 1) * k];
+            (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b }) as i64
+        })
+        .collect()
+}
+
+fn deviation(a: &Tensor, b: &Tensor) -> (f64, f64) {
+    let (x, y) = (a.to_f64_vec(), b.to_f64_vec());
+    let mut max: f64 = 0.0;
+    let mut sum = 0.0;
+    for (p, q) in x.iter().zip(&y) {
+        let d = (p - q).abs();
+        max = max.max(if d.is_nan() { f64::INFINITY } else { d });
+        sum += d;
+    }
+    (max, sum / x.len().max(1) as f64)
+}
+
+impl Lab {
+    /// Runs the backbone once on the data and on the calibration set.
+    pub fn new(
+        mut backbone: Graph,
+        calib: Vec<Tensor>,
+        data: Vec<Tensor>,
+        labels: Vec<i64>,
+    ) -> Result<Lab, PassError> {
+        Pipeline::cleanup().run(&mut backbone)?;
+        let chunk = 512;
+        let run = |x: &[Tensor]| -> Result<Tensor, PassError> {
+            let sim = simulate(&backbone, x, chunk).map_err(interp)?;
+            sim.outputs.into_iter().next().ok_or(PassError::Graph {
+                pass: "lab",
+                message: "the model has no output".into(),
+            })
+        };
+        let logits = run(&data)?;
+        if logits.shape()[0] != labels.len() {
+            return Err(PassError::Graph {
+                pass: "lab",
+                message: format!("{} labels for {} samples", labels.len(), logits.shape()[0]),
+            });
+        }
+        let calib_pred = predictions(&run(&calib)?);
+        let backbone_top1 = top1(&logits, &labels);
+        Ok(Lab {
+            backbone,
+            calib,
+            data,
+            labels,
+            logits,
+            calib_pred,
+            backbone_top1,
+            chunk,
+        })
+    }
+
+    /// Compiles the backbone under `policy`; returns the PANN and its report.
+    pub fn compile(&self, policy: Policy) -> Result<(Graph, Report), PassError> {
+        let mut g = self.backbone.clone();
+        let report = compile(&mut g, self.calib.clone(), policy)?;
+        Ok((g, report))
+    }
+
+    /// Compiles at `alpha` with `techniques` (and `overrides` from an allocation) and measures
+    /// the result on the labelled data.
+    pub fn evaluate(
+        &self,
+        base: &Policy,
+        alpha: u32,
+        techniques: Techniques,
+        overrides: &BTreeMap<String, u32>,
+    ) -> Result<EvalResult, PassError> {
+        let mut policy = techniques.policy(base, alpha);
+        policy.overrides.extend(overrides.clone());
+        let (g, report) = self.compile(policy)?;
+        let sim = simulate(&g, &self.data, self.chunk).map_err(interp)?;
+        let out = &sim.outputs[0];
+        let (dmax, dmean) = deviation(out, &self.logits);
+        Ok(EvalResult {
+            alpha,
+            techniques: techniques.name(),
+            top1: top1(out, &self.labels),
+            levels: report.levels,
+            ct_mults: ct_mults(&report),
+            logit_dev_max: dmax,
+            logit_dev_mean: dmean,
+            out_of_range_inputs: sim.out_of_range.iter().map(|o| o.outside).sum(),
+            out_of_range_samples: sim.sample_outside.iter().filter(|&&b| b).count(),
+            alphas: overrides.clone(),
+        })
+    }
+
+    /// Fraction of calibration samples whose PANN prediction differs from the backbone's,
+    /// with the PANN's levels and ct×ct multiplications.
+    fn calib_trial(&self, policy: Policy) -> Result<(f64, usize, u64), PassError> {
+        let (g, report) = self.compile(policy)?;
+        let sim = simulate(&g, &self.calib, self.chunk).map_err(interp)?;
+        let pred = predictions(&sim.outputs[0]);
+        let differ = pred
+            .iter()
+            .zip(&self.calib_pred)
+            .filter(|(a, b)| a != b)
+            .count();
+        Ok((
+            differ as f64 / pred.len().max(1) as f64,
+            report.levels,
+            ct_mults(&report),
+        ))
+    }
+
+    /// Per-layer precision allocation (see the module doc). Starts from the smallest uniform
+    /// α in `range` that meets `budget` on the calibration set, then, least sensitive layer
+    /// first, lowers each activation's α while the whole network stays within budget and the
+    /// cost (levels, then ct×ct multiplications) goes down. `progress` hears each trial.
+    pub fn allocate(
+        &self,
+        base: &Policy,
+        techniques: Techniques,
+        range: std::ops::RangeInclusive<u32>,
+        budget: f64,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Allocation, PassError> {
+        let mut trials = 0;
+        let mut trial = |policy: Policy, what: &str| -> Result<(f64, usize, u64), PassError> {
+            trials += 1;
+            let r = self.calib_trial(policy)?;
+            progress(&format!(
+                "alloc trial {trials}: {what}: disagreement {:.2}%, {} levels",
+                100.0 * r.0,
+                r.1
+            ));
+            Ok(r)
+        };
+        let plain = Techniques {
+            alloc: false,
+            ..techniques
+        };
+        let (lo, hi) = (*range.start(), *range.end());
+        let mut uniform = None;
+        for a in lo..=hi {
+            let r = trial(plain.policy(base, a), &format!("uniform α={a}"))?;
+            if r.0 <= budget {
+                uniform = Some((a, r));
+                break;
+            }
+        }
+        let (start, (dis, lv, cm)) = match uniform {
+            Some(u) => u,
+            None => {
+                let r = trial(plain.policy(base, hi), &format!("uniform α={hi}"))?;
+                (hi, r)
+            }
+        };
+        // Activation names as the compiled report lists them.
+        let names: Vec<String> = self
+            .compile(plain.policy(base, start))?
+            .1
+            .activations
+            .iter()
+            .filter(|a| a.method == "composite")
+            .map(|a| a.node.clone())
+            .collect();
+        let mut alphas: BTreeMap<String, u32> = names.iter().map(|n| (n.clone(), start)).collect();
+        let mut best = (dis, lv, cm);
+        // Order: least damaging first, by the disagreement of lowering that layer alone by 2.
+        let mut order = Vec::new();
+        for n in &names {
+            if start <= lo {
+                break;
+            }
+            let mut p = plain.policy(base, start);
+            p.overrides = alphas.clone();
+            p.overrides
+                .insert(n.clone(), start.saturating_sub(2).max(lo));
+            let r = trial(p, &format!("probe {n}"))?;
+            order.push((r.0, n.clone()));
+        }
+        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (_, n) in order {
+            loop {
+                let cur = alphas[&n];
+                if cur <= lo {
+                    break;
+                }
+                let mut p = plain.policy(base, start);
+                p.overrides = alphas.clone();
+                p.overrides.insert(n.clone(), cur - 1);
+                let r = trial(p, &format!("{n} α={}", cur - 1))?;
+                let cheaper = (r.1, r.2) < (best.1, best.2);
+                if r.0 <= budget && cheaper {
+                    alphas.insert(n.clone(), cur - 1);
+                    best = r;
+                } else {
+                    break;
+                }
+            }
+        }
+        Ok(Allocation {
+            budget,
+            alphas,
+            levels: best.1,
+            ct_mults: best.2,
+            calib_disagreement: best.0,
+            uniform_alpha: uniform.map(|u| u.0),
+            uniform_levels: uniform.map(|u| u.1 .1),
+            uniform_ct_mults: uniform.map(|u| u.1 .2),
+            trials,
+        })
+    }
+
+    /// Perturbs each activation of the backbone in turn (see the module doc). `progress`
+    /// hears each run.
+    pub fn sensitivity(
+        &self,
+        alpha: u32,
+        margin: f64,
+        noise: Noise,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Vec<SensitivityRow>, PassError> {
+        let g = &self.backbone;
+        let acts: Vec<NodeId> = g
+            .topo_order()
+            .map_err(|e| PassError::Graph {
+                pass: "lab",
+                message: e.to_string(),
+            })?
+            .into_iter()
+            .filter(|&id| {
+                matches!(
+                    g.node(id).op,
+                    Op::Relu
+                        | Op::LeakyRelu { .. }
+                        | Op::Clip { .. }
+                        | Op::Sigmoid
+                        | Op::Tanh
+                        | Op::Gelu { .. }
+                        | Op::Silu
+                )
+            })
+            .collect();
+        let xs = activation_inputs(g);
+        let ranges = calibrate(g, &self.calib, &xs).map_err(interp)?;
+        let eps = 2f64.powi(-(alpha as i32));
+        let mut rows = Vec::new();
+        for &id in &acts {
+            let x = g.node(id).inputs()[0];
+            let Some(stats) = ranges.get(&x) else {
+                continue;
+            };
+            let amplitude = eps * margin * stats.abs_max();
+            for side in [Side::Negative, Side::Positive] {
+                let seed = (id.index() as u64) << 1 | (side == Side::Positive) as u64;
+                let f = move |_: NodeId, input: &Tensor, out: &mut Tensor| {
+                    perturb(input, out, side, noise, amplitude, seed)
+                };
+                let hook = Hook {
+                    nodes: HashSet::from([id]),
+                    f: &f,
+                };
+                let out = run_chunked(g, &self.data, self.chunk, &hook)?;
+                let (dmax, dmean) = deviation(&out, &self.logits);
+                let acc = top1(&out, &self.labels);
+                let fraction = match side {
+                    Side::Negative => stats.negative,
+                    Side::Positive => 1.0 - stats.negative,
+                };
+                progress(&format!("{} {:?}", g.node(id).name, side));
+                rows.push(SensitivityRow {
+                    node: g.node(id).name.clone(),
+                    side,
+                    fraction,
+                    amplitude,
+                    top1: acc,
+                    drop: self.backbone_top1 - acc,
+                    logit_dev_max: dmax,
+                    logit_dev_mean: dmean,
+                });
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Activations the sensitivity analysis perturbs (for progress bars).
+    pub fn activation_count(&self) -> usize {
+        self.backbone
+            .node_ids()
+            .into_iter()
+            .filter(|&id| {
+                matches!(
+                    self.backbone.node(id).op,
+                    Op::Relu
+                        | Op::LeakyRelu { .. }
+                        | Op::Clip { .. }
+                        | Op::Sigmoid
+                        | Op::Tanh
+                        | Op::Gelu { .. }
+                        | Op::Silu
+                )
+            })
+            .count()
+    }
+}
+
+fn ct_mults(r: &Report) -> u64 {
+    r.activations.iter().map(|a| a.ct_mults as u64).sum()
+}
+
+/// A pseudo-random number in [-1, 1] from a value's bits and a seed (SplitMix64).
+fn hash_unit(x: f64, seed: u64) -> f64 {
+    let mut z = x.to_bits() ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+}
+
+fn perturb(input: &Tensor, out: &mut Tensor, side: Side, noise: Noise, a: f64, seed: u64) {
+    let xs = input.to_f64_vec();
+    let mut ys = out.to_f64_vec();
+    if xs.len() != ys.len() {
+        return;
+    }
+    for (y, &x) in ys.iter_mut().zip(&xs) {
+        let hit = match side {
+            Side::Negative => x < 0.0,
+            Side::Positive => x >= 0.0,
+        };
+        if hit {
+            *y += match noise {
+                Noise::Uniform => a * hash_unit(x, seed),
+                Noise::Constant => -a,
+            };
+        }
+    }
+    if let Some(t) = Tensor::from_f64(out.shape(), ys) {
+        *out = t.cast(out.dtype());
+    }
+}
+
+/// Runs `g` on `inputs` in chunks with `hook`; returns the first output.
+fn run_chunked(
+    g: &Graph,
+    inputs: &[Tensor],
+    chunk: usize,
+    hook: &Hook<'_>,
+) -> Result<Tensor, PassError> {
+    let n = inputs.first().map(|t| t.shape()[0]).unwrap_or(0);
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let end = (start + chunk).min(n);
+        let part: Vec<Tensor> = inputs
+            .iter()
+            .map(|t| crate::pann::slice_batch(t, start, end))
+            .collect();
+        let mut out = pannc_interp::run_hooked(g, &part, &RunOptions::default(), Some(hook))
+            .map_err(interp)?;
+        parts.push(out.swap_remove(0));
+        start = end;
+    }
+    if parts.is_empty() {
+        return Err(PassError::Graph {
+            pass: "lab",
+            message: "no data".into(),
+        });
+    }
+    Ok(crate::pann::concat_batch(&parts))
+}
+
+/// Levels of a compiled graph (re-exported for callers that compile themselves).
+pub fn network_levels(g: &Graph) -> Result<usize, String> {
+    levels(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn technique_names_round_trip() {
+        for s in ["baseline", "shape", "bias", "alloc", "shape+bias", "all"] {
+            assert_eq!(Techniques::parse(s).unwrap().name(), s);
+        }
+        assert!(Techniques::parse("magic").is_err());
+    }
+
+    #[test]
+    fn hash_noise_is_uniform_and_deterministic() {
+        let v: Vec<f64> = (0..100_000)
+            .map(|i| hash_unit(i as f64 * 0.37, 7))
+            .collect();
+        assert!(v.iter().all(|x| (-1.0..=1.0).contains(x)));
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64;
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0 / 3.0).abs() < 0.01, "variance {var}");
+        assert_eq!(hash_unit(0.5, 3), hash_unit(0.5, 3));
+        assert_ne!(hash_unit(0.5, 3), hash_unit(0.5, 4));
+    }
+}
