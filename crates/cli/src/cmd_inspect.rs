@@ -12,6 +12,8 @@ pub struct InspectArgs {
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub mem: crate::load::MemoryArgs,
 }
 
 #[derive(Serialize)]
@@ -45,8 +47,8 @@ struct Report {
 }
 
 pub fn run(args: &InspectArgs) -> Result<()> {
-    let bytes = std::fs::read(&args.model)
-        .with_context(|| format!("cannot read {}", args.model.display()))?;
+    args.mem.apply()?;
+    let bytes = crate::load::read_model_file(&args.model)?;
     let ops =
         pannc_onnx::op_histogram(&bytes).with_context(|| format!("{}", args.model.display()))?;
     let mut report = Report {
@@ -61,7 +63,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         unsupported: vec![],
         error: None,
     };
-    match pannc_onnx::import(&bytes) {
+    match pannc_onnx::import_with_limits(&bytes, &crate::load::limits()?) {
         Ok(mut model) => {
             report.ir_version = model.ir_version;
             report.opset = model.graph.opset;
@@ -102,7 +104,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
                 })
                 .collect();
         }
-        Err(e) => report.error = Some(e.to_string()),
+        Err(e) => report.error = Some(crate::load::describe(&e)),
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -23,9 +23,12 @@ pub struct RunArgs {
     /// Compute in f64 (for error analysis); outputs are then f64.
     #[arg(long)]
     pub f64: bool,
+    #[command(flatten)]
+    pub mem: load::MemoryArgs,
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
+    args.mem.apply()?;
     let model = load::load_model(&args.model)?;
     let g = &model.graph;
     let mut feeds: Vec<Option<Tensor>> = vec![None; g.inputs().len()];

@@ -1,14 +1,168 @@
 //! Loading models and arrays from disk: the CLI's only file I/O besides writing outputs.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use pannc_ir::{DType, Graph, Tensor};
+use pannc_onnx::{human_bytes, Limits, OnnxError};
+use std::io::Read;
 use std::path::Path;
+use std::sync::OnceLock;
+
+/// The environment variable read when `--max-memory` is not given.
+pub const MAX_MEMORY_ENV: &str = "PANNC_MAX_MEMORY";
+
+/// `--max-memory`, shared by the commands that load models.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct MemoryArgs {
+    /// Limit on a model's constant data (weights, constants), checked before anything is
+    /// allocated: the total, and each single tensor (at most 2GiB). Units B, KiB/MiB/GiB/TiB
+    /// (also K/M/G/T) or KB/MB/GB/TB (powers of 10), e.g. 512MiB, 4GiB. Default: 4GiB, or the
+    /// PANNC_MAX_MEMORY environment variable.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+}
+
+static LIMITS: OnceLock<Limits> = OnceLock::new();
+
+impl MemoryArgs {
+    /// Sets the process's import limits from the flag, else from `PANNC_MAX_MEMORY`, else the
+    /// defaults. Call once, before loading a model.
+    pub fn apply(&self) -> Result<()> {
+        let l = match self.max_memory {
+            Some(bytes) => Limits::with_max_memory(bytes),
+            None => limits_from_env()?,
+        };
+        let _ = LIMITS.set(l);
+        Ok(())
+    }
+}
+
+fn limits_from_env() -> Result<Limits> {
+    match std::env::var(MAX_MEMORY_ENV) {
+        Ok(v) if !v.trim().is_empty() => {
+            let bytes = parse_size(&v).map_err(|e| anyhow!("{MAX_MEMORY_ENV}={v}: {e}"))?;
+            Ok(Limits::with_max_memory(bytes))
+        }
+        _ => Ok(Limits::default()),
+    }
+}
+
+/// The import limits in force: those set by [`MemoryArgs::apply`], else from
+/// `PANNC_MAX_MEMORY`, else the defaults.
+pub fn limits() -> Result<Limits> {
+    match LIMITS.get() {
+        Some(l) => Ok(*l),
+        None => limits_from_env(),
+    }
+}
+
+/// Parses a byte size: a number (decimals allowed) with an optional unit `B`, `K`/`KiB`,
+/// `M`/`MiB`, `G`/`GiB`, `T`/`TiB` (powers of 1024) or `KB`, `MB`, `GB`, `TB` (powers of
+/// 1000), case-insensitive, space allowed before the unit. Zero is refused.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        u => {
+            return Err(format!(
+                "unknown unit '{u}' in '{t}' (use e.g. 512MiB, 4GiB, 1.5GB, 1000000)"
+            ))
+        }
+    };
+    let x: f64 = num
+        .parse()
+        .map_err(|_| format!("'{t}' is not a size (use e.g. 512MiB, 4GiB, 1000000)"))?;
+    let bytes = (x * mult as f64).round();
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("'{t}' is not a usable size (1 B to 16 EiB)"));
+    }
+    Ok(bytes as u64)
+}
+
+/// The largest model file read under `limits`: twice the constant-data limit plus 16 MiB for
+/// the graph (typed integer data may take more bytes on disk than in memory), and never over
+/// 2 GiB, protobuf's limit on a message (larger ONNX models must use external data).
+pub fn max_model_file_bytes(limits: &Limits) -> u64 {
+    limits
+        .max_total_bytes
+        .saturating_mul(2)
+        .saturating_add(16 << 20)
+        .min(PROTOBUF_MAX)
+}
+
+/// Protobuf's limit on the size of a message: 2 GiB.
+const PROTOBUF_MAX: u64 = 2 << 30;
+
+/// Reads a model file, refusing (before reading it all) one larger than
+/// [`max_model_file_bytes`]. Reads through a bound, so special files (`/dev/zero`, pipes)
+/// cannot make it allocate without limit.
+pub fn read_model_file(path: &Path) -> Result<Vec<u8>> {
+    let max = max_model_file_bytes(&limits()?);
+    let too_big = |size: Option<u64>| {
+        let why = if max == PROTOBUF_MAX {
+            "protobuf's limit on a message (larger ONNX models keep their weights in external data, which pannc does not read)".to_string()
+        } else {
+            format!("what a model within the memory limit may have; raise it with --max-memory or {MAX_MEMORY_ENV}")
+        };
+        let size = match size {
+            Some(n) => format!("has {n} bytes, more than"),
+            None => "is larger than".into(),
+        };
+        anyhow!(
+            "{}: the file {size} {max} bytes ({}), {why}",
+            path.display(),
+            human_bytes(max as u128)
+        )
+    };
+    let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if let Ok(m) = f.metadata() {
+        if m.len() > max {
+            return Err(too_big(Some(m.len())));
+        }
+    }
+    let mut bytes = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(None));
+    }
+    Ok(bytes)
+}
+
+/// An import error as one line, with a hint on how to raise the limit when one was hit.
+pub fn describe(e: &OnnxError) -> String {
+    match e.kind() {
+        "too-large" | "total-too-large" | "value-too-large" => {
+            format!("{e} (raise the limit with --max-memory or {MAX_MEMORY_ENV})")
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Imports model bytes under the limits in force.
+pub fn import(path: &Path, bytes: &[u8]) -> Result<pannc_onnx::Model> {
+    pannc_onnx::import_with_limits(bytes, &limits()?)
+        .map_err(|e| anyhow!("{}: {}", path.display(), describe(&e)))
+}
 
 /// Reads an ONNX file, imports it and runs the clean-up pipeline (constant folding of shape
-/// chains, Identity/Dropout removal, dead-code elimination, type inference).
+/// chains, Identity/Dropout removal, dead-code elimination, type inference). The limits of
+/// [`limits`] apply.
 pub fn load_model(path: &Path) -> Result<pannc_onnx::Model> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut model = pannc_onnx::import(&bytes).with_context(|| format!("{}", path.display()))?;
+    let bytes = read_model_file(path)?;
+    let mut model = import(path, &bytes)?;
     canonicalize(&mut model.graph).with_context(|| format!("{}", path.display()))?;
     Ok(model)
 }
@@ -42,4 +196,41 @@ pub fn conform_dtype(name: &str, t: Tensor, want: DType) -> Result<Tensor> {
         return Ok(t.cast(want));
     }
     bail!("input '{name}' expects {want} data, got {have}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("4 gib"), Ok(4 << 30));
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("1.5GB"), Ok(1_500_000_000));
+        assert_eq!(parse_size("1MB"), Ok(1_000_000));
+        assert_eq!(parse_size("2k"), Ok(2048));
+        assert_eq!(parse_size("0.5KiB"), Ok(512));
+        for bad in [
+            "",
+            "GiB",
+            "-1GiB",
+            "4 parsecs",
+            "0",
+            "1e3",
+            "0.1B",
+            "99999999999TiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn file_cap() {
+        let l = Limits::with_max_memory(1 << 20);
+        assert_eq!(max_model_file_bytes(&l), (2 << 20) + (16 << 20));
+        assert_eq!(max_model_file_bytes(&Limits::default()), 2 << 30);
+    }
 }

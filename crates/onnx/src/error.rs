@@ -1,6 +1,7 @@
 //! Errors of import and export. Every message names what is wrong and where: the node (name
 //! and op type), the opset, the tensor or value.
 
+use crate::limits::human_bytes;
 use std::fmt;
 
 /// One node whose operator pannc cannot import.
@@ -83,13 +84,52 @@ pub enum OnnxError {
     },
     #[error("tensor '{tensor}': the element count of shape {dims:?} overflows")]
     ShapeOverflow { tensor: String, dims: Vec<i64> },
-    #[error("tensor '{tensor}': shape {dims:?} of {dtype} needs {bytes} bytes, more than the {limit}-byte limit")]
+    #[error(
+        "tensor '{tensor}': shape {dims:?} of {dtype} needs {bytes} bytes ({}), more than the per-tensor limit of {limit} bytes ({})",
+        human_bytes(*.bytes),
+        human_bytes(*.limit as u128)
+    )]
     TooLarge {
         tensor: String,
         dims: Vec<i64>,
         dtype: String,
         bytes: u128,
         limit: u64,
+    },
+    /// The tensor that brings the model's constant data over the total limit.
+    #[error(
+        "tensor '{tensor}': shape {dims:?} of {dtype} needs {bytes} bytes ({}), which brings the model's constant data to {total} bytes ({}), more than the total limit of {limit} bytes ({})",
+        human_bytes(*.bytes),
+        human_bytes(*.total),
+        human_bytes(*.limit as u128)
+    )]
+    TotalTooLarge {
+        tensor: String,
+        dims: Vec<i64>,
+        dtype: String,
+        bytes: u128,
+        total: u128,
+        limit: u64,
+    },
+    /// A declared value type (graph input/output, value_info) whose known dimensions alone
+    /// need more than the per-tensor limit (`bytes` is `None` when their product overflows).
+    #[error(
+        "value '{value}': declared shape [{shape}] of {dtype} {}, more than the per-tensor limit of {limit} bytes ({})",
+        match .bytes { Some(b) => format!("needs {b} bytes ({})", human_bytes(*b)), None => "has more elements than 64 bits can count".to_string() },
+        human_bytes(*.limit as u128)
+    )]
+    ValueTooLarge {
+        value: String,
+        shape: String,
+        dtype: String,
+        bytes: Option<u128>,
+        limit: u64,
+    },
+    #[error("{what} has rank {rank}, more than the limit of {limit} dimensions")]
+    RankTooLarge {
+        what: String,
+        rank: usize,
+        limit: usize,
     },
     #[error("tensor '{tensor}': shape {dims:?} of {dtype} promises {expected} {unit}, but the data holds {actual}")]
     DataSize {
@@ -148,6 +188,9 @@ impl OnnxError {
             OnnxError::NegativeDim { .. } => "negative-dim",
             OnnxError::ShapeOverflow { .. } => "shape-overflow",
             OnnxError::TooLarge { .. } => "too-large",
+            OnnxError::TotalTooLarge { .. } => "total-too-large",
+            OnnxError::ValueTooLarge { .. } => "value-too-large",
+            OnnxError::RankTooLarge { .. } => "rank-too-large",
             OnnxError::DataSize { .. } => "data-size",
             OnnxError::ExternalData { .. } => "external-data",
             OnnxError::UnsupportedDType { .. } => "unsupported-dtype",

@@ -2,6 +2,7 @@
 //! then parse each node (in a topological order) through the op registry.
 
 use crate::error::{OnnxError, Unsupported};
+use crate::limits::{Budget, Limits};
 use crate::ops::{self, ImportState, NameGen, ParseCtx};
 use crate::pb;
 use crate::tensor::{tensor_from_proto, type_from_proto};
@@ -179,7 +180,7 @@ fn topo_sort(nodes: &[pb::NodeProto]) -> Result<Vec<usize>, OnnxError> {
 }
 
 /// Imports a decoded model.
-pub(crate) fn import_model(m: &pb::ModelProto) -> Result<Model, OnnxError> {
+pub(crate) fn import_model(m: &pb::ModelProto, limits: &Limits) -> Result<Model, OnnxError> {
     let graph = m.graph.as_ref().ok_or(OnnxError::MissingGraph)?;
     let opsets = opset_map(m)?;
     let opset = *opsets.get("").ok_or(OnnxError::MissingOpset)?;
@@ -255,6 +256,11 @@ pub(crate) fn import_model(m: &pb::ModelProto) -> Result<Model, OnnxError> {
             }
         }
     }
+    if graph.output.is_empty() {
+        return Err(OnnxError::BadModel(
+            "the graph declares no outputs, so it computes nothing".into(),
+        ));
+    }
     for o in &graph.output {
         if !defs.contains_key(o.name()) {
             return Err(OnnxError::UndefinedOutput(o.name().to_string()));
@@ -279,6 +285,28 @@ pub(crate) fn import_model(m: &pb::ModelProto) -> Result<Model, OnnxError> {
         .map(|(n, _)| n.to_string())
         .collect();
 
+    // --- constant data: the total of every declared tensor, before the first is converted ---
+    let mut budget = Budget::new(*limits);
+    for t in &graph.initializer {
+        budget.add_proto(t, t.name())?;
+    }
+    for n in graph
+        .node
+        .iter()
+        .filter(|n| n.op_type() == "Constant" && is_default_domain(n.domain()))
+    {
+        let out = n.output.first().map(String::as_str).unwrap_or_default();
+        for a in n.attribute.iter().filter(|a| a.name() == "value") {
+            if let Some(t) = &a.t {
+                let name = match t.name() {
+                    "" => out,
+                    n => n,
+                };
+                budget.add_proto(t, name)?;
+            }
+        }
+    }
+
     // --- initializer tensors (checked before any type, so a bad tensor is named as such) -----
     let mut tensors = Vec::with_capacity(graph.initializer.len());
     for t in &graph.initializer {
@@ -286,6 +314,7 @@ pub(crate) fn import_model(m: &pb::ModelProto) -> Result<Model, OnnxError> {
             t,
             t.name(),
             index_only.contains(t.name()),
+            limits,
         )?);
     }
 
@@ -312,7 +341,7 @@ pub(crate) fn import_model(m: &pb::ModelProto) -> Result<Model, OnnxError> {
         {
             continue;
         }
-        if let Some(t) = type_from_proto(vi.r#type.as_ref(), vi.name(), &mut unnamed)? {
+        if let Some(t) = type_from_proto(vi.r#type.as_ref(), vi.name(), &mut unnamed, limits)? {
             types.insert(vi.name().to_string(), t);
         }
     }
@@ -331,6 +360,7 @@ pub(crate) fn import_model(m: &pb::ModelProto) -> Result<Model, OnnxError> {
         types,
         used,
         index_only,
+        budget,
     };
     for vi in inputs {
         let ty = st.types.get(vi.name()).cloned();

@@ -11,8 +11,10 @@
 //!   type appears in a public signature.
 //! - Hostile input gives an [`OnnxError`], never a panic, hang or huge allocation: decoding is
 //!   prost's (bounded by the input, recursion-limited); element counts use checked
-//!   multiplication; no tensor over [`MAX_TENSOR_BYTES`] is materialised; data sizes are
-//!   checked against shapes before anything is allocated.
+//!   multiplication; [`Limits`] bound every tensor (default [`MAX_TENSOR_BYTES`]), the total of
+//!   the model's constant data (default [`MAX_TOTAL_BYTES`], checked over every declared tensor
+//!   before the first is converted), declared value shapes and ranks; data sizes are checked
+//!   against shapes before anything is allocated.
 //! - The op registry (`ops/`) is organised by op family; each family file has both the parser
 //!   and the writer of its ops.
 //!
@@ -47,6 +49,7 @@ mod error;
 mod export;
 mod import;
 mod infer;
+mod limits;
 mod ops;
 mod tensor;
 
@@ -56,7 +59,7 @@ mod tests;
 pub use error::{OnnxError, Unsupported};
 pub use export::min_ir_version;
 pub use import::{MAX_OPSET, MIN_OPSET};
-pub use tensor::MAX_TENSOR_BYTES;
+pub use limits::{human_bytes, Limits, MAX_RANK, MAX_TENSOR_BYTES, MAX_TOTAL_BYTES};
 
 use pannc_ir::{Graph, Tensor};
 use prost::Message;
@@ -100,10 +103,16 @@ impl Model {
     }
 }
 
-/// Imports an ONNX model. See the crate docs for what is accepted.
+/// Imports an ONNX model with the default [`Limits`]. See the crate docs for what is accepted.
 pub fn import(bytes: &[u8]) -> Result<Model, OnnxError> {
+    import_with_limits(bytes, &Limits::default())
+}
+
+/// Imports an ONNX model, refusing (before allocating) any tensor, total of constant data,
+/// declared shape or rank over `limits`.
+pub fn import_with_limits(bytes: &[u8], limits: &Limits) -> Result<Model, OnnxError> {
     let m = import::decode_model(bytes)?;
-    import::import_model(&m)
+    import::import_model(&m, limits)
 }
 
 /// Writes a model at its own opset (`model.graph.opset`).
@@ -128,7 +137,7 @@ pub fn read_tensor(bytes: &[u8]) -> Result<(String, Tensor), OnnxError> {
         msg: import::short(e.to_string()),
     })?;
     let name = t.name().to_string();
-    let tensor = tensor::tensor_from_proto(&t, "<tensor>", false)?;
+    let tensor = tensor::tensor_from_proto(&t, "<tensor>", false, &Limits::default())?;
     Ok((name, tensor))
 }
 

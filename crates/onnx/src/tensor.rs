@@ -2,11 +2,9 @@
 //! anything is allocated.
 
 use crate::error::OnnxError;
+use crate::limits::Limits;
 use crate::pb;
 use pannc_ir::{DType, Dim, Tensor, TensorType};
-
-/// Largest tensor pannc materialises from a model: 2 GiB of element data.
-pub const MAX_TENSOR_BYTES: u64 = 2 << 30;
 
 pub(crate) const FLOAT: i32 = 1;
 pub(crate) const UINT8: i32 = 2;
@@ -78,24 +76,14 @@ pub(crate) fn element_count(tensor: &str, dims: &[i64]) -> Result<usize, OnnxErr
     Ok(n)
 }
 
-fn check_bytes(
-    tensor: &str,
-    dims: &[i64],
-    code: i32,
-    n: usize,
-    elem: usize,
-) -> Result<(), OnnxError> {
-    let bytes = n as u128 * elem as u128;
-    if bytes > MAX_TENSOR_BYTES as u128 {
-        return Err(OnnxError::TooLarge {
-            tensor: tensor.to_string(),
-            dims: dims.to_vec(),
-            dtype: dtype_name(code),
-            bytes,
-            limit: MAX_TENSOR_BYTES,
-        });
+/// Bytes per element once a tensor of element type `code` is in memory (narrow integers are
+/// widened to i64), or `None` for element types pannc never materialises.
+pub(crate) fn materialized_elem_size(code: i32) -> Option<usize> {
+    match (dtype_from_code(code), narrow_int_size(code)) {
+        (Some(d), _) => Some(d.size()),
+        (None, Some(_)) => Some(8),
+        _ => None,
     }
-    Ok(())
 }
 
 fn data_size_err(
@@ -123,7 +111,7 @@ fn from_raw<T, const SIZE: usize>(
     n: usize,
     conv: impl Fn([u8; SIZE]) -> T,
 ) -> Result<Vec<T>, OnnxError> {
-    let expected = n * SIZE; // n * SIZE <= MAX_TENSOR_BYTES was checked
+    let expected = n * SIZE; // n * 8 <= Limits::max_tensor_bytes was checked
     if raw.len() != expected {
         return Err(data_size_err(t, name, expected, raw.len(), "bytes"));
     }
@@ -171,11 +159,14 @@ fn has_raw(t: &pb::TensorProto) -> Option<&[u8]> {
 
 /// Converts a `TensorProto` to a [`Tensor`]. `what` names the tensor in errors when the proto
 /// has no name. With `widen_ints`, narrow integer types are converted to i64 (used for
-/// tensors that only serve as shape or index data); otherwise they are an error.
+/// tensors that only serve as shape or index data); otherwise they are an error. The rank and
+/// the in-memory size are checked against `limits` before anything is allocated (the total
+/// over the model is the caller's: see [`crate::limits::Budget`]).
 pub(crate) fn tensor_from_proto(
     t: &pb::TensorProto,
     fallback_name: &str,
     widen_ints: bool,
+    limits: &Limits,
 ) -> Result<Tensor, OnnxError> {
     let name = match t.name.as_deref() {
         Some(n) if !n.is_empty() => n,
@@ -193,6 +184,7 @@ pub(crate) fn tensor_from_proto(
         )));
     }
     let code = t.data_type();
+    limits.check_rank(&format!("tensor '{name}'"), t.dims.len())?;
     let n = element_count(name, &t.dims)?;
     let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
     let elem = match (dtype_from_code(code), narrow_int_size(code)) {
@@ -210,7 +202,7 @@ pub(crate) fn tensor_from_proto(
             })
         }
     };
-    check_bytes(name, &t.dims, code, n, elem)?;
+    limits.check_tensor(name, &t.dims, dtype_name(code), n as u128 * elem as u128)?;
     let raw = has_raw(t);
     let bad_shape =
         |_| OnnxError::BadModel(format!("tensor '{name}': data does not fit its shape"));
@@ -305,11 +297,14 @@ pub(crate) fn tensor_to_proto(name: &str, t: &Tensor) -> pb::TensorProto {
 
 /// Reads a value's `TypeProto`. Returns `None` when the type or its shape is absent (the IR
 /// cannot express "dtype known, rank unknown"). Unnamed unknown dimensions become
-/// `Dim::Sym("?k")` with `k` from `unnamed`, a per-graph counter.
+/// `Dim::Sym("?k")` with `k` from `unnamed`, a per-graph counter. A rank over the limit, or
+/// known dimensions whose product alone needs more than the per-tensor limit (or overflows),
+/// is an error: such a value could never be computed.
 pub(crate) fn type_from_proto(
     tp: Option<&pb::TypeProto>,
     value: &str,
     unnamed: &mut usize,
+    limits: &Limits,
 ) -> Result<Option<TensorType>, OnnxError> {
     use pb::type_proto::Value;
     let Some(tp) = tp else { return Ok(None) };
@@ -342,6 +337,7 @@ pub(crate) fn type_from_proto(
     let Some(shape) = &t.shape else {
         return Ok(None);
     };
+    limits.check_rank(&format!("value '{value}'"), shape.dim.len())?;
     let mut dims = Vec::with_capacity(shape.dim.len());
     for d in &shape.dim {
         use pb::tensor_shape_proto::dimension::Value as D;
@@ -359,6 +355,25 @@ pub(crate) fn type_from_proto(
                 *unnamed += 1;
                 Dim::Sym(format!("?{k}"))
             }
+        });
+    }
+    let known = dims
+        .iter()
+        .try_fold(dtype.size() as u128, |acc, d| match d {
+            Dim::Known(n) => acc.checked_mul(*n as u128),
+            Dim::Sym(_) => Some(acc),
+        });
+    if known.is_none_or(|b| b > limits.max_tensor_bytes as u128) {
+        return Err(OnnxError::ValueTooLarge {
+            value: value.to_string(),
+            shape: dims
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            dtype: dtype_name(code),
+            bytes: known,
+            limit: limits.max_tensor_bytes,
         });
     }
     Ok(Some(TensorType::new(dtype, dims)))

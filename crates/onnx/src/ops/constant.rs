@@ -2,7 +2,7 @@
 
 use super::{a_int, a_tensor, OpDef, ParseCtx, WriteCtx};
 use crate::error::OnnxError;
-use crate::tensor::{code_of, dtype_from_code, dtype_name, tensor_from_proto};
+use crate::tensor::{code_of, dtype_from_code, dtype_name, element_count, tensor_from_proto};
 use pannc_ir::{Op, Tensor};
 
 pub(crate) const OPS: &[OpDef] = &[
@@ -65,7 +65,7 @@ fn parse_constant(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
                 .tensor_attr("value")?
                 .ok_or_else(|| ctx.err("attribute 'value' holds no tensor"))?;
             let widen = ctx.st.index_only.contains(&out);
-            tensor_from_proto(tp, &out, widen)?
+            tensor_from_proto(tp, &out, widen, &ctx.st.budget.limits)?
         }
         "value_float" => Tensor::scalar_f32(ctx.float("value_float")?.unwrap_or_default()),
         "value_floats" => {
@@ -111,7 +111,7 @@ fn parse_cos(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
         }
         Some(tp) => {
             let fallback = format!("{}.value", ctx.name);
-            let t = tensor_from_proto(tp, &fallback, false)?;
+            let t = tensor_from_proto(tp, &fallback, false, &ctx.st.budget.limits)?;
             if t.len() != 1 {
                 return Err(ctx.err(format!(
                     "attribute 'value' must hold one element, holds {}",
@@ -129,9 +129,19 @@ fn parse_cos(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
                 shape.shape()
             )));
         }
-        if let Some(d) = shape.to_i64_vec().into_iter().find(|&d| d < 0) {
+        let dims = shape.to_i64_vec();
+        if let Some(d) = dims.iter().find(|&&d| d < 0) {
             return Err(ctx.err(format!("the shape input has negative dimension {d}")));
         }
+        // Constant folding will materialise the output: it counts as constant data.
+        let out = ctx.output_name(0).unwrap_or(&ctx.name).to_string();
+        let limits = ctx.st.budget.limits;
+        limits.check_rank(&format!("tensor '{out}'"), dims.len())?;
+        let n = element_count(&out, &dims)?;
+        let bytes = n as u128 * value.dtype().size() as u128;
+        let dtype = dtype_name(code_of(value.dtype()));
+        limits.check_tensor(&out, &dims, dtype.clone(), bytes)?;
+        ctx.st.budget.add(&out, &dims, dtype, bytes)?;
     }
     ctx.emit(Op::ConstantOfShape { value }, &[s])?;
     Ok(())

@@ -99,6 +99,10 @@ pub(crate) struct ImportState {
     pub used: HashSet<String>,
     /// Names whose every use is as shape or index data (narrow integers may widen to i64).
     pub index_only: HashSet<String>,
+    /// The limits of this import and the running total of constant data (initializers and
+    /// `Constant` values are counted before nodes are parsed; parsers add what they
+    /// materialise later, such as `ConstantOfShape` outputs of a constant shape).
+    pub(crate) budget: crate::limits::Budget,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -280,7 +280,7 @@ fn prost_and_rust_protobuf_agree_on_real_models() {
         let gb = b.graph.0.as_deref().unwrap();
         for (ta, tb) in ga.initializer.iter().zip(&gb.initializer) {
             if let Some(expect) = theirs_values(tb) {
-                let t = crate::tensor::tensor_from_proto(ta, "", false)
+                let t = crate::tensor::tensor_from_proto(ta, "", false, &crate::Limits::default())
                     .unwrap_or_else(|e| panic!("{}: initializer {}: {e}", p.display(), ta.name()));
                 assert_eq!(
                     t.shape().iter().map(|&d| d as i64).collect::<Vec<_>>(),
