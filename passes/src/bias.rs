@@ -24,6 +24,9 @@ pub struct BiasCorrect;
 /// Calibration samples per interpreter call.
 const CHUNK: usize = 256;
 
+/// Measure-and-correct rounds.
+const ROUNDS: usize = 2;
+
 impl Pass for BiasCorrect {
     fn name(&self) -> &'static str {
         "bias-correct"
@@ -59,16 +62,26 @@ impl Pass for BiasCorrect {
                 return Err(self.node_err(g, *id, format!("no exact form for '{}'", p.function)));
             }
         }
-        // Layer by layer, in topological order: each mean is measured with the corrections
-        // of the layers before it already in place (they change what this layer sees).
+        // Two rounds: the first measures every layer on the uncorrected network, the second
+        // re-measures each layer on inputs shifted by the first round's corrections and
+        // replaces its correction (a layer-by-layer sweep costs one run per activation).
+        let xs: Vec<_> = polys
+            .iter()
+            .map(|(id, _)| g.node(*id).inputs()[0])
+            .collect();
+        let mut total: Vec<f64> = vec![0.0; polys.len()];
+        // Correction in place per polynomial: a later round replaces it (applies the change),
+        // since the polynomial's own error is still there to be measured.
+        let mut applied: Vec<Vec<f64>> = vec![Vec::new(); polys.len()];
         let mut changed = false;
-        for (id, p) in &polys {
-            let x = g.node(*id).inputs()[0];
-            let mut acc: Vec<(f64, usize)> = Vec::new();
-            observe(g, &cx.calib, &[x], CHUNK, |_, t| {
+        for _round in 0..ROUNDS {
+            let mut acc: Vec<Vec<(f64, usize)>> = vec![Vec::new(); polys.len()];
+            observe(g, &cx.calib, &xs, CHUNK, |k, t| {
+                let p = &polys[k].1;
                 let shape = t.shape();
                 let c = shape.get(1).copied().unwrap_or(1).max(1);
                 let inner: usize = shape.iter().skip(2).product::<usize>().max(1);
+                let acc = &mut acc[k];
                 if acc.is_empty() {
                     acc.resize(c, (0.0, 0));
                 }
@@ -85,24 +98,35 @@ impl Pass for BiasCorrect {
                 }
             })
             .map_err(|e| self.graph_err(format!("calibration run failed: {e}")))?;
-            let means: Vec<f64> = acc.iter().map(|&(s, n)| s / n.max(1) as f64).collect();
-            let largest = means.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            if largest == 0.0 || !largest.is_finite() {
-                continue;
+            for (k, ((id, _), acc)) in polys.iter().zip(&acc).enumerate() {
+                let means: Vec<f64> = acc.iter().map(|&(s, n)| s / n.max(1) as f64).collect();
+                let largest = means.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                if largest == 0.0 || !largest.is_finite() {
+                    continue;
+                }
+                let delta: Vec<f64> = if applied[k].len() == means.len() {
+                    means.iter().zip(&applied[k]).map(|(a, b)| a - b).collect()
+                } else {
+                    means.clone()
+                };
+                applied[k] = means;
+                let rank = g
+                    .value(g.node(*id).outputs()[0])
+                    .ty
+                    .as_ref()
+                    .map(|t| t.rank())
+                    .unwrap_or(2);
+                self.correct(g, *id, &delta, rank)
+                    .map_err(|e| self.node_err(g, *id, e))?;
+                total[k] = largest;
+                changed = true;
             }
-            let rank = g
-                .value(g.node(*id).outputs()[0])
-                .ty
-                .as_ref()
-                .map(|t| t.rank())
-                .unwrap_or(2);
-            self.correct(g, *id, &means, rank)
-                .map_err(|e| self.node_err(g, *id, e))?;
+        }
+        for ((id, _), t) in polys.iter().zip(&total) {
             let name = g.node(*id).name.trim_end_matches(".poly").to_string();
             if let Some(a) = cx.report.activations.iter_mut().find(|a| a.node == name) {
-                a.bias_correction = Some(largest);
+                a.bias_correction = (*t > 0.0).then_some(*t);
             }
-            changed = true;
         }
         Ok(changed)
     }
@@ -141,6 +165,25 @@ impl BiasCorrect {
             }
             return Ok(());
         }
+        let base = g.node(id).name.trim_end_matches(".poly").to_string();
+        if let [(u, 0)] = users.as_slice() {
+            // A second round: add to the correction this pass already placed.
+            let node = g.node(*u);
+            if node.name == format!("{base}.bias_correct") && matches!(node.op, Op::Sub) {
+                let cv = node.inputs()[1];
+                if let Some(old) = g.constant(cv).cloned() {
+                    let sum: Vec<f64> =
+                        old.to_f64_vec().iter().zip(m).map(|(a, b)| a + b).collect();
+                    let t = Tensor::from_f64(old.shape(), sum)
+                        .ok_or("correction shape")?
+                        .cast(old.dtype());
+                    let name = unique_name(g, format!("{base}.bias_correction"));
+                    let c = g.add_constant(name, t).map_err(|e| e.to_string())?;
+                    g.set_input(*u, 1, c).map_err(|e| e.to_string())?;
+                    return Ok(());
+                }
+            }
+        }
         let mut shape = vec![m.len()];
         shape.extend(std::iter::repeat_n(1, rank.saturating_sub(2)));
         let dtype = g
@@ -152,7 +195,6 @@ impl BiasCorrect {
         let t = Tensor::from_f64(&shape, m.to_vec())
             .ok_or("correction shape")?
             .cast(dtype);
-        let base = g.node(id).name.trim_end_matches(".poly").to_string();
         let cname = unique_name(g, format!("{base}.bias_correction"));
         let c = g.add_constant(cname, t).map_err(|e| e.to_string())?;
         let z = g

@@ -220,7 +220,15 @@ impl Lab {
         data: Vec<Tensor>,
         labels: Vec<i64>,
     ) -> Result<Lab, PassError> {
-        Pipeline::cleanup().run(&mut backbone)?;
+        // Clean up and recognise exported activation subgraphs (GELU's Erf form, SiLU), so
+        // sensitivity perturbs whole activations.
+        Pipeline::new(vec![
+            Box::new(crate::RemoveIdentity),
+            Box::new(crate::ConstFold),
+            Box::new(crate::Recognize),
+            Box::new(crate::Dce),
+        ])
+        .run(&mut backbone)?;
         let chunk = 512;
         let run = |x: &[Tensor]| -> Result<Tensor, PassError> {
             let sim = simulate(&backbone, x, chunk).map_err(interp)?;
