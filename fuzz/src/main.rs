@@ -8,6 +8,7 @@
 //! Targets: `onnx`, `npy` (src/targets.rs). See README.md.
 
 mod cov;
+mod proto;
 mod targets;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -498,7 +499,7 @@ fn main() -> ExitCode {
     }
     match cmd {
         "fuzz" => supervise(&argv, &args, &findings, &work),
-        "child" => child(f, max_len, &args, &findings, &work),
+        "child" => child(f, max_len, target == "onnx", &args, &findings, &work),
         "replay" => {
             install_hook();
             let mut bad = 0;
@@ -635,7 +636,16 @@ fn supervise(argv: &[String], args: &Args, findings: &Path, work: &Path) -> Exit
     ExitCode::SUCCESS
 }
 
-fn child(f: fn(&[u8]), max_len: usize, args: &Args, findings: &Path, work: &Path) -> ExitCode {
+/// `structured`: half of the mutations are protobuf-aware (`proto::mutate`), for the `onnx`
+/// target.
+fn child(
+    f: fn(&[u8]),
+    max_len: usize,
+    structured: bool,
+    args: &Args,
+    findings: &Path,
+    work: &Path,
+) -> ExitCode {
     install_hook();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.secs);
@@ -706,7 +716,9 @@ fn child(f: fn(&[u8]), max_len: usize, args: &Args, findings: &Path, work: &Path
             let j = rng.below(corpus.len());
             let mut data = corpus[i].clone();
             let other = if i != j { corpus[j].as_slice() } else { &[] };
-            mutate(&mut rng, &mut data, other, max_len);
+            if !(structured && rng.below(2) == 0 && proto::mutate(&mut rng, &mut data, max_len)) {
+                mutate(&mut rng, &mut data, other, max_len);
+            }
             execs.fetch_add(1, Ordering::Relaxed);
             if let Outcome::Ok { new_cov: true } = r.run(&data) {
                 let _ = std::fs::write(

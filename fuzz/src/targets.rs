@@ -2,10 +2,17 @@
 
 use pannc::ir::verify;
 
-/// ONNX bytes → import → `verify` → `infer_types` → clean-up pipeline → `verify` again.
-/// Errors are fine; a panic (or a clean-up result that fails `verify`) is a finding.
+/// The import limits of the `onnx` target: 256 MiB of constant data, well under the fuzzer's
+/// 1 GiB allocation oracle, so that an allocation above the oracle means something escaped
+/// the limits.
+pub const ONNX_MAX_MEMORY: u64 = 256 << 20;
+
+/// ONNX bytes → import (with [`ONNX_MAX_MEMORY`]) → `verify` → `infer_types` → clean-up
+/// pipeline → `verify` again. Errors are fine; a panic (or a clean-up result that fails
+/// `verify`) is a finding.
 pub fn onnx(data: &[u8]) {
-    let Ok(model) = pannc::onnx::import(data) else {
+    let limits = pannc::onnx::Limits::with_max_memory(ONNX_MAX_MEMORY);
+    let Ok(model) = pannc::onnx::import_with_limits(data, &limits) else {
         return;
     };
     let mut g = model.graph;
