@@ -242,6 +242,45 @@ fn compile_is_deterministic_across_runs_and_thread_counts() {
     assert!(a.0 == c.0 && a.1 == c.1, "1 vs 2 threads differ");
 }
 
+/// The CKKS circuit (gelu_digits MLP, bootstraps placed for a 10-level budget) is
+/// byte-identical run twice and with 1 vs 2 threads.
+#[test]
+fn circuit_is_deterministic_across_runs_and_thread_counts() {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let run = |tag: &str, threads: &str| {
+        let circuit = tmp.join(format!("det-circuit-{tag}.json"));
+        let out = Command::new(env!("CARGO_BIN_EXE_pannc"))
+            .current_dir(root())
+            .env("RAYON_NUM_THREADS", threads)
+            .args([
+                "compile",
+                "fixtures/gelu_digits/model.onnx",
+                "--calib",
+                "fixtures/gelu_digits/calib_x.npy",
+                "--max-level",
+                "10",
+                "--circuit",
+                circuit.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(circuit).unwrap()
+    };
+    let a = run("a", "2");
+    let c: serde_json::Value = serde_json::from_slice(&a).unwrap();
+    assert!(
+        c["bootstraps"].as_array().is_some_and(|b| !b.is_empty()),
+        "expected bootstraps under --max-level 10"
+    );
+    assert!(a == run("b", "2"), "two runs differ");
+    assert!(a == run("c", "1"), "1 vs 2 threads differ");
+}
+
 /// `pannc compile --help` names every pass `--passes` accepts.
 #[test]
 fn compile_help_lists_every_pass() {
