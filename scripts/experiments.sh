@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates docs/experiments.md and its data and plots (docs/experiments/): for every fixture,
-# `pannc eval` over α = 5..12 with each accuracy technique, `pannc sensitivity` at α = 6 with
+# `pannc eval` over α = 5..10 with each accuracy technique, `pannc sensitivity` at α = 6 with
 # uniform and constant noise, then scripts/experiments_report.py writes the markdown.
 # Uses the fixtures' committed test subsets (1 000 images) so it runs anywhere in ~30 min on
 # 2 cores. Optional: FULL_X/FULL_Y (.npy, e.g. the full Fashion-MNIST test set made by
@@ -15,7 +15,7 @@ for f in resnet_fmnist resnet_fmnist_mixup maxpool_mnist gelu_digits; do
   d=fixtures/$f
   args=("$d/model.onnx" --data "$d/test_x.npy" --labels "$d/test_y.npy" --calib "$d/calib_x.npy" -q)
   echo "== $f: eval" >&2
-  "$P" eval "${args[@]}" --alpha 5..12 --techniques baseline,shape,bias,shape+bias,alloc,all \
+  "$P" eval "${args[@]}" --alpha 5..10 --techniques baseline,shape,bias,shape+bias,alloc,all \
     --budget 0.5% --json --plot "$OUT/$f.svg" > "$OUT/$f.eval.json"
   for noise in uniform constant; do
     echo "== $f: sensitivity ($noise)" >&2

@@ -18,7 +18,9 @@ ORDER = ["baseline", "shape", "bias", "shape+bias", "alloc", "all"]
 
 def load(name):
     p = os.path.join(DATA, name)
-    return json.load(open(p)) if os.path.exists(p) else None
+    if not os.path.exists(p) or os.path.getsize(p) == 0:
+        return None
+    return json.load(open(p))
 
 
 def pct(x):
@@ -67,8 +69,9 @@ def alloc_text(e):
         r = next((r for r in e["results"] if r["techniques"] == name and r["alpha"] == top), None)
         u = next((r for r in e["results"] if r["techniques"] == ("baseline" if name == "alloc" else "shape+bias")
                   and r["alpha"] == ua), None) if ua else None
-        s = "- `%s` (budget %.2f%% disagreement on %d calibration images): %d levels, %d ct×ct, %d trials" % (
-            name, 100 * al["budget"], e["calib_samples"], al["levels"], al["ct_mults"], al["trials"])
+        s = ("- `%s` (budget %.2f%%: at most %.2f%% disagreement with the backbone on %d calibration images): "
+             "%d levels, %d ct×ct, %d trials") % (
+            name, 100 * al["budget"], 50 * al["budget"], e["calib_samples"], al["levels"], al["ct_mults"], al["trials"])
         if ua:
             s += "; smallest uniform α meeting the budget: %d → %d levels" % (ua, al["uniform_levels"])
         if r:
@@ -76,7 +79,7 @@ def alloc_text(e):
                 pct(r["top1"]), 100 * (e["backbone_top1"] - r["top1"]))
         if u:
             s += ", uniform α=%d %s%% (drop %.2f points)" % (ua, pct(u["top1"]), 100 * (e["backbone_top1"] - u["top1"]))
-        s += ". α per activation: " + ", ".join("%s=%d" % (k.split("/")[-2] if k.count("/") > 1 else k, v)
+        s += ". α per activation: " + ", ".join("%s=%d" % ("/".join(k.split("/")[-3:-1]) if k.count("/") > 2 else k, v)
                                                 for k, v in sorted(al["alphas"].items())) + "."
         out.append(s)
     return "\n".join(out)
@@ -127,7 +130,7 @@ def main():
         parts.append("## %s\n" % f)
         parts.append("Backbone top-1 %s%% on %d test images; calibration: %d training images. %s\n" % (
             pct(e["backbone_top1"]), e["samples"], e["calib_samples"], norms_line(e)))
-        parts.append("Top-1 (%%) by precision α and technique:\n\n" + eval_table(e) + "\n")
+        parts.append("Top-1 (%) by precision α and technique:\n\n" + eval_table(e) + "\n")
         parts.append("![top-1 vs α](experiments/%s.svg)\n" % f)
         parts.append(gain_line(e) + "\n")
         a = alloc_text(e)

@@ -24,6 +24,7 @@ mod maxpool;
 pub mod pann;
 mod recognize;
 mod scales;
+pub mod seams;
 pub mod shaping;
 mod softmax;
 mod util;

@@ -63,6 +63,11 @@ pub struct CompileArgs {
     /// layer boundaries, refreshing the fewest ciphertexts (circuit format version 2).
     #[arg(long, value_name = "L")]
     pub max_level: Option<u32>,
+    /// Plan every activation's polynomial as a CKKS circuit and check its levels with
+    /// equality saturation (egg, under node/iteration/time limits): levels planned, the
+    /// per-stage bound Σ⌈log2(dᵢ+1)⌉ (+1 for ×x), the semantic bound ⌈log2(D+1)⌉, the distance.
+    #[arg(long)]
+    pub prove_levels: bool,
     /// Where to write the JSON compile report.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -171,7 +176,18 @@ pub fn run(a: &CompileArgs) -> Result<()> {
     summarize(&report);
     eprintln!("compiled in {:.2} s", t0.elapsed().as_secs_f64());
 
+    let levels = if a.prove_levels {
+        let l = pannc_passes::seams::activation_levels(&graph, &pannc_eqsat::Limits::default())
+            .map_err(anyhow::Error::msg)?;
+        summarize_levels(&l);
+        Some(l)
+    } else {
+        None
+    };
     let mut json = serde_json::json!({ "model": a.model.display().to_string(), "alpha": a.alpha, "degree": a.degree, "margin": a.margin, "compile": &report });
+    if let Some(l) = &levels {
+        json["activation_levels"] = serde_json::to_value(l)?;
+    }
     if let Some(x) = &a.check {
         let x = check_input(&graph, load::read_npy(x)?, "--check")?;
         let backbone = pann::simulate(&model.graph, std::slice::from_ref(&x), 500)?.outputs;
@@ -374,6 +390,36 @@ fn summarize(r: &pannc_passes::Report) {
     }
     for n in &r.notes {
         eprintln!("note: {n}");
+    }
+}
+
+fn summarize_levels(l: &[pannc_passes::seams::ActivationLevels]) {
+    eprintln!(
+        "{:<28} {:<10} {:>7} {:>7} {:>8} {:>5} {:>8} {:>14}  egg stop",
+        "activation",
+        "degrees",
+        "planned",
+        "bound",
+        "semantic",
+        "egg",
+        "distance",
+        "ct×ct plan/egg"
+    );
+    for r in l {
+        let degs: Vec<String> = r.degrees.iter().map(|d| d.to_string()).collect();
+        eprintln!(
+            "{:<28} {:<10} {:>7} {:>7} {:>8} {:>5} {:>8} {:>14}  {} ({:.2} s)",
+            truncate(&r.node, 28),
+            degs.join(","),
+            r.planned,
+            r.stage_bound,
+            r.semantic_bound.map_or("-".into(), |b| b.to_string()),
+            r.after_egg,
+            r.distance,
+            format!("{}/{}", r.ct_mults_planned, r.ct_mults_after_egg),
+            r.egg_stop,
+            r.egg_seconds
+        );
     }
 }
 

@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 ///   bias      bias correction: each channel's mean approximation error on the calibration
 ///             data is subtracted / folded into the next bias (zero extra levels)
 ///   alloc     per-layer α: the fewest levels whose top-1 disagrees with the backbone on at
-///             most --budget of the calibration samples; α in the sweep is then an upper bound
+///             most half of --budget of the calibration samples (the other half is margin for
+///             sampling error); α in the sweep is then an upper bound
 ///   all       shape+bias+alloc
 ///
 /// Examples:
@@ -52,8 +53,8 @@ pub struct EvalArgs {
     /// Technique sets to compare, comma-separated (see above).
     #[arg(long, default_value = "baseline,all")]
     pub techniques: String,
-    /// Accuracy budget of `alloc`: largest disagreement with the backbone on the calibration
-    /// set, as a percentage (0.5%) or a fraction (0.005).
+    /// Accuracy budget of `alloc`, as a percentage (0.5%) or a fraction (0.005): the allocation
+    /// keeps its disagreement with the backbone on the calibration set within half of it.
     #[arg(long, default_value = "0.5%")]
     pub budget: String,
     /// Degree of the minimax polynomial for smooth activations.

@@ -167,10 +167,60 @@ pub fn load_model(path: &Path) -> Result<pannc_onnx::Model> {
     Ok(model)
 }
 
+/// Type inference, the clean-up pipeline, type inference again, then [`check_value_sizes`]
+/// under the limits in force.
 pub fn canonicalize(g: &mut Graph) -> Result<()> {
     pannc_interp::infer_types(g)?;
     pannc_passes::Pipeline::cleanup().run(g)?;
     pannc_interp::infer_types(g)?;
+    check_value_sizes(g, &limits()?)
+}
+
+/// Refuses a graph in which some node's output has an inferred shape whose known dimensions
+/// alone (per sample when the batch is symbolic) need more than the per-tensor limit: running
+/// it would allocate that much (a 173-byte model whose Conv pads a 4×4 input by 32000 asks
+/// for 4 GiB). Values whose size depends on data are left to the interpreter's own bound.
+pub fn check_value_sizes(g: &Graph, limits: &Limits) -> Result<()> {
+    for id in g.node_ids() {
+        let node = g.node(id);
+        for &v in node.outputs() {
+            let val = g.value(v);
+            let Some(ty) = &val.ty else { continue };
+            let mut symbolic = false;
+            let bytes = ty
+                .shape
+                .iter()
+                .try_fold(ty.dtype.size() as u128, |acc, d| match d {
+                    pannc_ir::Dim::Known(n) => acc.checked_mul(*n as u128),
+                    pannc_ir::Dim::Sym(_) => {
+                        symbolic = true;
+                        Some(acc)
+                    }
+                });
+            if bytes.is_some_and(|b| b <= limits.max_tensor_bytes as u128) {
+                continue;
+            }
+            let shape: Vec<String> = ty.shape.iter().map(|d| d.to_string()).collect();
+            let need = match bytes {
+                Some(b) => format!(
+                    "needs {b} bytes ({}){}",
+                    human_bytes(b),
+                    if symbolic { " per sample" } else { "" }
+                ),
+                None => "has more elements than 64 bits can count".into(),
+            };
+            bail!(
+                "value '{}' (output of node '{}', {}): shape [{}] of {} {need}, more than the per-tensor limit of {} bytes ({}) (raise the limit with --max-memory or {MAX_MEMORY_ENV})",
+                val.name,
+                node.name,
+                node.op.name(),
+                shape.join(", "),
+                ty.dtype,
+                limits.max_tensor_bytes,
+                human_bytes(limits.max_tensor_bytes as u128)
+            );
+        }
+    }
     Ok(())
 }
 

@@ -109,6 +109,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ("bogus_length", "cannot decode"),
     ("constant_node_huge", "per-tensor limit"),
     ("constant_of_shape_huge", "per-tensor limit"),
+    (
+        "conv_pad_huge_output_computed",
+        "value 'y' (output of node 'conv_pad', Conv): shape [N, 1, 32004, 32004]",
+    ),
     ("cycle", "cycle"),
     ("dangling_input", "ghost"),
     ("deep_nesting", "recursion limit"),

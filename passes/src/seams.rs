@@ -1,0 +1,95 @@
+//! Levels per activation, planned and then checked by equality saturation.
+//!
+//! For every polynomial of a compiled graph, the planner's circuit for the whole activation
+//! (input already normalised by range control, `×½`, the final `×x` of sign-based combines and
+//! the output scale folded into coefficients) is handed to egg ([`pannc_eqsat::optimize`],
+//! always under node/iteration/time limits). The report says how many levels the plan uses,
+//! the per-stage bound `Σ⌈log2(dᵢ+1)⌉ (+1 for the final product)`, the semantic lower bound
+//! of the circuit's polynomial (`⌈log2(D+1)⌉` of its total degree D; below the per-stage
+//! bound for compositions), what egg found and why it stopped. Identical polynomials (all
+//! ReLUs at one α share a composite) are checked once.
+
+use pannc_eqsat::{optimize, Limits};
+use pannc_fhe::{plan_composite, Combine, Interval, PlanOptions, Stage};
+use pannc_ir::{Graph, Op, Poly, PolyCombine};
+
+/// What the level check found for one activation.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ActivationLevels {
+    pub node: String,
+    pub function: String,
+    pub degrees: Vec<usize>,
+    /// Levels of the planner's circuit.
+    pub planned: u32,
+    /// `Σ⌈log2(dᵢ+1)⌉`, plus one for a sign-based combine.
+    pub stage_bound: u32,
+    /// `⌈log2(D+1)⌉` for the circuit's total degree D (no circuit can do better).
+    pub semantic_bound: Option<u32>,
+    /// Levels after equality saturation (never more than planned).
+    pub after_egg: u32,
+    pub ct_mults_planned: u32,
+    pub ct_mults_after_egg: u32,
+    /// `after_egg − stage_bound`.
+    pub distance: i64,
+    pub egg_stop: String,
+    pub egg_seconds: f64,
+}
+
+/// Checks every polynomial of `g` (see the module doc). Clip polynomials are skipped (the
+/// planner has no combine for them).
+pub fn activation_levels(g: &Graph, limits: &Limits) -> Result<Vec<ActivationLevels>, String> {
+    let order = g.topo_order().map_err(|e| e.to_string())?;
+    let mut seen: Vec<(Poly, ActivationLevels)> = Vec::new();
+    let mut out = Vec::new();
+    for id in order {
+        let Op::Poly(p) = &g.node(id).op else {
+            continue;
+        };
+        let node = g.node(id).name.trim_end_matches(".poly").to_string();
+        let same = |q: &Poly| q.stages == p.stages && q.combine == p.combine;
+        if let Some((_, r)) = seen.iter().find(|(q, _)| same(q)) {
+            out.push(ActivationLevels { node, ..r.clone() });
+            continue;
+        }
+        let combine = match p.combine {
+            PolyCombine::Identity => Combine::None,
+            PolyCombine::Relu | PolyCombine::LeakyRelu { .. } => Combine::Relu,
+            PolyCombine::Clip { .. } => continue,
+        };
+        let stages: Vec<Stage> = p
+            .stages
+            .iter()
+            .map(|s| {
+                Ok(Stage {
+                    coeffs: s.coeffs.clone(),
+                    interval: Interval::new(s.lo, s.hi).map_err(|e| format!("{node}: {e}"))?,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        let opts = PlanOptions {
+            name: Some(node.clone()),
+            output_scale: p.out_scale,
+            ..PlanOptions::default()
+        };
+        let c = plan_composite(&stages, combine, &opts).map_err(|e| format!("{node}: {e}"))?;
+        let (o, r) = optimize(&c, limits).map_err(|e| format!("{node}: {e}"))?;
+        let stage_bound = p.depth() as u32;
+        let rep = ActivationLevels {
+            node,
+            function: p.function.clone(),
+            degrees: p.degrees(),
+            planned: c.depth,
+            stage_bound,
+            semantic_bound: r.lower_bound,
+            after_egg: o.depth,
+            ct_mults_planned: c.stats.ct_ct_mults,
+            ct_mults_after_egg: o.stats.ct_ct_mults,
+            distance: o.depth as i64 - stage_bound as i64,
+            egg_stop: r.stop_reason.to_string(),
+            egg_seconds: r.seconds,
+        };
+        seen.push(((**p).clone(), rep.clone()));
+        out.push(rep);
+    }
+    Ok(out)
+}
