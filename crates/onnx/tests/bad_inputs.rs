@@ -1,6 +1,6 @@
 //! Every file of fixtures/bad/ fails to import with the error fixtures/bad/README.md promises
-//! (but the two `reshape_*_computed` files, whose bad shape only appears when the clean-up
-//! pipeline folds it; `pannc` refuses them, see crates/cli/tests/hostile.rs).
+//! (but the `*_computed` files, whose problem only appears when constants are folded and shapes
+//! inferred after import; `pannc` refuses them, see crates/cli/tests/hostile.rs).
 
 use pannc_onnx::{import, OnnxError};
 use std::path::PathBuf;
@@ -490,14 +490,15 @@ fn constant_of_shape_huge() {
     );
 }
 
-/// The Reshape shapes of these two are computed from `Shape(x)` by constant folding, after
-/// import (in the clean-up pipeline): import itself succeeds. `pannc` refuses them (tests in
-/// crates/cli/tests/hostile.rs).
+/// The Reshape shapes of the first two are computed from `Shape(x)` by constant folding, after
+/// import (in the clean-up pipeline); the third one's huge output size comes from shape
+/// inference: import itself succeeds. `pannc` refuses them (crates/cli/tests/hostile.rs).
 #[test]
-fn reshape_computed_import_fine() {
+fn computed_problems_import_fine() {
     for name in [
         "reshape_negative_computed.onnx",
         "reshape_overflow_computed.onnx",
+        "conv_pad_huge_output_computed.onnx",
     ] {
         let bytes = std::fs::read(dir().join(name)).unwrap();
         assert!(import(&bytes).is_ok(), "{name}");
@@ -519,7 +520,7 @@ fn every_fixture_is_covered() {
                 readme.contains(&format!("| {name} |")),
                 "{name} is not in README.md"
             );
-            let computed = name.starts_with("reshape_") && name.ends_with("_computed.onnx");
+            let computed = name.ends_with("_computed.onnx");
             assert_eq!(
                 import(&std::fs::read(dir().join(&name)).unwrap()).is_err(),
                 !computed,
