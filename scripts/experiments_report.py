@@ -79,8 +79,7 @@ def alloc_text(e):
                 pct(r["top1"]), 100 * (e["backbone_top1"] - r["top1"]))
         if u:
             s += ", uniform α=%d %s%% (drop %.2f points)" % (ua, pct(u["top1"]), 100 * (e["backbone_top1"] - u["top1"]))
-        s += ". α per activation: " + ", ".join("%s=%d" % ("/".join(k.split("/")[-3:-1]) if k.count("/") > 2 else k, v)
-                                                for k, v in sorted(al["alphas"].items())) + "."
+        s += ". α per activation: " + ", ".join("`%s`=%d" % (k, v) for k, v in sorted(al["alphas"].items())) + "."
         out.append(s)
     return "\n".join(out)
 

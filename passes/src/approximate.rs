@@ -101,7 +101,7 @@ impl Pass for Approximate {
             }
             .max(MIN_BOUND);
             let name = g.node(id).name.clone();
-            let (mut poly, approx, method) = self.build(g, id, &op, bound, cx, &mut *cache)?;
+            let (mut poly, approx, method) = self.build(g, id, &op, bound, cx, &mut cache)?;
             let mut shaped_flag = false;
             let mut max_error = None;
             if cx.policy.shape {
