@@ -226,13 +226,13 @@ fn fold_target(g: &Graph, u: NodeId, channels: usize) -> bool {
     match &node.op {
         Op::Gemm {
             trans_a: false,
+            trans_b,
             beta,
             ..
         } => {
-            bias_ok
-                && *beta != 0.0
-                && w.shape().len() == 2
-                && (w.shape()[0] == channels || w.shape()[1] == channels)
+            // B' = B (or Bᵀ) is [k, n]; the shift is folded along k, which must be the channels.
+            let k = w.shape().get(usize::from(*trans_b)).copied();
+            bias_ok && *beta != 0.0 && w.shape().len() == 2 && k == Some(channels)
         }
         Op::Conv { window, group: 1 } => {
             bias_ok
@@ -318,4 +318,139 @@ fn fold_into(g: &mut Graph, u: NodeId, m: &[f64]) -> Result<(), String> {
         g.set_inputs(u, &ins).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pannc_interp::RunOptions;
+    use pannc_ir::{DType, Dim, PolyStage, TensorType};
+
+    /// x → Poly → Gemm (or Conv 1×1), with the correction either folded into the reader's
+    /// bias or kept as a subtraction: both must compute the same function.
+    fn graph(reader: &str) -> (Graph, NodeId) {
+        let mut g = Graph::new("t", 17);
+        let (c, shape) = if reader == "gemm" {
+            (3, vec![Dim::Sym("N".into()), Dim::Known(3)])
+        } else {
+            (
+                3,
+                vec![
+                    Dim::Sym("N".into()),
+                    Dim::Known(3),
+                    Dim::Known(2),
+                    Dim::Known(2),
+                ],
+            )
+        };
+        let x = g
+            .add_input("x", Some(TensorType::new(DType::F32, shape)))
+            .unwrap();
+        let poly = Poly {
+            function: "relu".into(),
+            in_scale: 0.5,
+            out_scale: 2.0,
+            stages: vec![PolyStage {
+                lo: -1.0,
+                hi: 1.0,
+                coeffs: vec![0.0, 1.2, 0.0, -0.3],
+            }],
+            combine: PolyCombine::Relu,
+        };
+        let (pid, ys) = g
+            .add_node("p", Op::Poly(Box::new(poly)), &[x], &[String::new()])
+            .unwrap();
+        let w: Vec<f64> = (0..c * 4).map(|i| 0.1 * i as f64 - 0.5).collect();
+        let out = if reader == "gemm" {
+            let w = g
+                .add_constant("w", Tensor::from_f64(&[4, c], w).unwrap().cast(DType::F32))
+                .unwrap();
+            let b = g
+                .add_constant(
+                    "b",
+                    Tensor::from_f64(&[4], vec![0.1, 0.2, 0.3, 0.4])
+                        .unwrap()
+                        .cast(DType::F32),
+                )
+                .unwrap();
+            let op = Op::Gemm {
+                alpha: 1.5,
+                beta: 2.0,
+                trans_a: false,
+                trans_b: true,
+            };
+            g.add_simple("gemm", op, &[ys[0], w, b]).unwrap()
+        } else {
+            let w = g
+                .add_constant(
+                    "w",
+                    Tensor::from_f64(&[4, c, 1, 1], w).unwrap().cast(DType::F32),
+                )
+                .unwrap();
+            let op = Op::Conv {
+                window: Default::default(),
+                group: 1,
+            };
+            g.add_simple("conv", op, &[ys[0], w]).unwrap()
+        };
+        g.set_outputs(vec![out]);
+        pannc_interp::infer_types(&mut g).unwrap();
+        (g, pid)
+    }
+
+    #[test]
+    fn folding_into_the_reader_equals_subtracting() {
+        for reader in ["gemm", "conv"] {
+            let (g, p) = graph(reader);
+            let m = [0.05, -0.2, 0.125];
+            let rank = if reader == "gemm" { 2 } else { 4 };
+            let mut folded = g.clone();
+            BiasCorrect.correct(&mut folded, p, &m, rank).unwrap();
+            assert!(
+                folded
+                    .node_ids()
+                    .iter()
+                    .all(|&n| !matches!(folded.node(n).op, Op::Sub)),
+                "{reader}: expected a fold"
+            );
+            // The same correction as an explicit subtraction.
+            let mut sub = g.clone();
+            let y = sub.node(p).outputs()[0];
+            let users = sub.users(y);
+            let shape = if rank == 2 { vec![3] } else { vec![3, 1, 1] };
+            let c = sub
+                .add_constant(
+                    "m",
+                    Tensor::from_f64(&shape, m.to_vec())
+                        .unwrap()
+                        .cast(DType::F32),
+                )
+                .unwrap();
+            let z = sub.add_simple("s", Op::Sub, &[y, c]).unwrap();
+            for (u, slot) in users {
+                sub.set_input(u, slot, z).unwrap();
+            }
+            pannc_interp::infer_types(&mut folded).unwrap();
+            pannc_interp::infer_types(&mut sub).unwrap();
+            let n = 5;
+            let shape: Vec<usize> = if rank == 2 {
+                vec![n, 3]
+            } else {
+                vec![n, 3, 2, 2]
+            };
+            let len: usize = shape.iter().product();
+            let x = Tensor::from_f64(
+                &shape,
+                (0..len).map(|i| (i as f64 * 0.37).sin() * 1.5).collect(),
+            )
+            .unwrap()
+            .cast(DType::F32);
+            let o = RunOptions::default();
+            let a = pannc_interp::run(&folded, std::slice::from_ref(&x), &o).unwrap();
+            let b = pannc_interp::run(&sub, std::slice::from_ref(&x), &o).unwrap();
+            for (u, v) in a[0].to_f64_vec().iter().zip(b[0].to_f64_vec()) {
+                assert!((u - v).abs() < 1e-5, "{reader}: {u} vs {v}");
+            }
+        }
+    }
 }
