@@ -94,7 +94,7 @@ fn sensitivity_json_lists_both_sides_of_every_activation() {
     );
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = j["rows"].as_array().unwrap();
-    assert!(!rows.is_empty() && rows.len() % 2 == 0);
+    assert!(!rows.is_empty() && rows.len().is_multiple_of(2));
     for pair in rows.chunks(2) {
         assert_eq!(pair[0]["node"], pair[1]["node"]);
         assert_eq!(pair[0]["side"], "negative");
