@@ -79,7 +79,7 @@ pub struct CompileArgs {
     pub labels: Option<PathBuf>,
     /// Run only these passes, in this order (comma-separated). Passes: remove-identity,
     /// const-fold, dce, recognize, fold-batchnorm, drop-final-softmax, lower-maxpool,
-    /// approximate, range-control, lower-poly.
+    /// approximate, bias-correct, range-control, lower-poly.
     #[arg(long, value_delimiter = ',')]
     pub passes: Vec<String>,
     /// Print the IR after this pass (repeatable; `all` for every pass).
