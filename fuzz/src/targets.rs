@@ -2,17 +2,24 @@
 
 use pannc::ir::verify;
 
-/// The import limits of the `onnx` target: 256 MiB of constant data, well under the fuzzer's
-/// 1 GiB allocation oracle, so that an allocation above the oracle means something escaped
-/// the limits.
-pub const ONNX_MAX_MEMORY: u64 = 256 << 20;
+/// The import limits of the `onnx` target: 4 MiB per tensor (also per declared value) and
+/// 64 MiB in all, far under the fuzzer's 1 GiB allocation oracle, so that an allocation above
+/// the oracle means something escaped the limits; the small per-tensor limit also keeps
+/// declared inputs small, so that the passes' and the interpreter's work per execution stays
+/// small.
+pub fn onnx_limits() -> pannc::onnx::Limits {
+    pannc::onnx::Limits {
+        max_tensor_bytes: 4 << 20,
+        max_total_bytes: 64 << 20,
+        ..Default::default()
+    }
+}
 
-/// ONNX bytes → import (with [`ONNX_MAX_MEMORY`]) → `verify` → `infer_types` → clean-up
+/// ONNX bytes → import (with [`onnx_limits`]) → `verify` → `infer_types` → clean-up
 /// pipeline → `verify` again → one interpreter run on small inputs ([`run_small`]). Errors are
 /// fine; a panic (or a clean-up result that fails `verify`) is a finding.
 pub fn onnx(data: &[u8]) {
-    let limits = pannc::onnx::Limits::with_max_memory(ONNX_MAX_MEMORY);
-    let Ok(model) = pannc::onnx::import_with_limits(data, &limits) else {
+    let Ok(model) = pannc::onnx::import_with_limits(data, &onnx_limits()) else {
         return;
     };
     let mut g = model.graph;

@@ -330,3 +330,28 @@ fn oversized_files_are_refused() {
     let r = pannc(&["inspect", "/dev/zero", "--max-memory", "1MiB"], &[]);
     one_line_error(&r, "is larger than 18874368 bytes", "/dev/zero");
 }
+
+/// Fuzz findings (`fuzz/findings/onnx/`) that `pannc` now refuses: models whose inferred
+/// values are tiny in the file but need gigabytes when run.
+#[test]
+fn fixed_fuzz_findings_are_one_line_errors() {
+    for (file, needle) in [
+        // Conv(x, x) of x [32768, 0, 4, 6]: the output [32768, 32768, 1, 1] needs 4 GiB
+        (
+            "timeout-7b4c530fd48c8762.bin",
+            "shape [32768, 32768, 1, 1] of f32",
+        ),
+        // a 1×1 Conv padding a 4×4 input by 32000: 3.82 GiB per sample
+        ("alloc-min-conv-pad.bin", "per sample"),
+    ] {
+        let path = format!("fuzz/findings/onnx/{file}");
+        for cmd in ["inspect", "run"] {
+            let args: Vec<&str> = match cmd {
+                "inspect" => vec!["inspect", &path],
+                _ => vec!["run", &path, "--input", "fixtures/gelu_digits/test_x.npy"],
+            };
+            let r = pannc(&args, &[]);
+            one_line_error(&r, needle, &format!("{cmd} {file}"));
+        }
+    }
+}
