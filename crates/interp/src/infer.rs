@@ -928,7 +928,10 @@ fn rule(
                     d
                 }
                 None => match t0.shape.first().and_then(kn) {
-                    Some(k) => (0..k).map(|_| cx.fresh()).collect(),
+                    Some(k) => {
+                        check_rank(op, k)?;
+                        (0..k).map(|_| cx.fresh()).collect()
+                    }
                     None if t0.rank() == 0 => vec![],
                     None => {
                         return Err(op_err(
@@ -945,6 +948,21 @@ fn rule(
     })
 }
 
+/// Largest rank a computed shape may have (the importer's limit for declared shapes).
+const MAX_RANK: usize = 64;
+
+/// A shape computed from data (ConstantOfShape, Reshape) must not have an absurd rank: each
+/// dimension costs a symbol here and a stride at run time.
+fn check_rank(op: &Op, k: usize) -> Result<(), InterpError> {
+    if k > MAX_RANK {
+        return Err(op_err(
+            op,
+            format!("computed shape has rank {k}, above the limit of {MAX_RANK}"),
+        ));
+    }
+    Ok(())
+}
+
 fn reshape_rule(
     cx: &mut Ctx<'_>,
     op: &Op,
@@ -958,6 +976,9 @@ fn reshape_rule(
             op,
             format!("shape must be a 1-D i64 tensor, got {shape_t}"),
         ));
+    }
+    if let Some(k) = kn(&shape_t.shape[0]) {
+        check_rank(op, k)?;
     }
     let Some(spec) = cx.ints(shape_v) else {
         return match kn(&shape_t.shape[0]) {

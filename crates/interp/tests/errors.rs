@@ -452,3 +452,32 @@ fn absurd_windows_are_refused_quickly() {
     let e = eval_err(Op::MaxPool { window: win }, &[&img]);
     assert!(e.contains("limit"), "{e}");
 }
+
+/// Fuzz findings (fuzz/findings/onnx): an empty tensor whose non-zero dimensions overflow,
+/// and a shape vector of absurd length feeding ConstantOfShape.
+#[test]
+fn empty_tensors_with_overflowing_dimensions_and_huge_computed_ranks_are_errors() {
+    let empty = f32t(&[0, 4], vec![]);
+    let e = eval_err(
+        Op::Reshape { allowzero: true },
+        &[&empty, &i64t(&[3], vec![0, 1 << 62, 4])],
+    );
+    assert!(e.contains("overflows"), "{e}");
+    // Rank 100 computed from data: refused by inference before minting 100 symbols.
+    let mut g = Graph::new("rank", 17);
+    let shape = g
+        .add_input("s", Some(pannc_ir::TensorType::known(DType::I64, &[100])))
+        .unwrap();
+    let y = g
+        .add_simple(
+            "cos",
+            Op::ConstantOfShape {
+                value: Tensor::scalar_f32(0.0),
+            },
+            &[shape],
+        )
+        .unwrap();
+    g.set_outputs(vec![y]);
+    let e = infer_types(&mut g).unwrap_err().to_string();
+    assert!(e.contains("rank 100, above the limit of 64"), "{e}");
+}

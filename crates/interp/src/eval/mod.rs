@@ -137,9 +137,16 @@ pub(crate) fn arr<T>(shape: &[usize], data: Vec<T>) -> ArrayD<T> {
 /// The number of elements of `shape`, or an error on overflow or above [`MAX_ELEMENTS`].
 pub(crate) fn checked_numel(op: &Op, shape: &[usize]) -> Result<usize, InterpError> {
     let mut n: usize = 1;
+    // The product of the non-zero dimensions too: an empty tensor of shape [0, 2^62, 4] has
+    // no elements, but its strides overflow (ndarray refuses it).
+    let mut nonzero: usize = 1;
     for &d in shape {
         n = n
             .checked_mul(d)
+            .ok_or_else(|| op_err(op, format!("shape {shape:?} overflows")))?;
+        nonzero = nonzero
+            .checked_mul(d.max(1))
+            .filter(|&p| p <= isize::MAX as usize)
             .ok_or_else(|| op_err(op, format!("shape {shape:?} overflows")))?;
     }
     if n > MAX_ELEMENTS {
