@@ -9,7 +9,7 @@
 //! polynomial of the policy's degree. A nonlinearity pannc cannot approximate (a standalone
 //! Erf, a Clip with data-dependent bounds) is an error naming the node.
 
-use crate::analysis::{activation_inputs, calibrate, intervals};
+use crate::analysis::{activation_inputs, calibrate, intervals, is_activation};
 use crate::context::ActivationReport;
 use crate::shaping;
 use crate::{Context, Pass, PassError};
@@ -67,17 +67,7 @@ impl Pass for Approximate {
         let mut changed = false;
         for id in order {
             let op = g.node(id).op.clone();
-            if !matches!(
-                op,
-                Op::Relu
-                    | Op::LeakyRelu { .. }
-                    | Op::Clip { .. }
-                    | Op::Sigmoid
-                    | Op::Tanh
-                    | Op::Gelu { .. }
-                    | Op::Silu
-                    | Op::Erf
-            ) {
+            if !is_activation(&op) {
                 continue;
             }
             let x = g.node(id).inputs()[0];

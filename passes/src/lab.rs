@@ -15,11 +15,11 @@
 //! Everything is deterministic: interpreter runs are bitwise independent of threads, the noise
 //! is a hash of the perturbed value, and searches visit candidates in a fixed order.
 
-use crate::analysis::{activation_inputs, calibrate, levels};
+use crate::analysis::{activation_inputs, calibrate, is_activation, levels};
 use crate::pann::{compile, simulate, top1};
 use crate::{PassError, Pipeline, Policy, Report};
 use pannc_interp::{Hook, RunOptions};
-use pannc_ir::{Graph, NodeId, Op, Tensor};
+use pannc_ir::{Graph, NodeId, Tensor};
 use std::collections::{BTreeMap, HashSet};
 
 /// Share of the accuracy budget the allocation may spend on the calibration set.
@@ -427,26 +427,7 @@ impl Lab {
         progress: &mut dyn FnMut(&str),
     ) -> Result<Vec<SensitivityRow>, PassError> {
         let g = &self.backbone;
-        let acts: Vec<NodeId> = g
-            .topo_order()
-            .map_err(|e| PassError::Graph {
-                pass: "lab",
-                message: e.to_string(),
-            })?
-            .into_iter()
-            .filter(|&id| {
-                matches!(
-                    g.node(id).op,
-                    Op::Relu
-                        | Op::LeakyRelu { .. }
-                        | Op::Clip { .. }
-                        | Op::Sigmoid
-                        | Op::Tanh
-                        | Op::Gelu { .. }
-                        | Op::Silu
-                )
-            })
-            .collect();
+        let acts = self.activations()?;
         let xs = activation_inputs(g);
         let ranges = calibrate(g, &self.calib, &xs).map_err(interp)?;
         let eps = 2f64.powi(-(alpha as i32));
@@ -489,24 +470,17 @@ impl Lab {
         Ok(rows)
     }
 
-    /// Activations the sensitivity analysis perturbs (for progress bars).
-    pub fn activation_count(&self) -> usize {
-        self.backbone
-            .node_ids()
+    /// Activations the sensitivity analysis perturbs, in topological order.
+    pub fn activations(&self) -> Result<Vec<NodeId>, PassError> {
+        let g = &self.backbone;
+        Ok(g.topo_order()
+            .map_err(|e| PassError::Graph {
+                pass: "lab",
+                message: e.to_string(),
+            })?
             .into_iter()
-            .filter(|&id| {
-                matches!(
-                    self.backbone.node(id).op,
-                    Op::Relu
-                        | Op::LeakyRelu { .. }
-                        | Op::Clip { .. }
-                        | Op::Sigmoid
-                        | Op::Tanh
-                        | Op::Gelu { .. }
-                        | Op::Silu
-                )
-            })
-            .count()
+            .filter(|&id| is_activation(&g.node(id).op))
+            .collect())
     }
 }
 

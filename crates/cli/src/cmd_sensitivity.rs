@@ -66,7 +66,7 @@ pub fn run(a: &SensitivityArgs) -> Result<()> {
     };
     let t0 = std::time::Instant::now();
     let lab = load_lab(&a.model, &a.data, &a.labels, &a.calib, &a.mem)?;
-    let pb = progress_bar(2 * lab.activation_count() as u64, a.quiet);
+    let pb = progress_bar(2 * lab.activations()?.len() as u64, a.quiet);
     let rows = lab.sensitivity(a.alpha, a.margin, noise, &mut |m| {
         pb.set_message(m.to_string());
         pb.inc(1);

@@ -8,4 +8,4 @@ mod range;
 pub use depth::levels;
 pub use interval::{intervals, Intervals};
 pub use norms::{weight_norms, LayerNorm};
-pub use range::{activation_inputs, calibrate, RangeStats, Ranges, SAMPLE};
+pub use range::{activation_inputs, calibrate, is_activation, RangeStats, Ranges, SAMPLE};

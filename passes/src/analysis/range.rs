@@ -70,24 +70,27 @@ impl RangeStats {
 /// Calibrated statistics, by value.
 pub type Ranges = BTreeMap<ValueId, RangeStats>;
 
+/// Whether `op` is a nonlinearity a PANN must approximate.
+pub fn is_activation(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Relu
+            | Op::LeakyRelu { .. }
+            | Op::Clip { .. }
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::Gelu { .. }
+            | Op::Silu
+            | Op::Erf
+    )
+}
+
 /// The inputs of every node that a PANN must approximate (its nonlinear operand).
 pub fn activation_inputs(g: &Graph) -> Vec<ValueId> {
     let mut out: Vec<ValueId> = g
         .node_ids()
         .into_iter()
-        .filter(|&n| {
-            matches!(
-                g.node(n).op,
-                Op::Relu
-                    | Op::LeakyRelu { .. }
-                    | Op::Clip { .. }
-                    | Op::Sigmoid
-                    | Op::Tanh
-                    | Op::Gelu { .. }
-                    | Op::Silu
-                    | Op::Erf
-            )
-        })
+        .filter(|&n| is_activation(&g.node(n).op))
         .map(|n| g.node(n).inputs()[0])
         .collect();
     out.sort();
