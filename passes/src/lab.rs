@@ -15,7 +15,7 @@
 //! Everything is deterministic: interpreter runs are bitwise independent of threads, the noise
 //! is a hash of the perturbed value, and searches visit candidates in a fixed order.
 
-use crate::analysis::{activation_inputs, calibrate, is_activation, levels};
+use crate::analysis::{activation_inputs, calibrate, is_activation};
 use crate::pann::{compile, simulate, top1};
 use crate::{PassError, Pipeline, Policy, Report};
 use pannc_interp::{Hook, RunOptions};
@@ -548,11 +548,6 @@ fn run_chunked(
         });
     }
     Ok(crate::pann::concat_batch(&parts))
-}
-
-/// Levels of a compiled graph (re-exported for callers that compile themselves).
-pub fn network_levels(g: &Graph) -> Result<usize, String> {
-    levels(g)
 }
 
 #[cfg(test)]

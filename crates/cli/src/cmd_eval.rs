@@ -35,18 +35,8 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct EvalArgs {
-    /// The trained ONNX model.
-    pub model: PathBuf,
-    /// Evaluation inputs (.npy, batch first).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Labels for --data (.npy, integers).
-    #[arg(long)]
-    pub labels: PathBuf,
-    /// Calibration inputs (.npy): ranges, bias correction and allocation are measured on them.
-    /// Keep them disjoint from --data.
-    #[arg(long)]
-    pub calib: PathBuf,
+    #[command(flatten)]
+    pub lab: LabArgs,
     /// Precisions: a range A..B (inclusive), a list A,B,C, or one value.
     #[arg(long, default_value = "5..14")]
     pub alpha: String,
@@ -72,6 +62,23 @@ pub struct EvalArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// The model and data every accuracy-lab command reads (`eval`, `sensitivity`).
+#[derive(clap::Args, Debug)]
+pub struct LabArgs {
+    /// The trained ONNX model.
+    pub model: PathBuf,
+    /// Evaluation inputs (.npy, batch first).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Labels for --data (.npy, integers).
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// Calibration inputs (.npy): ranges, bias correction, allocation and B are measured on
+    /// them. Keep them disjoint from --data.
+    #[arg(long)]
+    pub calib: PathBuf,
     #[command(flatten)]
     pub mem: load::MemoryArgs,
 }
@@ -126,19 +133,13 @@ pub(crate) fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
     pb
 }
 
-pub(crate) fn load_lab(
-    model: &Path,
-    data: &Path,
-    labels: &Path,
-    calib: &Path,
-    mem: &load::MemoryArgs,
-) -> Result<Lab> {
-    mem.apply()?;
-    let m = load::load_model(model)?;
+pub(crate) fn load_lab(a: &LabArgs) -> Result<Lab> {
+    a.mem.apply()?;
+    let m = load::load_model(&a.model)?;
     let g = m.graph;
-    let x = check_input(&g, load::read_npy(data)?, "--data")?;
-    let c = check_input(&g, load::read_npy(calib)?, "--calib")?;
-    let y = load::read_npy(labels)?.to_i64_vec();
+    let x = check_input(&g, load::read_npy(&a.data)?, "--data")?;
+    let c = check_input(&g, load::read_npy(&a.calib)?, "--calib")?;
+    let y = load::read_npy(&a.labels)?.to_i64_vec();
     if y.len() != x.shape()[0] {
         bail!(
             "--labels has {} entries, --data has {} samples",
@@ -161,7 +162,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         bail!("--margin must be ≥ 1 (got {})", a.margin);
     }
     let t0 = std::time::Instant::now();
-    let lab = load_lab(&a.model, &a.data, &a.labels, &a.calib, &a.mem)?;
+    let lab = load_lab(&a.lab)?;
     let base = Policy {
         degree: a.degree,
         margin: a.margin,
@@ -210,7 +211,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     }
     if a.json {
         let json = serde_json::json!({
-            "model": a.model.display().to_string(),
+            "model": a.lab.model.display().to_string(),
             "samples": lab.labels.len(),
             "calib_samples": lab.calib[0].shape()[0],
             "backbone_top1": lab.backbone_top1,

@@ -1,10 +1,8 @@
 //! `pannc sensitivity`: which activations, and which side of them, a PANN's error hurts.
 
-use crate::cmd_eval::{load_lab, progress_bar};
-use crate::load;
+use crate::cmd_eval::{load_lab, progress_bar, LabArgs};
 use anyhow::{bail, Result};
 use pannc_passes::lab::{Noise, Side};
-use std::path::PathBuf;
 
 /// Perturb one activation of the trained network at a time, on its negative or on its
 /// positive inputs only, and measure the damage.
@@ -22,17 +20,8 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct SensitivityArgs {
-    /// The trained ONNX model.
-    pub model: PathBuf,
-    /// Evaluation inputs (.npy, batch first).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Labels for --data (.npy, integers).
-    #[arg(long)]
-    pub labels: PathBuf,
-    /// Calibration inputs (.npy): each activation's B is measured on them.
-    #[arg(long)]
-    pub calib: PathBuf,
+    #[command(flatten)]
+    pub lab: LabArgs,
     /// Perturbation size 2^-α·B.
     #[arg(long, default_value_t = 9)]
     pub alpha: u32,
@@ -48,8 +37,6 @@ pub struct SensitivityArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
-    #[command(flatten)]
-    pub mem: load::MemoryArgs,
 }
 
 pub fn run(a: &SensitivityArgs) -> Result<()> {
@@ -65,7 +52,7 @@ pub fn run(a: &SensitivityArgs) -> Result<()> {
         Noise::Uniform
     };
     let t0 = std::time::Instant::now();
-    let lab = load_lab(&a.model, &a.data, &a.labels, &a.calib, &a.mem)?;
+    let lab = load_lab(&a.lab)?;
     let pb = progress_bar(2 * lab.activations()?.len() as u64, a.quiet);
     let rows = lab.sensitivity(a.alpha, a.margin, noise, &mut |m| {
         pb.set_message(m.to_string());
@@ -75,7 +62,7 @@ pub fn run(a: &SensitivityArgs) -> Result<()> {
     let side_total = |s: Side| -> f64 { rows.iter().filter(|r| r.side == s).map(|r| r.drop).sum() };
     if a.json {
         let json = serde_json::json!({
-            "model": a.model.display().to_string(),
+            "model": a.lab.model.display().to_string(),
             "samples": lab.labels.len(),
             "alpha": a.alpha,
             "noise": noise,
