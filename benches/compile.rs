@@ -26,8 +26,9 @@
 //! both.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use pannc::driver as pann;
 use pannc::ir::Graph;
-use pannc::passes::{pann, Pipeline, Policy};
+use pannc::passes::{Pipeline, Policy};
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -4,8 +4,11 @@
 //! map; the `pannc` binary lives in `crates/cli`.
 
 pub use pannc_approx as approx;
+pub use pannc_ckks as ckks;
+pub use pannc_driver as driver;
 pub use pannc_interp as interp;
 pub use pannc_ir as ir;
+pub use pannc_lab as lab;
 pub use pannc_onnx as onnx;
 pub use pannc_passes as passes;
 

@@ -10,9 +10,11 @@
 mod common;
 
 use common::*;
+use pannc_ckks::lower::slot_per_sample as circuit;
+use pannc_ckks::{fhe, CircuitOptions};
+use pannc_driver as pann;
 use pannc_ir::{Op, Tensor};
-use pannc_passes::circuit::{self, fhe, CircuitOptions};
-use pannc_passes::{pann, Policy};
+use pannc_passes::Policy;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,7 +34,7 @@ fn argmax(row: &[f64]) -> usize {
 /// The first `n` rows of the fixture's test set and pannc's simulation of the PANN on them.
 fn reference(g: &pannc_ir::Graph, n: usize) -> (Tensor, Vec<f64>, usize) {
     let x = pannc::npy::read(&fixture("gelu_digits").join("test_x.npy")).unwrap();
-    let x = pann::slice_batch(&x, 0, n.min(x.shape()[0]));
+    let x = x.slice_batch(0, n.min(x.shape()[0]));
     let sim = pann::simulate(g, std::slice::from_ref(&x), 500).unwrap();
     let k = sim.outputs[0].shape()[1];
     (x, sim.outputs[0].to_f64_vec(), k)

@@ -6,8 +6,8 @@ mod common;
 
 use common::{fixture, load};
 use pannc_ir::Tensor;
-use pannc_passes::lab::{Lab, Noise, Side, Techniques};
-use pannc_passes::{Context, Pipeline, Policy, Report};
+use pannc_lab::{Lab, Noise, Side, Techniques};
+use pannc_passes::{Policy, Report};
 use std::collections::BTreeMap;
 
 fn npy(name: &str, file: &str) -> Tensor {
@@ -29,14 +29,8 @@ fn lab(name: &str) -> Lab {
 /// Compiles with the PANN pipeline, verifying the IR after every pass.
 fn compile(name: &str, policy: Policy) -> (pannc_ir::Graph, Report) {
     let mut g = load(&fixture(name).join("model.onnx")).graph;
-    let mut cx = Context {
-        calib: vec![npy(name, "calib_x.npy")],
-        policy,
-        ..Default::default()
-    };
-    Pipeline::pann().run_verified(&mut g, &mut cx).unwrap();
-    let mut report = cx.report;
-    report.levels = pannc_passes::analysis::levels(&g).unwrap();
+    // The driver verifies after every pass and checks the PANN form at the end.
+    let report = pannc_driver::compile(&mut g, vec![npy(name, "calib_x.npy")], policy).unwrap();
     (g, report)
 }
 
@@ -122,14 +116,14 @@ fn bias_correction_cancels_the_mean_error_on_calibration_data() {
     let name = "resnet_fmnist";
     let calib = npy(name, "calib_x.npy");
     let backbone = load(&fixture(name).join("model.onnx")).graph;
-    let reference = pannc_passes::pann::simulate(&backbone, std::slice::from_ref(&calib), 256)
+    let reference = pannc_driver::simulate(&backbone, std::slice::from_ref(&calib), 256)
         .unwrap()
         .outputs[0]
         .to_f64_vec();
     let mean_shift = |t: &str| {
         let policy = Techniques::parse(t).unwrap().policy(&Policy::default(), 6);
         let (g, _) = compile(name, policy);
-        let out = pannc_passes::pann::simulate(&g, std::slice::from_ref(&calib), 256)
+        let out = pannc_driver::simulate(&g, std::slice::from_ref(&calib), 256)
             .unwrap()
             .outputs[0]
             .to_f64_vec();
@@ -161,7 +155,7 @@ fn allocation_meets_its_budget_on_held_out_data_with_fewer_levels() {
         .unwrap();
     let uniform = al.uniform_alpha.expect("some uniform α meets the budget");
     let uniform_levels = al.uniform_levels.unwrap();
-    assert!(al.calib_disagreement <= pannc_passes::lab::SAFETY * budget);
+    assert!(al.calib_disagreement <= pannc_lab::SAFETY * budget);
     assert!(
         (al.levels, al.ct_mults) < (uniform_levels, al.uniform_ct_mults.unwrap()),
         "allocation {} levels vs uniform α={uniform} {uniform_levels}",
@@ -208,7 +202,7 @@ fn sensitivity_perturbs_only_the_chosen_side() {
     let again = lab
         .sensitivity(1, 1.3, Noise::Constant, &mut |_| {})
         .unwrap();
-    let key = |v: &[pannc_passes::lab::SensitivityRow]| -> Vec<(f64, f64)> {
+    let key = |v: &[pannc_lab::SensitivityRow]| -> Vec<(f64, f64)> {
         v.iter().map(|r| (r.top1, r.logit_dev_mean)).collect()
     };
     assert_eq!(key(&rows), key(&again));
@@ -219,7 +213,7 @@ fn every_activation_is_planned_at_its_level_bound_and_checked_by_egg() {
     let limits = pannc_eqsat::Limits::default();
     for (name, single) in [("resnet_fmnist", false), ("gelu_digits", true)] {
         let (g, report) = compile(name, Policy::default());
-        let levels = pannc_passes::seams::activation_levels(&g, &limits).unwrap();
+        let levels = pannc_ckks::levels::activation_levels(&g, &limits).unwrap();
         assert_eq!(levels.len(), report.activations.len(), "{name}");
         for l in &levels {
             assert_eq!(l.planned, l.stage_bound, "{name} {}", l.node);

@@ -5,7 +5,8 @@
 mod common;
 
 use common::*;
-use pannc_passes::{pann, Policy};
+use pannc_driver as pann;
+use pannc_passes::Policy;
 use std::path::Path;
 
 const NONLINEAR: [&str; 9] = [

@@ -15,7 +15,7 @@ fn check(fixture: &str, passes: &[&str]) -> Context {
     pannc_interp::infer_types(&mut g).unwrap();
     insta::assert_snapshot!(format!("{fixture}__00_import"), pannc_ir::print(&g));
     let calib = pannc::npy::read(&common::fixture(fixture).join("calib_x.npy")).unwrap();
-    let calib = pannc_passes::pann::slice_batch(&calib, 0, 64);
+    let calib = calib.slice_batch(0, 64);
     let mut cx = Context {
         calib: vec![calib],
         policy: Policy {
@@ -92,7 +92,7 @@ fn pipeline_output_is_deterministic() {
         let mut g = load(&common::fixture("maxpool_mnist").join("model.onnx")).graph;
         let calib =
             pannc::npy::read(&common::fixture("maxpool_mnist").join("calib_x.npy")).unwrap();
-        pannc_passes::pann::compile(&mut g, vec![calib], Policy::default()).unwrap();
+        pannc_driver::compile(&mut g, vec![calib], Policy::default()).unwrap();
         pannc_ir::print(&g)
     };
     assert_eq!(run(), run());

@@ -84,7 +84,7 @@ fn fixture_accuracy_matches_meta_json() {
         let logits = pannc_interp::run(&m.graph, &[x], &RunOptions::default())
             .unwrap()
             .remove(0);
-        let acc = pannc_passes::pann::top1(&logits, &y);
+        let acc = pannc_driver::top1(&logits, &y);
         let recorded = find_subset_accuracy(&meta)
             .unwrap_or_else(|| panic!("{name}: no subset accuracy in meta.json"));
         assert!(

@@ -7,39 +7,39 @@
 //! (facts computed about a graph: types, calibrated ranges) live apart from transforms, in
 //! [`analysis`] and in `pannc_interp::infer_types`.
 //!
-//! Named pipelines ([`Pipeline::cleanup`], [`Pipeline::pann`]) run passes in order and can
-//! hand the graph to a hook after each pass (for printing or for verifying in tests).
+//! Named pipelines ([`Pipeline::cleanup`], [`Pipeline::recognized`], [`Pipeline::pann`]) run
+//! passes in order and can hand the graph to a hook after each pass (for printing or for
+//! verifying). Which pipeline runs when, with what checks between, is the compile driver's
+//! business (`pannc-driver`); this crate holds transforms and analyses only.
 
 pub mod analysis;
 mod approximate;
-mod bias;
-mod bn;
-pub mod circuit;
-mod cleanup;
+mod bias_correct;
+mod const_fold;
 mod context;
-mod fold;
-pub mod lab;
+mod dce;
+mod drop_final_softmax;
+mod fold_batchnorm;
+mod lower_maxpool;
 mod lower_poly;
-mod maxpool;
-pub mod pann;
+mod range_control;
 mod recognize;
-mod scales;
-pub mod seams;
+mod remove_identity;
 pub mod shaping;
-mod softmax;
 mod util;
 
 pub use approximate::Approximate;
-pub use bias::BiasCorrect;
-pub use bn::FoldBatchNorm;
-pub use cleanup::{Dce, RemoveIdentity};
+pub use bias_correct::BiasCorrect;
+pub use const_fold::ConstFold;
 pub use context::{ActivationReport, CalibError, Context, Policy, Report};
-pub use fold::ConstFold;
+pub use dce::Dce;
+pub use drop_final_softmax::DropFinalSoftmax;
+pub use fold_batchnorm::FoldBatchNorm;
+pub use lower_maxpool::LowerMaxPool;
 pub use lower_poly::LowerPoly;
-pub use maxpool::LowerMaxPool;
+pub use range_control::RangeControl;
 pub use recognize::Recognize;
-pub use scales::RangeControl;
-pub use softmax::DropFinalSoftmax;
+pub use remove_identity::RemoveIdentity;
 
 use pannc_ir::Graph;
 
@@ -57,6 +57,8 @@ pub enum PassError {
     Graph { pass: &'static str, message: String },
     #[error("after pass '{pass}' the graph is invalid: {errors}")]
     Verify { pass: &'static str, errors: String },
+    #[error("unknown pass '{name}' (known: {known})")]
+    UnknownPass { name: String, known: String },
 }
 
 /// A graph transform.
@@ -97,7 +99,7 @@ impl Pipeline {
     }
 
     /// The passes named in `names` (comma-separated on the command line), in that order.
-    pub fn from_names(names: &[&str]) -> Result<Self, String> {
+    pub fn from_names(names: &[&str]) -> Result<Self, PassError> {
         let mut out = Vec::new();
         for n in names {
             let p = all_passes()
@@ -105,7 +107,10 @@ impl Pipeline {
                 .find(|p| p.name() == *n)
                 .ok_or_else(|| {
                     let known: Vec<&str> = all_passes().iter().map(|p| p.name()).collect();
-                    format!("unknown pass '{n}' (known: {})", known.join(", "))
+                    PassError::UnknownPass {
+                        name: n.to_string(),
+                        known: known.join(", "),
+                    }
                 })?;
             out.push(p);
         }
@@ -147,6 +152,18 @@ impl Pipeline {
     /// Names of the passes, in order.
     pub fn names(&self) -> Vec<&'static str> {
         self.passes.iter().map(|p| p.name()).collect()
+    }
+
+    /// Canonicalisation plus recognition of exported activation subgraphs (GELU's Erf form,
+    /// SiLU as x·Sigmoid(x)), so that each activation is one node: what the accuracy lab
+    /// perturbs and measures.
+    pub fn recognized() -> Self {
+        Pipeline::new(vec![
+            Box::new(RemoveIdentity),
+            Box::new(ConstFold),
+            Box::new(Recognize),
+            Box::new(Dce),
+        ])
     }
 
     /// Runs every pass, calling `after(pass_name, graph)` after each. Types are re-inferred

@@ -175,15 +175,8 @@ pub fn run(args: &ApproxArgs) -> Result<()> {
     }
     let emit_circuit = args.emit.as_deref() == Some("circuit");
     if emit_circuit || args.circuit.is_some() {
-        let c = pannc_passes::circuit::approximation_circuit(&ap, 0)?;
-        let text = c.to_json()? + "\n";
-        let check = pannc_passes::circuit::fhe::check_json(&text)?;
-        if !check.is_consistent() {
-            bail!(
-                "internal: the circuit fails its depth check: {}",
-                check.mismatches.join("; ")
-            );
-        }
+        let c = pannc_ckks::approximation_circuit(&ap, 0)?;
+        let (text, check) = pannc_ckks::checked_json(&c)?;
         if let Some(p) = &args.circuit {
             std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?;
             eprintln!(

@@ -2,9 +2,10 @@
 
 use crate::load;
 use anyhow::{bail, Context as _, Result};
+use pannc_ckks::fhe;
+use pannc_driver::{self as driver, CompileOptions, EmitOptions};
 use pannc_ir::Tensor;
-use pannc_passes::circuit::{self, fhe};
-use pannc_passes::{pann, Context, Pipeline, Policy};
+use pannc_passes::{Pipeline, Policy};
 use std::path::PathBuf;
 
 /// Compile a trained network into a PANN: fold batch-norm, calibrate ranges, replace every
@@ -112,8 +113,7 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         }
         None => None,
     };
-    let techniques =
-        pannc_passes::lab::Techniques::parse(&a.techniques).map_err(anyhow::Error::msg)?;
+    let techniques = pannc_lab::Techniques::parse(&a.techniques).map_err(anyhow::Error::msg)?;
     if techniques.alloc {
         bail!("--techniques alloc needs labelled data and a budget: use `pannc eval --techniques alloc`, then pass its α per node with --set");
     }
@@ -147,38 +147,38 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         bail!("--margin must be ≥ 1 (got {})", a.margin);
     }
     let pipeline = if a.passes.is_empty() {
-        Pipeline::pann()
+        None
     } else {
         let names: Vec<&str> = a.passes.iter().map(|s| s.as_str()).collect();
-        Pipeline::from_names(&names).map_err(anyhow::Error::msg)?
+        Some(Pipeline::from_names(&names)?)
     };
+    let names = pipeline
+        .as_ref()
+        .map_or_else(|| Pipeline::pann().names(), |p| p.names());
     for p in &a.print_after {
-        if p != "all" && !pipeline.names().contains(&p.as_str()) {
+        if p != "all" && !names.contains(&p.as_str()) {
             bail!(
                 "--print-after {p}: no such pass in the pipeline ({})",
-                pipeline.names().join(", ")
+                names.join(", ")
             );
         }
     }
-    let mut cx = Context {
-        calib,
+    let opts = CompileOptions {
         policy,
-        ..Default::default()
+        pipeline,
+        verify: true,
     };
     let t0 = std::time::Instant::now();
-    pipeline.run_with(&mut graph, &mut cx, |name, g| {
+    let report = driver::compile_with(&mut graph, calib, opts, |name, g| {
         if a.print_after.iter().any(|p| p == name || p == "all") {
             println!("; after {name}\n{}", pannc_ir::print(g));
         }
     })?;
-    let mut report = cx.report;
-    report.levels = pannc_passes::analysis::levels(&graph).map_err(anyhow::Error::msg)?;
     summarize(&report);
     eprintln!("compiled in {:.2} s", t0.elapsed().as_secs_f64());
 
     let levels = if a.prove_levels {
-        let l = pannc_passes::seams::activation_levels(&graph, &pannc_eqsat::Limits::default())
-            .map_err(anyhow::Error::msg)?;
+        let l = pannc_ckks::levels::activation_levels(&graph, &pannc_eqsat::Limits::default())?;
         summarize_levels(&l);
         Some(l)
     } else {
@@ -190,8 +190,8 @@ pub fn run(a: &CompileArgs) -> Result<()> {
     }
     if let Some(x) = &a.check {
         let x = check_input(&graph, load::read_npy(x)?, "--check")?;
-        let backbone = pann::simulate(&model.graph, std::slice::from_ref(&x), 500)?.outputs;
-        let sim = pann::simulate(&graph, std::slice::from_ref(&x), 500)?;
+        let backbone = driver::simulate(&model.graph, std::slice::from_ref(&x), 500)?.outputs;
+        let sim = driver::simulate(&graph, std::slice::from_ref(&x), 500)?;
         let (outs, oor) = (sim.outputs, sim.out_of_range);
         let dev = max_abs_diff(&outs[0], &backbone[0]);
         let outside: usize = oor.iter().map(|o| o.outside).sum();
@@ -220,8 +220,8 @@ pub fn run(a: &CompileArgs) -> Result<()> {
                 );
             }
             let (b, p) = (
-                pann::top1(&backbone[0], &labels),
-                pann::top1(&outs[0], &labels),
+                driver::top1(&backbone[0], &labels),
+                driver::top1(&outs[0], &labels),
             );
             eprintln!(
                 "  top-1: backbone {:.2}%, PANN {:.2}% ({:+.2} points)",
@@ -239,24 +239,16 @@ pub fn run(a: &CompileArgs) -> Result<()> {
     }
     if want_circuit {
         let t0 = std::time::Instant::now();
-        let mut c = circuit::to_circuit(&graph, &circuit::CircuitOptions::default())?;
-        let plain_depth = c.depth;
-        let mut placed = None;
-        if let Some(l) = a.max_level {
-            let p = fhe::place_bootstraps(&c, l)?;
-            c = p.circuit.clone();
-            placed = Some(p);
-        }
-        let text = c.to_json()? + "\n";
-        // The independent checker must agree with what we are about to write.
-        let check = fhe::check_json(&text)?;
-        if !check.is_consistent() {
-            bail!(
-                "internal: the circuit fails its depth check: {}",
-                check.mismatches.join("; ")
-            );
-        }
-        summarize_circuit(&c, plain_depth, placed.as_ref());
+        let emitted = driver::emit_ckks(
+            &graph,
+            &EmitOptions {
+                max_level: a.max_level,
+                ..EmitOptions::default()
+            },
+        )?;
+        let (c, text, placed) = (&emitted.circuit, &emitted.json, &emitted.bootstraps);
+        let plain_depth = emitted.depth_without_bootstraps;
+        summarize_circuit(c, plain_depth, placed.as_ref());
         eprintln!("circuit built in {:.2} s", t0.elapsed().as_secs_f64());
         json["circuit"] = serde_json::json!({
             "depth": c.depth,
@@ -283,7 +275,7 @@ pub fn run(a: &CompileArgs) -> Result<()> {
             }
         }
         for path in targets {
-            std::fs::write(path, &text)
+            std::fs::write(path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("wrote {}", path.display());
         }
@@ -293,7 +285,7 @@ pub fn run(a: &CompileArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let (Some(out), "onnx") = (&a.output, a.emit.as_str()) {
-        let lowered = pann::lowered(&graph)?;
+        let lowered = driver::lowered(&graph)?;
         let mut m = model.clone();
         m.graph = lowered;
         let bytes = pannc_onnx::export(&m)?;
@@ -393,7 +385,7 @@ fn summarize(r: &pannc_passes::Report) {
     }
 }
 
-fn summarize_levels(l: &[pannc_passes::seams::ActivationLevels]) {
+fn summarize_levels(l: &[pannc_ckks::levels::ActivationLevels]) {
     eprintln!(
         "{:<28} {:<10} {:>7} {:>7} {:>8} {:>5} {:>8} {:>14}  egg stop",
         "activation",

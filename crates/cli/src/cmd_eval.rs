@@ -3,8 +3,8 @@
 use crate::cmd_compile::check_input;
 use crate::load;
 use anyhow::{bail, Context as _, Result};
+use pannc_lab::{Allocation, EvalResult, Lab, Techniques};
 use pannc_passes::analysis::weight_norms;
-use pannc_passes::lab::{Allocation, EvalResult, Lab, Techniques};
 use pannc_passes::Policy;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

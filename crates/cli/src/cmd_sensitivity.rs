@@ -2,7 +2,7 @@
 
 use crate::cmd_eval::{load_lab, progress_bar, LabArgs};
 use anyhow::{bail, Result};
-use pannc_passes::lab::{Noise, Side};
+use pannc_lab::{Noise, Side};
 
 /// Perturb one activation of the trained network at a time, on its negative or on its
 /// positive inputs only, and measure the damage.

@@ -21,6 +21,15 @@
 //!    bounds) are inputs here too, in the newest opset's form; attributes are parsed and
 //!    validated into the [`Op`] variant at import.
 //!
+//! ## Forms (checked by [`verify_form`])
+//! A graph passes through named forms, each a promise to the next stage:
+//! - **imported**: the invariants above, nothing more (any supported op);
+//! - **PANN**: no nonlinearity ([`Op::is_nonlinear`]) is left — each became a [`Poly`] or
+//!   linear ops; simulation and the CKKS backends take this form;
+//! - **lowered**: a PANN with its polynomials written as Mul/Add (no `Poly`), for ONNX runtimes.
+//!
+//! The compile driver (`pannc-driver`) checks the form at each boundary.
+//!
 //! ## Boundaries
 //! This crate does no I/O and knows nothing of protobuf; petgraph is an implementation
 //! detail and appears in no public signature.
@@ -37,7 +46,7 @@ pub use op::{AutoPad, Op, PadMode, Window};
 pub use poly::{Poly, PolyCombine, PolyStage};
 pub use print::print;
 pub use tensor::{DType, Tensor};
-pub use verify::{verify, VerifyError};
+pub use verify::{verify, verify_form, Form, VerifyError};
 
 #[cfg(test)]
 mod tests {
@@ -104,6 +113,16 @@ mod tests {
         let errs = verify(&g);
         assert_eq!(errs.len(), 1);
         assert!(errs[0].to_string().contains("Add takes 2 inputs, has 1"));
+    }
+
+    #[test]
+    fn forms_name_what_they_forbid() {
+        let (g, _, _) = small();
+        assert!(verify_form(&g, Form::Imported).is_empty());
+        let errs = verify_form(&g, Form::Pann);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].node, "relu");
+        assert!(errs[0].message.contains("Relu is not allowed in PANN form"));
     }
 
     #[test]

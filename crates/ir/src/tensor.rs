@@ -123,6 +123,44 @@ impl Tensor {
         }
     }
 
+    /// Rows `start..end` of a batch-first tensor (axis 0).
+    pub fn slice_batch(&self, start: usize, end: usize) -> Tensor {
+        use ndarray::Axis;
+        let r = (start..end).into();
+        match self {
+            Tensor::F32(a) => Tensor::F32(a.slice_axis(Axis(0), r).to_owned()),
+            Tensor::F64(a) => Tensor::F64(a.slice_axis(Axis(0), r).to_owned()),
+            Tensor::I64(a) => Tensor::I64(a.slice_axis(Axis(0), r).to_owned()),
+        }
+    }
+
+    /// Concatenates batch-first tensors along axis 0. `None` when `parts` is empty or the
+    /// parts disagree in dtype or in their non-batch dimensions.
+    pub fn concat_batch(parts: &[Tensor]) -> Option<Tensor> {
+        use ndarray::{concatenate, Axis};
+        fn views<T: Clone>(
+            parts: &[Tensor],
+            get: impl Fn(&Tensor) -> Option<&ArrayD<T>>,
+        ) -> Option<ArrayD<T>> {
+            let v: Option<Vec<_>> = parts.iter().map(|t| get(t).map(|a| a.view())).collect();
+            concatenate(Axis(0), &v?).ok()
+        }
+        Some(match parts.first()? {
+            Tensor::F32(_) => Tensor::F32(views(parts, |t| match t {
+                Tensor::F32(a) => Some(a),
+                _ => None,
+            })?),
+            Tensor::F64(_) => Tensor::F64(views(parts, |t| match t {
+                Tensor::F64(a) => Some(a),
+                _ => None,
+            })?),
+            Tensor::I64(_) => Tensor::I64(views(parts, |t| match t {
+                Tensor::I64(a) => Some(a),
+                _ => None,
+            })?),
+        })
+    }
+
     /// A short, stable digest used by the printer: dtype, shape and summary statistics.
     pub fn summary(&self) -> String {
         let v = self.to_f64_vec();

@@ -97,3 +97,46 @@ pub fn verify(g: &Graph) -> Vec<VerifyError> {
     }
     errs
 }
+
+/// The forms a graph takes on its way through pannc; each is a promise the next stage relies
+/// on (see the IR spec in the crate doc).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// What an importer produced: the structural invariants of [`verify`] hold.
+    Imported,
+    /// A PANN: additionally, no nonlinearity ([`Op::is_nonlinear`]) is left; every one became
+    /// a [`Op::Poly`] or linear ops. Simulation and the CKKS backends take this form.
+    Pann,
+    /// A PANN whose polynomials are lowered to Mul/Add (no `Poly` left): what ONNX runtimes run.
+    Lowered,
+}
+
+impl fmt::Display for Form {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Form::Imported => "imported",
+            Form::Pann => "PANN",
+            Form::Lowered => "lowered",
+        })
+    }
+}
+
+/// [`verify`], plus the promises of `form`; returns every violation.
+pub fn verify_form(g: &Graph, form: Form) -> Vec<VerifyError> {
+    let mut errs = verify(g);
+    if form == Form::Imported {
+        return errs;
+    }
+    for id in g.node_ids() {
+        let node = g.node(id);
+        let bad =
+            node.op.is_nonlinear() || (form == Form::Lowered && matches!(node.op, Op::Poly(_)));
+        if bad {
+            errs.push(VerifyError {
+                node: node.name.clone(),
+                message: format!("{} is not allowed in {form} form", node.op.name()),
+            });
+        }
+    }
+    errs
+}

@@ -1,14 +1,14 @@
 //! Multiplicative depth (CKKS levels) of a compiled PANN, under the cost model of the circuit
-//! emitter ([`crate::circuit`]): a chain of linear layers between two activations is one
+//! emitter (`pannc_ckks::lower::slot_per_sample`): a chain of linear layers between two activations is one
 //! affine form and costs one level when it is materialised (at a polynomial's input or at an
 //! output); a polynomial costs its planned depth (`Poly::depth`, plus one when its input
 //! scaling was not folded); additions and data movement are free.
 
-use pannc_ir::{Graph, Op};
+use pannc_ir::{Graph, GraphError, Op};
 
 /// Levels the graph consumes from its inputs to its deepest output. Errors only on cycles.
-pub fn levels(g: &Graph) -> Result<usize, String> {
-    let order = g.topo_order().map_err(|e| e.to_string())?;
+pub fn levels(g: &Graph) -> Result<usize, GraphError> {
+    let order = g.topo_order()?;
     let n = g.value_ids().map(|v| v.index() + 1).max().unwrap_or(0);
     // Per value: (levels consumed so far, whether an unmaterialised affine form is pending).
     let mut at = vec![(0usize, false); n];

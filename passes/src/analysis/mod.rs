@@ -3,9 +3,11 @@
 mod depth;
 mod interval;
 mod norms;
+mod observe;
 mod range;
 
 pub use depth::levels;
 pub use interval::{intervals, Intervals};
 pub use norms::{weight_norms, LayerNorm};
+pub use observe::observe;
 pub use range::{activation_inputs, calibrate, is_activation, RangeStats, Ranges, SAMPLE};

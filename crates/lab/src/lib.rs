@@ -15,11 +15,11 @@
 //! Everything is deterministic: interpreter runs are bitwise independent of threads, the noise
 //! is a hash of the perturbed value, and searches visit candidates in a fixed order.
 
-use crate::analysis::{activation_inputs, calibrate, is_activation};
-use crate::pann::{compile, simulate, top1};
-use crate::{PassError, Pipeline, Policy, Report};
+use pannc_driver::{compile, simulate, top1, DriverError};
 use pannc_interp::{Hook, RunOptions};
 use pannc_ir::{Graph, NodeId, Tensor};
+use pannc_passes::analysis::{activation_inputs, calibrate, is_activation};
+use pannc_passes::{PassError, Pipeline, Policy, Report};
 use std::collections::{BTreeMap, HashSet};
 
 /// Share of the accuracy budget the allocation may spend on the calibration set.
@@ -182,11 +182,23 @@ pub struct Lab {
     pub chunk: usize,
 }
 
-fn interp(e: pannc_interp::InterpError) -> PassError {
-    PassError::Graph {
-        pass: "lab",
-        message: e.to_string(),
-    }
+/// Errors of the lab: compiling or running a trial failed, or the data does not fit.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    #[error(transparent)]
+    Pass(#[from] PassError),
+    #[error(transparent)]
+    Interp(#[from] pannc_interp::InterpError),
+    #[error("{labels} labels for {samples} samples")]
+    Labels { labels: usize, samples: usize },
+    #[error("the model has no output")]
+    NoOutput,
+    #[error("no data")]
+    NoData,
+    #[error("{0}")]
+    Graph(#[from] pannc_ir::GraphError),
 }
 
 /// Predicted class per row of `[N, classes]` logits.
@@ -223,29 +235,20 @@ impl Lab {
         calib: Vec<Tensor>,
         data: Vec<Tensor>,
         labels: Vec<i64>,
-    ) -> Result<Lab, PassError> {
+    ) -> Result<Lab, LabError> {
         // Clean up and recognise exported activation subgraphs (GELU's Erf form, SiLU), so
         // sensitivity perturbs whole activations.
-        Pipeline::new(vec![
-            Box::new(crate::RemoveIdentity),
-            Box::new(crate::ConstFold),
-            Box::new(crate::Recognize),
-            Box::new(crate::Dce),
-        ])
-        .run(&mut backbone)?;
+        Pipeline::recognized().run(&mut backbone)?;
         let chunk = 512;
-        let run = |x: &[Tensor]| -> Result<Tensor, PassError> {
-            let sim = simulate(&backbone, x, chunk).map_err(interp)?;
-            sim.outputs.into_iter().next().ok_or(PassError::Graph {
-                pass: "lab",
-                message: "the model has no output".into(),
-            })
+        let run = |x: &[Tensor]| -> Result<Tensor, LabError> {
+            let sim = simulate(&backbone, x, chunk)?;
+            sim.outputs.into_iter().next().ok_or(LabError::NoOutput)
         };
         let logits = run(&data)?;
         if logits.shape()[0] != labels.len() {
-            return Err(PassError::Graph {
-                pass: "lab",
-                message: format!("{} labels for {} samples", labels.len(), logits.shape()[0]),
+            return Err(LabError::Labels {
+                labels: labels.len(),
+                samples: logits.shape()[0],
             });
         }
         let calib_pred = predictions(&run(&calib)?);
@@ -263,7 +266,7 @@ impl Lab {
     }
 
     /// Compiles the backbone under `policy`; returns the PANN and its report.
-    pub fn compile(&self, policy: Policy) -> Result<(Graph, Report), PassError> {
+    pub fn compile(&self, policy: Policy) -> Result<(Graph, Report), LabError> {
         let mut g = self.backbone.clone();
         let report = compile(&mut g, self.calib.clone(), policy)?;
         Ok((g, report))
@@ -277,11 +280,11 @@ impl Lab {
         alpha: u32,
         techniques: Techniques,
         overrides: &BTreeMap<String, u32>,
-    ) -> Result<EvalResult, PassError> {
+    ) -> Result<EvalResult, LabError> {
         let mut policy = techniques.policy(base, alpha);
         policy.overrides.extend(overrides.clone());
         let (g, report) = self.compile(policy)?;
-        let sim = simulate(&g, &self.data, self.chunk).map_err(interp)?;
+        let sim = simulate(&g, &self.data, self.chunk)?;
         let out = &sim.outputs[0];
         let (dmax, dmean) = deviation(out, &self.logits);
         Ok(EvalResult {
@@ -300,9 +303,9 @@ impl Lab {
 
     /// Fraction of calibration samples whose PANN prediction differs from the backbone's,
     /// with the PANN's levels and ct×ct multiplications.
-    fn calib_trial(&self, policy: Policy) -> Result<(f64, usize, u64), PassError> {
+    fn calib_trial(&self, policy: Policy) -> Result<(f64, usize, u64), LabError> {
         let (g, report) = self.compile(policy)?;
-        let sim = simulate(&g, &self.calib, self.chunk).map_err(interp)?;
+        let sim = simulate(&g, &self.calib, self.chunk)?;
         let pred = predictions(&sim.outputs[0]);
         let differ = pred
             .iter()
@@ -327,10 +330,10 @@ impl Lab {
         range: std::ops::RangeInclusive<u32>,
         budget: f64,
         progress: &mut dyn FnMut(&str),
-    ) -> Result<Allocation, PassError> {
+    ) -> Result<Allocation, LabError> {
         let allowed = SAFETY * budget;
         let mut trials = 0;
-        let mut trial = |policy: Policy, what: &str| -> Result<(f64, usize, u64), PassError> {
+        let mut trial = |policy: Policy, what: &str| -> Result<(f64, usize, u64), LabError> {
             trials += 1;
             let r = self.calib_trial(policy)?;
             progress(&format!(
@@ -425,11 +428,11 @@ impl Lab {
         margin: f64,
         noise: Noise,
         progress: &mut dyn FnMut(&str),
-    ) -> Result<Vec<SensitivityRow>, PassError> {
+    ) -> Result<Vec<SensitivityRow>, LabError> {
         let g = &self.backbone;
         let acts = self.activations()?;
         let xs = activation_inputs(g);
-        let ranges = calibrate(g, &self.calib, &xs).map_err(interp)?;
+        let ranges = calibrate(g, &self.calib, &xs)?;
         let eps = 2f64.powi(-(alpha as i32));
         let mut rows = Vec::new();
         for &id in &acts {
@@ -471,13 +474,9 @@ impl Lab {
     }
 
     /// Activations the sensitivity analysis perturbs, in topological order.
-    pub fn activations(&self) -> Result<Vec<NodeId>, PassError> {
+    pub fn activations(&self) -> Result<Vec<NodeId>, LabError> {
         let g = &self.backbone;
-        Ok(g.topo_order()
-            .map_err(|e| PassError::Graph {
-                pass: "lab",
-                message: e.to_string(),
-            })?
+        Ok(g.topo_order()?
             .into_iter()
             .filter(|&id| is_activation(&g.node(id).op))
             .collect())
@@ -526,28 +525,18 @@ fn run_chunked(
     inputs: &[Tensor],
     chunk: usize,
     hook: &Hook<'_>,
-) -> Result<Tensor, PassError> {
+) -> Result<Tensor, LabError> {
     let n = inputs.first().map(|t| t.shape()[0]).unwrap_or(0);
     let mut parts = Vec::new();
     let mut start = 0;
     while start < n {
         let end = (start + chunk).min(n);
-        let part: Vec<Tensor> = inputs
-            .iter()
-            .map(|t| crate::pann::slice_batch(t, start, end))
-            .collect();
-        let mut out = pannc_interp::run_hooked(g, &part, &RunOptions::default(), Some(hook))
-            .map_err(interp)?;
+        let part: Vec<Tensor> = inputs.iter().map(|t| t.slice_batch(start, end)).collect();
+        let mut out = pannc_interp::run_hooked(g, &part, &RunOptions::default(), Some(hook))?;
         parts.push(out.swap_remove(0));
         start = end;
     }
-    if parts.is_empty() {
-        return Err(PassError::Graph {
-            pass: "lab",
-            message: "no data".into(),
-        });
-    }
-    Ok(crate::pann::concat_batch(&parts))
+    Tensor::concat_batch(&parts).ok_or(LabError::NoData)
 }
 
 #[cfg(test)]

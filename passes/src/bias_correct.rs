@@ -12,8 +12,7 @@
 //! Must run after `approximate` and before `range-control` (it needs each smooth
 //! polynomial's `in_scale` to still be `1/B` to know the function it stands for).
 
-use crate::analysis::activation_inputs;
-use crate::pann::observe;
+use crate::analysis::{activation_inputs, observe};
 use crate::shaping::exact;
 use crate::util::unique_name;
 use crate::{Context, Pass, PassError};

@@ -44,9 +44,6 @@
 
 use std::collections::HashMap;
 
-/// The FHE crate, re-exported for callers of this module (the CLI reads and checks circuits).
-pub use pannc_fhe as fhe;
-
 use pannc_approx::Approximation;
 use pannc_fhe::{
     plan_composite, Circuit, CircuitBuilder, Combine, FheError, Interval, Output, PlanOptions,

@@ -9,6 +9,7 @@
 //! bound for compositions), what egg found and why it stopped. Identical polynomials (all
 //! ReLUs at one α share a composite) are checked once.
 
+use crate::CkksError;
 use pannc_eqsat::{optimize, Limits};
 use pannc_fhe::{plan_composite, Combine, Interval, PlanOptions, Stage};
 use pannc_ir::{Graph, Op, Poly, PolyCombine};
@@ -37,8 +38,10 @@ pub struct ActivationLevels {
 
 /// Checks every polynomial of `g` (see the module doc). Clip polynomials are skipped (the
 /// planner has no combine for them).
-pub fn activation_levels(g: &Graph, limits: &Limits) -> Result<Vec<ActivationLevels>, String> {
-    let order = g.topo_order().map_err(|e| e.to_string())?;
+pub fn activation_levels(g: &Graph, limits: &Limits) -> Result<Vec<ActivationLevels>, CkksError> {
+    let order = g
+        .topo_order()
+        .map_err(|e| CkksError::Graph(e.to_string()))?;
     let mut seen: Vec<(Poly, ActivationLevels)> = Vec::new();
     let mut out = Vec::new();
     for id in order {
@@ -62,17 +65,17 @@ pub fn activation_levels(g: &Graph, limits: &Limits) -> Result<Vec<ActivationLev
             .map(|s| {
                 Ok(Stage {
                     coeffs: s.coeffs.clone(),
-                    interval: Interval::new(s.lo, s.hi).map_err(|e| format!("{node}: {e}"))?,
+                    interval: Interval::new(s.lo, s.hi).map_err(|e| level_err(&node, e))?,
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, CkksError>>()?;
         let opts = PlanOptions {
             name: Some(node.clone()),
             output_scale: p.out_scale,
             ..PlanOptions::default()
         };
-        let c = plan_composite(&stages, combine, &opts).map_err(|e| format!("{node}: {e}"))?;
-        let (o, r) = optimize(&c, limits).map_err(|e| format!("{node}: {e}"))?;
+        let c = plan_composite(&stages, combine, &opts).map_err(|e| level_err(&node, e))?;
+        let (o, r) = optimize(&c, limits).map_err(|e| level_err(&node, e))?;
         let stage_bound = p.depth() as u32;
         let rep = ActivationLevels {
             node,
@@ -92,4 +95,11 @@ pub fn activation_levels(g: &Graph, limits: &Limits) -> Result<Vec<ActivationLev
         out.push(rep);
     }
     Ok(out)
+}
+
+fn level_err(node: &str, e: impl std::fmt::Display) -> CkksError {
+    CkksError::Level {
+        node: node.to_string(),
+        message: e.to_string(),
+    }
 }

@@ -1,0 +1,262 @@
+//! # pannc-driver: the compile driver
+//!
+//! The only place that knows the order of compilation: import is the caller's (the graph
+//! arrives in imported form), then [`compile`] runs a pipeline of passes (by default
+//! [`Pipeline::pann`]), checking the graph after every pass and its form at the end; then
+//! [`simulate`] runs the PANN on data, [`lowered`] prepares it for ONNX runtimes and
+//! [`emit_ckks`] hands it to the CKKS backend. Nothing here does I/O: the CLI reads files,
+//! calls in, prints and writes.
+//!
+//! ```text
+//! imported ──compile──► PANN ──lowered──► lowered (ONNX)
+//!                        ├──simulate──► outputs, out-of-range counts
+//!                        └──emit_ckks──► pannc-circuit (+ bootstraps, checked)
+//! ```
+
+use pannc_interp::RunOptions;
+use pannc_ir::{verify_form, Form, Graph, Op, Tensor, ValueId};
+use pannc_passes::{Context, PassError, Pipeline};
+
+pub use pannc_ckks::{EmitOptions, Emitted};
+pub use pannc_passes::{ActivationReport, Policy, Report};
+
+/// Errors of the driver: a pass failed, a stage broke its promise, or the interpreter or the
+/// backend refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Pass(#[from] PassError),
+    /// A graph is not in the form a stage promises or requires (a bug in a pass when it
+    /// follows one; an unsupported model when it is the input).
+    #[error("{stage}: the graph is not in {form} form: {errors}")]
+    Form {
+        stage: &'static str,
+        form: Form,
+        errors: String,
+    },
+    #[error(transparent)]
+    Interp(#[from] pannc_interp::InterpError),
+    #[error(transparent)]
+    Ckks(#[from] pannc_ckks::CkksError),
+    #[error("levels: {0}")]
+    Levels(#[from] pannc_ir::GraphError),
+    #[error("simulation: the batches of output {output} disagree in type or shape")]
+    Chunks { output: usize },
+}
+
+/// How [`compile_with`] runs.
+pub struct CompileOptions {
+    pub policy: Policy,
+    /// The passes to run; `None` means [`Pipeline::pann`] (and then the result must be in
+    /// PANN form).
+    pub pipeline: Option<Pipeline>,
+    /// Verify the graph's structural invariants after every pass (on by default; the check is
+    /// linear in the graph's size, negligible next to calibration).
+    pub verify: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            policy: Policy::default(),
+            pipeline: None,
+            verify: true,
+        }
+    }
+}
+
+fn check_form(g: &Graph, stage: &'static str, form: Form) -> Result<(), DriverError> {
+    let errs = verify_form(g, form);
+    if errs.is_empty() {
+        return Ok(());
+    }
+    let errors: Vec<String> = errs.iter().take(8).map(|e| e.to_string()).collect();
+    let more = errs.len().saturating_sub(8);
+    Err(DriverError::Form {
+        stage,
+        form,
+        errors: errors.join("; ")
+            + &if more > 0 {
+                format!(" (and {more} more)")
+            } else {
+                String::new()
+            },
+    })
+}
+
+/// Compiles `g` into a PANN in place with the default pipeline and returns the report.
+/// `calib` holds one batch-first tensor per graph input.
+pub fn compile(g: &mut Graph, calib: Vec<Tensor>, policy: Policy) -> Result<Report, DriverError> {
+    compile_with(
+        g,
+        calib,
+        CompileOptions {
+            policy,
+            ..CompileOptions::default()
+        },
+        |_, _| {},
+    )
+}
+
+/// Compiles `g` in place with `opts`, calling `after(pass, graph)` after every pass (for
+/// `--print-after`). Checks the imported form first, the structural invariants after every
+/// pass when `opts.verify`, and the PANN form at the end when the default pipeline ran.
+pub fn compile_with(
+    g: &mut Graph,
+    calib: Vec<Tensor>,
+    opts: CompileOptions,
+    mut after: impl FnMut(&'static str, &Graph),
+) -> Result<Report, DriverError> {
+    check_form(g, "import", Form::Imported)?;
+    let full = opts.pipeline.is_none();
+    let pipeline = opts.pipeline.unwrap_or_else(Pipeline::pann);
+    let mut cx = Context {
+        calib,
+        policy: opts.policy,
+        ..Default::default()
+    };
+    let mut broken = None;
+    pipeline.run_with(g, &mut cx, |name, g| {
+        after(name, g);
+        if opts.verify && broken.is_none() {
+            let errs = pannc_ir::verify(g);
+            if !errs.is_empty() {
+                broken = Some((name, errs));
+            }
+        }
+    })?;
+    if let Some((pass, errs)) = broken {
+        let errors: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        return Err(PassError::Verify {
+            pass,
+            errors: errors.join("; "),
+        }
+        .into());
+    }
+    if full {
+        check_form(g, "compile", Form::Pann)?;
+    }
+    cx.report.levels = pannc_passes::analysis::levels(g)?;
+    Ok(cx.report)
+}
+
+/// The compiled graph as ONNX runtimes can run it: polynomials lowered to Mul/Add.
+pub fn lowered(g: &Graph) -> Result<Graph, DriverError> {
+    let mut h = g.clone();
+    let mut cx = Context::default();
+    Pipeline::new(vec![Box::new(pannc_passes::LowerPoly)]).run_with(&mut h, &mut cx, |_, _| {})?;
+    check_form(&h, "lower-poly", Form::Lowered)?;
+    Ok(h)
+}
+
+/// Lowers a PANN to a CKKS circuit (see [`pannc_ckks::emit`]).
+pub fn emit_ckks(g: &Graph, opts: &EmitOptions) -> Result<Emitted, DriverError> {
+    check_form(g, "emit ckks", Form::Pann)?;
+    Ok(pannc_ckks::emit(g, opts)?)
+}
+
+/// Per polynomial node: how many of its inputs fell outside the interval it is accurate on.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OutOfRange {
+    pub node: String,
+    pub outside: usize,
+    pub total: usize,
+    /// Largest |x|/B seen (1 = at the edge of the interval).
+    pub worst: f64,
+}
+
+/// The result of [`simulate`].
+#[derive(Clone, Debug)]
+pub struct Simulation {
+    pub outputs: Vec<Tensor>,
+    /// Per polynomial node: inputs outside its interval.
+    pub out_of_range: Vec<OutOfRange>,
+    /// Per sample: whether any of its activation inputs left an interval.
+    pub sample_outside: Vec<bool>,
+}
+/// Runs the PANN on `inputs` (batch-first) in chunks of `chunk` samples, returning its outputs
+/// and, for each polynomial, how many inputs left `[-B, B]` (a polynomial outside its interval
+/// is garbage, so this is the first thing to check when accuracy drops).
+pub fn simulate(g: &Graph, inputs: &[Tensor], chunk: usize) -> Result<Simulation, DriverError> {
+    let polys: Vec<(String, ValueId, f64)> = g
+        .node_ids()
+        .into_iter()
+        .filter_map(|id| match &g.node(id).op {
+            Op::Poly(p) => Some((g.node(id).name.clone(), g.node(id).inputs()[0], p.in_scale)),
+            _ => None,
+        })
+        .collect();
+    let mut probe = g.clone();
+    let n_out = g.outputs().len();
+    let mut outs: Vec<ValueId> = g.outputs().to_vec();
+    outs.extend(polys.iter().map(|p| p.1));
+    probe.set_outputs(outs);
+    let n = inputs.first().map(|t| t.shape()[0]).unwrap_or(0);
+    let mut results: Vec<Vec<Tensor>> = vec![Vec::new(); n_out];
+    let mut sample_outside = vec![false; n];
+    let mut counts: Vec<OutOfRange> = polys
+        .iter()
+        .map(|p| OutOfRange {
+            node: p.0.clone(),
+            outside: 0,
+            total: 0,
+            worst: 0.0,
+        })
+        .collect();
+    let chunk = chunk.max(1);
+    let mut start = 0;
+    while start < n.max(1) {
+        let end = (start + chunk).min(n);
+        let part: Vec<Tensor> = inputs.iter().map(|t| t.slice_batch(start, end)).collect();
+        let mut res = pannc_interp::run(&probe, &part, &RunOptions::default())?;
+        let extra = res.split_off(n_out);
+        for (k, t) in res.into_iter().enumerate() {
+            results[k].push(t);
+        }
+        for ((c, t), p) in counts.iter_mut().zip(extra).zip(&polys) {
+            let per_sample = t.len() / (end - start).max(1);
+            for (i, v) in t.to_f64_vec().into_iter().enumerate() {
+                let r = (v * p.2).abs();
+                c.total += 1;
+                if r > 1.0 {
+                    c.outside += 1;
+                    sample_outside[start + i / per_sample.max(1)] = true;
+                }
+                if r > c.worst {
+                    c.worst = r;
+                }
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        start = end;
+    }
+    let outputs = results
+        .iter()
+        .enumerate()
+        .map(|(output, parts)| Tensor::concat_batch(parts).ok_or(DriverError::Chunks { output }))
+        .collect::<Result<_, _>>()?;
+    Ok(Simulation {
+        outputs,
+        out_of_range: counts,
+        sample_outside,
+    })
+}
+
+/// Top-1 accuracy of `logits` ([N, classes]) against `labels`.
+pub fn top1(logits: &Tensor, labels: &[i64]) -> f64 {
+    let (n, k) = (
+        logits.shape()[0],
+        logits.shape().get(1).copied().unwrap_or(1),
+    );
+    let v = logits.to_f64_vec();
+    let correct = (0..n)
+        .filter(|&i| {
+            let row = &v[i * k..(i + 1) * k];
+            let arg = (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+            labels.get(i) == Some(&(arg as i64))
+        })
+        .count();
+    correct as f64 / n.max(1) as f64
+}
