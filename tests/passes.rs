@@ -97,3 +97,26 @@ fn pipeline_output_is_deterministic() {
     };
     assert_eq!(run(), run());
 }
+
+/// Calibration streams the data in chunks of `CHUNK` samples; its statistics must equal,
+/// bit for bit, those of one run over all samples reduced at once (what it did before).
+#[test]
+fn streaming_calibration_equals_one_pass() {
+    use pannc_passes::analysis::{activation_inputs, calibrate, RangeStats, CHUNK};
+    let g = load(&common::fixture("resnet_fmnist").join("model.onnx")).graph;
+    let calib = pannc::npy::read(&common::fixture("resnet_fmnist").join("calib_x.npy")).unwrap();
+    assert!(calib.shape()[0] > CHUNK, "needs several chunks");
+    let xs = activation_inputs(&g);
+    let streamed = calibrate(&g, std::slice::from_ref(&calib), &xs).unwrap();
+    let mut probe = g.clone();
+    probe.set_outputs(xs.clone());
+    let outs = pannc_interp::run(&probe, &[calib], &Default::default()).unwrap();
+    assert_eq!(streamed.len(), xs.len());
+    for (v, t) in xs.iter().zip(&outs) {
+        let whole = RangeStats::of(&t.to_f64_vec());
+        let s = &streamed[v];
+        assert_eq!(s, &whole, "value {v:?}");
+        assert_eq!(s.mean.to_bits(), whole.mean.to_bits());
+        assert!(s.p001 < 0.0 && s.p999 > 0.0 && s.sample.len() > 1000);
+    }
+}

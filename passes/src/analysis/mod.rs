@@ -10,4 +10,6 @@ pub use depth::levels;
 pub use interval::{intervals, Intervals};
 pub use norms::{weight_norms, LayerNorm};
 pub use observe::observe;
-pub use range::{activation_inputs, calibrate, is_activation, RangeStats, Ranges, SAMPLE};
+pub use range::{
+    activation_inputs, calibrate, is_activation, Accumulator, RangeStats, Ranges, CHUNK, SAMPLE,
+};
