@@ -8,8 +8,11 @@
 //!   become fresh symbols `unkK`. Small integer tensors (shape arithmetic) are tracked by
 //!   value, symbolically where they hold `N`, so Shape/Gather/Concat/Reshape chains resolve.
 //! - **Evaluation** runs nodes in topological order on contiguous row-major buffers:
-//!   convolution is im2col + a packed GEMM (matrixmultiply), elementwise ops broadcast in
-//!   runs along the innermost axis and reuse the buffer of an input at its last use.
+//!   2-D f32 convolution is a direct register-blocked kernel (AVX2 or AVX-512, chosen by
+//!   CPU) on a polyphase copy of the padded input, other convolutions im2col + a packed GEMM
+//!   (matrixmultiply); Conv → BatchNormalization → Relu chains run as one step with the
+//!   same per-element arithmetic; elementwise ops broadcast in runs along the innermost axis
+//!   and reuse the buffer of an input at its last use.
 //! - **Batches** may have any size. When every input's first axis is the same symbolic
 //!   batch dimension and the graph provably treats samples independently, [`run`] splits
 //!   the batch into chunks run in parallel (rayon) and concatenates the results. Every

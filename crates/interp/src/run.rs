@@ -71,7 +71,7 @@ pub fn run_hooked(
     opts: &RunOptions,
     hook: Option<&Hook<'_>>,
 ) -> Result<Vec<Tensor>, InterpError> {
-    let mut plan = Plan::new(g, opts.precision)?;
+    let mut plan = Plan::new(g, opts.precision, hook.map(|h| &h.nodes))?;
     plan.hook = hook;
     let batch = check_inputs(g, inputs, opts.precision)?;
     let f64_mode = opts.precision == Precision::F64;
@@ -262,10 +262,90 @@ struct Plan<'g> {
 struct Step<'g> {
     id: NodeId,
     op: Cow<'g, Op>,
+    /// Nodes evaluated in the same pass over this Conv's output (see [`fuse`]).
+    fused: Option<Fused>,
+}
+
+/// A Conv → [BatchNormalization] → [Relu] chain run as one step: the Conv's kernel applies
+/// the normalization and the ReLU to each output element as it writes it, by the same
+/// operations in the same order as the separate kernels (`eval::Epilogue`), so the result is
+/// bitwise the unfused graph's. The intermediate values are never materialised.
+struct Fused {
+    /// The BatchNormalization node and its ε.
+    bn: Option<(NodeId, f32)>,
+    relu: Option<NodeId>,
+    /// The last node of the chain: the step produces its output.
+    last: NodeId,
+}
+
+/// The chain fused after Conv `id`, if any: each link's input must be the previous link's
+/// only output, used nowhere else and not a graph output; no link may be hooked; the
+/// normalization's parameters must be constants of the weight's dtype, shaped `[M]` for a
+/// constant weight of `M` output channels (so the fused step cannot fail where the separate
+/// ops would not).
+fn fuse(
+    g: &Graph,
+    id: NodeId,
+    uses: &[usize],
+    is_output: &[bool],
+    hooked: Option<&HashSet<NodeId>>,
+) -> Option<Fused> {
+    let free = |n: NodeId| hooked.is_none_or(|h| !h.contains(&n));
+    let node = g.node(id);
+    if !matches!(node.op, Op::Conv { .. }) || !free(id) || !(2..=3).contains(&node.inputs().len()) {
+        return None;
+    }
+    let w = g.constant(node.inputs()[1])?;
+    let m = *w.shape().first()?;
+    // The single reader of `v`, when `v` feeds nothing else.
+    let next = |v: ValueId| -> Option<NodeId> {
+        if uses[v.index()] != 1 || is_output[v.index()] {
+            return None;
+        }
+        match g.users(v).as_slice() {
+            [(u, 0)] if free(*u) && g.node(*u).outputs().len() == 1 => Some(*u),
+            _ => None,
+        }
+    };
+    let mut fused = Fused {
+        bn: None,
+        relu: None,
+        last: id,
+    };
+    let mut v = *node.outputs().first()?;
+    if node.outputs().len() != 1 {
+        return None;
+    }
+    if let Some(b) = next(v) {
+        if let Op::BatchNormalization { epsilon } = g.node(b).op {
+            let params = &g.node(b).inputs()[1..];
+            let ok = params.len() == 4
+                && params.iter().all(|&p| {
+                    g.constant(p)
+                        .is_some_and(|t| t.shape() == [m] && t.dtype() == w.dtype())
+                });
+            if ok {
+                fused.bn = Some((b, epsilon));
+                fused.last = b;
+                v = g.node(b).outputs()[0];
+            }
+        }
+    }
+    if let Some(r) = next(v) {
+        if matches!(g.node(r).op, Op::Relu) && (fused.bn.is_some() || fused.last == id) {
+            fused.relu = Some(r);
+            fused.last = r;
+        }
+    }
+    (fused.last != id).then_some(fused)
 }
 
 impl<'g> Plan<'g> {
-    fn new(g: &'g Graph, prec: Precision) -> Result<Plan<'g>, InterpError> {
+    fn new(
+        g: &'g Graph,
+        prec: Precision,
+        hooked: Option<&HashSet<NodeId>>,
+    ) -> Result<Plan<'g>, InterpError> {
         let order = g.topo_order().map_err(|e| InterpError::Graph {
             graph: g.name.clone(),
             msg: e.to_string(),
@@ -283,15 +363,21 @@ impl<'g> Plan<'g> {
         let f64_mode = prec == Precision::F64;
         let mut steps = Vec::new();
         let mut consts = HashMap::new();
-        for id in order {
-            let node = g.node(id);
-            for &v in node.inputs() {
+        for &id in &order {
+            for &v in g.node(id).inputs() {
                 g.try_value(v).map_err(|e| InterpError::Graph {
                     graph: g.name.clone(),
                     msg: e.to_string(),
                 })?;
                 uses[v.index()] += 1;
             }
+        }
+        let mut absorbed: HashSet<NodeId> = HashSet::new();
+        for id in order {
+            if absorbed.contains(&id) {
+                continue;
+            }
+            let node = g.node(id);
             match &node.op {
                 Op::Constant(t) => {
                     let Some(&out) = node.outputs().first() else {
@@ -319,7 +405,12 @@ impl<'g> Plan<'g> {
                         }
                         op => Cow::Borrowed(op),
                     };
-                    steps.push(Step { id, op });
+                    let fused = fuse(g, id, &uses, &is_output, hooked);
+                    if let Some(f) = &fused {
+                        absorbed.extend(f.bn.map(|b| b.0));
+                        absorbed.extend(f.relu);
+                    }
+                    steps.push(Step { id, op, fused });
                 }
             }
         }
@@ -380,6 +471,32 @@ impl<'g> Plan<'g> {
                 (Some(_), Some(a)) => Some(a.t().clone()),
                 _ => None,
             };
+            if let Some(f) = &step.fused {
+                let out = self
+                    .exec_fused(step, f, &args, &vals)
+                    .map_err(|e| e.at_node(&label()))?;
+                drop(args);
+                // Release the inputs of every node of the chain at their last use.
+                let mut chain = vec![step.id];
+                chain.extend(f.bn.map(|b| b.0));
+                chain.extend(f.relu);
+                for (k, &n) in chain.iter().enumerate() {
+                    let ins = g.node(n).inputs();
+                    for (slot, &v) in ins.iter().enumerate() {
+                        if k > 0 && slot == 0 {
+                            continue; // the previous link's output, never materialised
+                        }
+                        if k > 0 {
+                            rem[v.index()] -= 1;
+                        }
+                        if rem[v.index()] == 0 && !self.is_output[v.index()] {
+                            vals[v.index()] = None;
+                        }
+                    }
+                }
+                vals[g.node(f.last).outputs()[0].index()] = Some(Arg::Own(out));
+                continue;
+            }
             let mut outs = eval::eval_args(&step.op, args, node.outputs().len())
                 .map_err(|e| e.at_node(&label()))?;
             if let (Some(h), Some(x), Some(y)) = (hooked, &first_in, outs.first_mut()) {
@@ -421,6 +538,50 @@ impl<'g> Plan<'g> {
             res.push(t);
         }
         Ok(res)
+    }
+}
+
+impl Plan<'_> {
+    /// A fused Conv chain on the Conv's `args`, with the normalization's constants from `vals`.
+    fn exec_fused(
+        &self,
+        step: &Step<'_>,
+        f: &Fused,
+        args: &[Arg<'_>],
+        vals: &[Option<Arg<'_>>],
+    ) -> Result<Tensor, InterpError> {
+        let Op::Conv { window, group } = step.op.as_ref() else {
+            unreachable!("only Conv steps are fused")
+        };
+        let param = |v: ValueId| -> Result<&Tensor, InterpError> {
+            vals[v.index()]
+                .as_ref()
+                .map(|a| a.t())
+                .ok_or_else(|| InterpError::Graph {
+                    graph: self.g.name.clone(),
+                    msg: format!("constant '{}' is not available", self.g.value(v).name),
+                })
+        };
+        let bn = match f.bn {
+            Some((b, eps)) => {
+                let ins = self.g.node(b).inputs();
+                Some((
+                    eps,
+                    [
+                        param(ins[1])?,
+                        param(ins[2])?,
+                        param(ins[3])?,
+                        param(ins[4])?,
+                    ],
+                ))
+            }
+            None => None,
+        };
+        let epi = eval::Epilogue {
+            bn,
+            relu: f.relu.is_some(),
+        };
+        eval::conv(&step.op, window, *group, args, &epi)
     }
 }
 

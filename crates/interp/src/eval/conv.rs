@@ -1,5 +1,6 @@
 //! N-D convolution (groups, strides, pads, dilations, auto_pad) via im2col + GEMM.
 
+use super::norm::bn_coeffs;
 use super::window::{geometry, Geometry};
 use super::{
     arr, checked_numel, data_of, dispatch_float, gemm, same_dtype, strides_of, Arg, Elem, Float,
@@ -63,11 +64,48 @@ pub(crate) fn conv_shapes(
     Ok((g, out))
 }
 
+/// What the interpreter fuses after a convolution, applied to each output element in the
+/// same pass: a batch normalization (its op, ε and constant `[scale, B, mean, var]`, already
+/// checked to be `[M]`-shaped and of the convolution's dtype), then ReLU. Each element goes
+/// through the same operations in the same order as the separate ops would apply (the
+/// normalization's coefficients come from the same [`bn_coeffs`]), so results are bitwise
+/// those of the unfused graph.
+#[derive(Default)]
+pub(crate) struct Epilogue<'a> {
+    pub bn: Option<(f32, [&'a Tensor; 4])>,
+    pub relu: bool,
+}
+
+/// Per-channel affine map and ReLU flag of an [`Epilogue`], in the element type.
+pub(crate) struct Post<T> {
+    pub affine: Option<(Vec<T>, Vec<T>)>,
+    pub relu: bool,
+}
+
+impl<T: Float> Post<T> {
+    #[inline]
+    pub(crate) fn apply(&self, ch: usize, v: T) -> T {
+        let v = match &self.affine {
+            Some((s, b)) => v * s[ch] + b[ch],
+            None => v,
+        };
+        if self.relu && v < T::zero() {
+            T::zero()
+        } else {
+            v
+        }
+    }
+    fn is_identity(&self) -> bool {
+        self.affine.is_none() && !self.relu
+    }
+}
+
 pub(crate) fn conv(
     op: &Op,
     w: &Window,
     group: usize,
     args: &[Arg<'_>],
+    epi: &Epilogue<'_>,
 ) -> Result<Tensor, InterpError> {
     let ts: Vec<&Tensor> = args.iter().map(|a| a.t()).collect();
     let dt = same_dtype(op, &ts)?;
@@ -81,11 +119,23 @@ pub(crate) fn conv(
         let x = data_of::<T>(op, ts[0])?;
         let wd = data_of::<T>(op, ts[1])?;
         let b = match ts.get(2) { Some(b) => Some(data_of::<T>(op, b)?), None => None };
-        let y = conv_impl::<T>(&x, ts[0].shape(), &wd, wshape, b.as_deref(), &g, group);
+        let affine = match epi.bn {
+            Some((eps, ps)) => {
+                let p: Vec<_> = ps.iter().map(|t| data_of::<T>(op, t)).collect::<Result<_, _>>()?;
+                if p.iter().any(|v| v.len() != out[1]) {
+                    bail!(op, "fused batch normalization parameters do not have {} channels", out[1]);
+                }
+                Some(bn_coeffs::<T>(eps, [&p[0], &p[1], &p[2], &p[3]], out[1]))
+            }
+            None => None,
+        };
+        let post = Post { affine, relu: epi.relu };
+        let y = conv_impl::<T>(&x, ts[0].shape(), &wd, wshape, b.as_deref(), &g, group, &post);
         Ok(T::wrap(arr(&out, y)))
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn conv_impl<T: Float>(
     x: &[T],
     xs: &[usize],
@@ -94,21 +144,44 @@ fn conv_impl<T: Float>(
     bias: Option<&[T]>,
     g: &Geometry,
     group: usize,
+    post: &Post<T>,
 ) -> Vec<T> {
+    let (mut y, applied) = conv_raw(x, xs, w, ws, bias, g, group, post);
+    if !applied && !post.is_identity() && !y.is_empty() {
+        let (m, p) = (ws[0], y.len() / (xs[0] * ws[0]).max(1));
+        for (i, row) in y.chunks_mut(p.max(1)).enumerate() {
+            row.iter_mut().for_each(|v| *v = post.apply(i % m, *v));
+        }
+    }
+    y
+}
+
+/// The convolution, and whether `post` was applied already (the direct kernel does it).
+#[allow(clippy::too_many_arguments)]
+fn conv_raw<T: Float>(
+    x: &[T],
+    xs: &[usize],
+    w: &[T],
+    ws: &[usize],
+    bias: Option<&[T]>,
+    g: &Geometry,
+    group: usize,
+    post: &Post<T>,
+) -> (Vec<T>, bool) {
     let (n, c, sp) = (xs[0], xs[1], &xs[2..]);
     let (m, cg) = (ws[0], ws[1]);
     let mg = m / group;
     let kc: usize = ws[1..].iter().product();
     let p: usize = g.out.iter().product();
     let plane: usize = sp.iter().product();
-    let mut y = vec![T::zero(); n * m * p];
-    if y.is_empty() || kc == 0 {
+    if n * m * p == 0 || kc == 0 {
+        let mut y = vec![T::zero(); n * m * p];
         if let (Some(b), false) = (bias, y.is_empty()) {
             y.chunks_mut(p)
                 .enumerate()
                 .for_each(|(i, r)| r.iter_mut().for_each(|v| *v = b[i % m]));
         }
-        return y;
+        return (y, false);
     }
     let pointwise = g.kernel.iter().all(|&k| k == 1)
         && g.strides.iter().all(|&s| s == 1)
@@ -126,9 +199,29 @@ fn conv_impl<T: Float>(
         cg.saturating_mul(plane) <= super::MAX_ELEMENTS
             && kc.saturating_mul(plane) <= super::MAX_ELEMENTS
     };
+    let kern = super::direct::kernel(mg).filter(|_| !pointwise && sp.len() == 2);
+    if let Some(kern) = kern {
+        let fits = super::direct::buffer_len(xs, ws, g).is_some_and(|l| l <= super::MAX_ELEMENTS);
+        let b32 = bias.map(T::f32s);
+        let affine = post
+            .affine
+            .as_ref()
+            .map(|(s, t)| T::f32s(s).zip(T::f32s(t)));
+        if let (true, Some(x), Some(w), Some(b), Some(affine)) = (
+            fits,
+            T::f32s(x),
+            T::f32s(w),
+            b32.map_or(Some(None), |b| b.map(Some)),
+            affine.map_or(Some(None), |a| a.map(Some)),
+        ) {
+            let y32 = super::direct::conv2d(x, xs, w, ws, b, g, group, affine, post.relu, kern);
+            return (T::from_f32s(y32).expect("T is f32"), true);
+        }
+    }
+    let mut y = vec![T::zero(); n * m * p];
     if !pointwise && sp.len() == 2 && g.strides == [1, 1] && wide_ok {
         conv2d_s1(x, xs, w, ws, bias, g, group, &mut y);
-        return y;
+        return (y, false);
     }
     let mut col = if pointwise {
         Vec::new()
@@ -157,7 +250,7 @@ fn conv_impl<T: Float>(
             }
         }
     }
-    y
+    (y, false)
 }
 
 /// `y[mg×p] = w[mg×kc] · col[kc×p]`.

@@ -5,6 +5,7 @@
 //! in place where the op allows it.
 
 mod conv;
+mod direct;
 mod elementwise;
 mod linalg;
 mod norm;
@@ -12,7 +13,7 @@ mod pool;
 mod shape_ops;
 pub(crate) mod window;
 
-pub(crate) use conv::conv_shapes;
+pub(crate) use conv::{conv, conv_shapes, Epilogue};
 pub(crate) use norm::reduce_axes;
 pub(crate) use pool::pool_shapes;
 pub(crate) use shape_ops::{
@@ -270,6 +271,9 @@ pub(crate) trait Float:
     fn of(x: f64) -> Self;
     fn of32(x: f32) -> Self;
     fn erf(self) -> Self;
+    /// The data as f32, when `Self` is f32 (for kernels that exist only for f32).
+    fn f32s(v: &[Self]) -> Option<&[f32]>;
+    fn from_f32s(v: Vec<f32>) -> Option<Vec<Self>>;
     /// `C ← alpha·A·B + beta·C` with arbitrary strides (matrixmultiply).
     ///
     /// # Safety
@@ -303,6 +307,12 @@ impl Float for f32 {
     fn erf(self) -> Self {
         libm::erff(self)
     }
+    fn f32s(v: &[f32]) -> Option<&[f32]> {
+        Some(v)
+    }
+    fn from_f32s(v: Vec<f32>) -> Option<Vec<f32>> {
+        Some(v)
+    }
     unsafe fn gemm_raw(
         m: usize,
         k: usize,
@@ -332,6 +342,12 @@ impl Float for f64 {
     }
     fn erf(self) -> Self {
         libm::erf(self)
+    }
+    fn f32s(_: &[f64]) -> Option<&[f32]> {
+        None
+    }
+    fn from_f32s(_: Vec<f32>) -> Option<Vec<f64>> {
+        None
     }
     unsafe fn gemm_raw(
         m: usize,
@@ -485,7 +501,13 @@ pub(crate) fn eval_args(
     let one = |t: Tensor| Ok(vec![t]);
     match op {
         Op::Constant(t) => one(t.clone()),
-        Op::Conv { window, group } => one(conv::conv(op, window, *group, &args)?),
+        Op::Conv { window, group } => one(conv::conv(
+            op,
+            window,
+            *group,
+            &args,
+            &conv::Epilogue::default(),
+        )?),
         Op::Gemm {
             alpha,
             beta,

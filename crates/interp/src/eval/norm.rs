@@ -24,6 +24,17 @@ pub(crate) fn bn_check(op: &Op, x: &[usize], params: &[&[usize]]) -> Result<usiz
     Ok(c)
 }
 
+/// The per-channel `(s, B − mean·s)` of a batch normalization with parameters
+/// `[scale, B, mean, var]` (shared by the fused Conv epilogue, so both round alike).
+pub(crate) fn bn_coeffs<T: Float>(eps: f32, p: [&[T]; 4], c: usize) -> (Vec<T>, Vec<T>) {
+    let e = T::of32(eps);
+    let s: Vec<T> = (0..c)
+        .map(|i| p[0][i] * (T::one() / (p[3][i] + e).sqrt()))
+        .collect();
+    let b: Vec<T> = (0..c).map(|i| p[1][i] - p[2][i] * s[i]).collect();
+    (s, b)
+}
+
 /// Inference-mode batch normalization, computed as onnxruntime does:
 /// `y = x·s + (B − mean·s)` with `s = scale / sqrt(var + ε)`.
 pub(crate) fn batchnorm(
@@ -44,9 +55,7 @@ pub(crate) fn batchnorm(
     let dt = x.t().dtype();
     dispatch_float!(op, dt, T => {
         let p: Vec<_> = rest.iter().map(|t| data_of::<T>(op, t)).collect::<Result<_, _>>()?;
-        let e = T::of32(eps);
-        let s: Vec<T> = (0..c).map(|i| p[0][i] * (T::one() / (p[3][i] + e).sqrt())).collect();
-        let b: Vec<T> = (0..c).map(|i| p[1][i] - p[2][i] * s[i]).collect();
+        let (s, b) = bn_coeffs::<T>(eps, [&p[0], &p[1], &p[2], &p[3]], c);
         let mut v: Vec<T> = match x.split() {
             TArg::F32(a) => cast_vec(a),
             TArg::F64(a) => cast_vec(a),
