@@ -26,6 +26,18 @@ const CHUNK: usize = 256;
 /// Measure-and-correct rounds.
 const ROUNDS: usize = 2;
 
+/// Values evaluated at a time when measuring errors.
+const BLOCK: usize = 1024;
+
+/// Every element of `t` as f64, in row-major order, without materialising them all.
+fn for_each_f64(t: &Tensor, mut f: impl FnMut(f64)) {
+    match t {
+        Tensor::F32(a) => a.iter().for_each(|&x| f(x as f64)),
+        Tensor::F64(a) => a.iter().for_each(|&x| f(x)),
+        Tensor::I64(a) => a.iter().for_each(|&x| f(x as f64)),
+    }
+}
+
 impl Pass for BiasCorrect {
     fn name(&self) -> &'static str {
         "bias-correct"
@@ -84,17 +96,40 @@ impl Pass for BiasCorrect {
                 if acc.is_empty() {
                     acc.resize(c, (0.0, 0));
                 }
-                for (i, x) in t.to_f64_vec().into_iter().enumerate() {
-                    // Inputs outside the interval are a range failure (reported by
-                    // simulation), not approximation error: one of them would swamp the mean.
-                    if !(p.in_scale * x).abs().le(&1.0) {
-                        continue;
+                // In blocks: the polynomial is evaluated many values at a time (bitwise as
+                // one at a time), the sums still accumulate in element order.
+                let per_channel = if shape.len() >= 2 { inner } else { usize::MAX };
+                // (channel, position within the channel's block) of the next element.
+                let mut at = (0usize, 0usize);
+                let (mut xs, mut ys) = (Vec::with_capacity(BLOCK), Vec::with_capacity(BLOCK));
+                let mut flush = |xs: &[f64], ys: &mut Vec<f64>| {
+                    ys.clear();
+                    ys.extend_from_slice(xs);
+                    p.eval_many(ys);
+                    for (&x, &y) in xs.iter().zip(ys.iter()) {
+                        let ch = at.0;
+                        at.1 += 1;
+                        if at.1 == per_channel {
+                            at = ((at.0 + 1) % c, 0);
+                        }
+                        // Inputs outside the interval are a range failure (reported by
+                        // simulation), not approximation error: one would swamp the mean.
+                        if !(p.in_scale * x).abs().le(&1.0) {
+                            continue;
+                        }
+                        let e = y - exact(p, x).unwrap_or(0.0);
+                        acc[ch].0 += e;
+                        acc[ch].1 += 1;
                     }
-                    let ch = if shape.len() >= 2 { (i / inner) % c } else { 0 };
-                    let e = p.eval(x) - exact(p, x).unwrap_or(0.0);
-                    acc[ch].0 += e;
-                    acc[ch].1 += 1;
-                }
+                };
+                for_each_f64(t, |x| {
+                    xs.push(x);
+                    if xs.len() == BLOCK {
+                        flush(&xs, &mut ys);
+                        xs.clear();
+                    }
+                });
+                flush(&xs, &mut ys);
             })
             .map_err(|e| self.graph_err(format!("calibration run failed: {e}")))?;
             for (k, ((id, _), acc)) in polys.iter().zip(&acc).enumerate() {

@@ -33,7 +33,30 @@ impl PolyStage {
         }
         t * b1 - b2 + self.coeffs.first().copied().unwrap_or(0.0)
     }
+
+    /// [`PolyStage::eval`] on `LANES` values at once: the same operations in the same order
+    /// for every lane (bitwise the same results), with the independent Clenshaw chains of
+    /// the lanes interleaved instead of one latency-bound chain at a time.
+    fn eval_lanes(&self, y: &mut [f64; LANES]) {
+        let (lo, hi) = (self.lo, self.hi);
+        let t = y.map(|y| (2.0 * y - lo - hi) / (hi - lo));
+        let (mut b1, mut b2) = ([0.0f64; LANES], [0.0f64; LANES]);
+        for &c in self.coeffs.iter().skip(1).rev() {
+            for i in 0..LANES {
+                let b0 = 2.0 * t[i] * b1[i] - b2[i] + c;
+                b2[i] = b1[i];
+                b1[i] = b0;
+            }
+        }
+        let c0 = self.coeffs.first().copied().unwrap_or(0.0);
+        for i in 0..LANES {
+            y[i] = t[i] * b1[i] - b2[i] + c0;
+        }
+    }
 }
+
+/// Values per batch of [`Poly::eval_many`].
+const LANES: usize = 8;
 
 /// How the composed stages `q` turn into the activation's value at `x'`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -80,6 +103,60 @@ impl Poly {
             }
         };
         self.out_scale * y
+    }
+
+    /// [`Poly::eval`] of every value of `xs`, in place, bitwise equal to it, several times
+    /// faster (see [`PolyStage`]'s lane evaluation).
+    pub fn eval_many(&self, xs: &mut [f64]) {
+        let mut chunks = xs.chunks_exact_mut(LANES);
+        for c in &mut chunks {
+            let lanes: &mut [f64; LANES] = c.try_into().expect("chunks of LANES");
+            self.eval_lanes(lanes);
+        }
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            let mut lanes = [0.0f64; LANES];
+            lanes[..rest.len()].copy_from_slice(rest);
+            self.eval_lanes(&mut lanes);
+            rest.copy_from_slice(&lanes[..rest.len()]);
+        }
+    }
+
+    /// `q` at every lane, in place.
+    fn composed_lanes(&self, y: &mut [f64; LANES]) {
+        for s in &self.stages {
+            s.eval_lanes(y);
+        }
+    }
+
+    fn eval_lanes(&self, xs: &mut [f64; LANES]) {
+        let x = xs.map(|x| self.in_scale * x);
+        let y: [f64; LANES] = match self.combine {
+            PolyCombine::Identity => {
+                let mut q = x;
+                self.composed_lanes(&mut q);
+                q
+            }
+            PolyCombine::Relu => {
+                let mut q = x;
+                self.composed_lanes(&mut q);
+                std::array::from_fn(|i| x[i] * (1.0 + q[i]) / 2.0)
+            }
+            PolyCombine::LeakyRelu { slope } => {
+                let mut q = x;
+                self.composed_lanes(&mut q);
+                std::array::from_fn(|i| x[i] * ((1.0 + slope) + (1.0 - slope) * q[i]) / 2.0)
+            }
+            PolyCombine::Clip { lo, hi } => {
+                let (mut ql, mut qh) = (x.map(|x| x - lo), x.map(|x| x - hi));
+                self.composed_lanes(&mut ql);
+                self.composed_lanes(&mut qh);
+                std::array::from_fn(|i| (lo + hi + (x[i] - lo) * ql[i] - (x[i] - hi) * qh[i]) / 2.0)
+            }
+        };
+        for i in 0..LANES {
+            xs[i] = self.out_scale * y[i];
+        }
     }
 
     pub fn degrees(&self) -> Vec<usize> {
@@ -133,6 +210,45 @@ impl fmt::Display for Poly {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The batched evaluation is bitwise the scalar one, for every combine and any length.
+    #[test]
+    fn eval_many_equals_eval() {
+        let stage = |lo: f64, hi: f64, k: usize| PolyStage {
+            lo,
+            hi,
+            coeffs: (0..k).map(|i| ((i * 37 % 11) as f64 - 5.0) / 7.0).collect(),
+        };
+        for combine in [
+            PolyCombine::Identity,
+            PolyCombine::Relu,
+            PolyCombine::LeakyRelu { slope: 0.1 },
+            PolyCombine::Clip { lo: -0.3, hi: 0.6 },
+        ] {
+            let p = Poly {
+                function: "f".into(),
+                in_scale: 0.37,
+                out_scale: 2.5,
+                stages: vec![
+                    stage(-1.0, 1.0, 8),
+                    stage(-1.5, 1.2, 32),
+                    stage(-2.0, 2.0, 1),
+                ],
+                combine,
+            };
+            for n in [0, 1, 7, 8, 9, 100] {
+                let xs: Vec<f64> = (0..n).map(|i| (i as f64 * 0.731).sin() * 3.0).collect();
+                let mut got = xs.clone();
+                p.eval_many(&mut got);
+                let want: Vec<f64> = xs.iter().map(|&x| p.eval(x)).collect();
+                assert_eq!(
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{combine:?}, n = {n}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn clenshaw_matches_cosine_form() {

@@ -55,6 +55,24 @@ fn map<T: Copy>(a: AA<'_, T>, f: impl Fn(T) -> T) -> ArrayD<T> {
     }
 }
 
+/// A polynomial on every element: in f64 (Clenshaw, `Poly::eval_many`) and rounded once.
+fn poly_map<T: Float>(p: &pannc_ir::Poly, a: AA<'_, T>) -> ArrayD<T> {
+    let shape = a.shape().to_vec();
+    let mut v = a.into_vec();
+    let mut buf = [0.0f64; 256];
+    for c in v.chunks_mut(buf.len()) {
+        let b = &mut buf[..c.len()];
+        for (d, s) in b.iter_mut().zip(c.iter()) {
+            *d = num_traits::ToPrimitive::to_f64(s).unwrap_or(f64::NAN);
+        }
+        p.eval_many(b);
+        for (d, s) in c.iter_mut().zip(b.iter()) {
+            *d = T::of(*s);
+        }
+    }
+    arr(&shape, v)
+}
+
 fn sigmoid<T: Float>(x: T) -> T {
     if x >= T::zero() {
         T::one() / (T::one() + (-x).exp())
@@ -104,9 +122,7 @@ pub(crate) fn unary(op: &Op, x: Arg<'_>, b: Bounds) -> Result<Tensor, InterpErro
         Op::Gelu { tanh } => each_float!(op, x, a, T => map(a, |v: T| gelu(v, *tanh))),
         Op::Silu => each_float!(op, x, a, T => map(a, |v: T| v * sigmoid::<T>(v))),
         // Polynomials are evaluated in f64 (Clenshaw) and rounded once.
-        Op::Poly(p) => {
-            each_float!(op, x, a, T => map(a, |v: T| T::of(p.eval(num_traits::ToPrimitive::to_f64(&v).unwrap_or(f64::NAN)))))
-        }
+        Op::Poly(p) => each_float!(op, x, a, T => poly_map(p, a)),
         Op::Clip { .. } => each_float!(op, x, a, T => {
             let lo = b.lo_f.map(T::of);
             let hi = b.hi_f.map(T::of);
