@@ -44,8 +44,6 @@ pub enum PolyCombine {
     Relu,
     /// `x'·((1 + slope) + (1 − slope)·q(x'))/2`, `q ≈ sign`.
     LeakyRelu { slope: f64 },
-    /// `(lo + hi + (x' − lo)·q(x' − lo) − (x' − hi)·q(x' − hi))/2`, `q ≈ sign`.
-    Clip { lo: f64, hi: f64 },
 }
 
 /// A polynomial activation (see the module doc).
@@ -73,10 +71,6 @@ impl Poly {
             PolyCombine::Relu => x * (1.0 + self.composed(x)) / 2.0,
             PolyCombine::LeakyRelu { slope } => {
                 x * ((1.0 + slope) + (1.0 - slope) * self.composed(x)) / 2.0
-            }
-            PolyCombine::Clip { lo, hi } => {
-                (lo + hi + (x - lo) * self.composed(x - lo) - (x - hi) * self.composed(x - hi))
-                    / 2.0
             }
         };
         self.out_scale * y
@@ -111,11 +105,6 @@ impl fmt::Display for Poly {
             PolyCombine::LeakyRelu { slope } => {
                 format!("leaky_relu({})", crate::tensor::fmt_num(slope))
             }
-            PolyCombine::Clip { lo, hi } => format!(
-                "clip({},{})",
-                crate::tensor::fmt_num(lo),
-                crate::tensor::fmt_num(hi)
-            ),
         };
         write!(
             f,
