@@ -119,6 +119,11 @@ fn compensate(g: &mut Graph, u: NodeId, slot: usize, k: f64, depth: usize) -> bo
         }
         Op::Poly(mut p) => {
             p.in_scale *= k;
+            // Polynomials sharing one interval compensate each other with reciprocals:
+            // (1/B)·B is 1 up to rounding, and must be exactly 1 to count as folded.
+            if (p.in_scale - 1.0).abs() < 1e-12 {
+                p.in_scale = 1.0;
+            }
             *g.op_mut(u) = Op::Poly(p);
             true
         }
