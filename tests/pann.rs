@@ -182,3 +182,175 @@ fn interval_bounds_contain_calibrated_ranges() {
         }
     }
 }
+
+/// A small conv net with the activation `act` (given its input, returns its output).
+fn conv_net(
+    act: impl Fn(&mut pannc_ir::Graph, pannc_ir::ValueId) -> pannc_ir::ValueId,
+) -> pannc_ir::Graph {
+    use pannc_ir::{DType, Dim, Graph, Op, Tensor, TensorType, Window};
+    let mut seed = 7u64;
+    let mut rnd = |n: usize, scale: f32| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
+            })
+            .collect()
+    };
+    let mut g = Graph::new("relu6_net", 17);
+    let shape = vec![
+        Dim::Sym("N".into()),
+        Dim::Known(3),
+        Dim::Known(6),
+        Dim::Known(6),
+    ];
+    let x = g
+        .add_input("x", Some(TensorType::new(DType::F32, shape)))
+        .unwrap();
+    let w1 = g
+        .add_constant(
+            "w1",
+            Tensor::from_f32(&[4, 3, 3, 3], rnd(108, 1.5)).unwrap(),
+        )
+        .unwrap();
+    let b1 = g
+        .add_constant("b1", Tensor::from_f32(&[4], rnd(4, 2.0)).unwrap())
+        .unwrap();
+    let pad = Window {
+        pads: vec![1, 1, 1, 1],
+        ..Window::default()
+    };
+    let c1 = g
+        .add_simple(
+            "conv1",
+            Op::Conv {
+                window: pad,
+                group: 1,
+            },
+            &[x, w1, b1],
+        )
+        .unwrap();
+    let a = act(&mut g, c1);
+    let w2 = g
+        .add_constant("w2", Tensor::from_f32(&[2, 4, 1, 1], rnd(8, 1.0)).unwrap())
+        .unwrap();
+    let c2 = g
+        .add_simple(
+            "conv2",
+            Op::Conv {
+                window: Window::default(),
+                group: 1,
+            },
+            &[a, w2],
+        )
+        .unwrap();
+    let p = g.add_simple("gap", Op::GlobalAveragePool, &[c2]).unwrap();
+    let y = g.add_simple("flat", Op::Flatten { axis: 1 }, &[p]).unwrap();
+    g.set_outputs(vec![y]);
+    pannc_interp::infer_types(&mut g).unwrap();
+    g
+}
+
+/// ReLU6 (Clip 0..6) at α is two ReLU approximations side by side on one interval: the levels
+/// of one ReLU at α, both scalings folded, and the simulation close to the backbone.
+#[test]
+fn relu6_costs_the_levels_of_one_relu() {
+    use pannc_ir::{Op, Tensor};
+    let relu = conv_net(|g, v| g.add_simple("act", Op::Relu, &[v]).unwrap());
+    let relu6 = conv_net(|g, v| {
+        let lo = g.add_constant("lo", Tensor::scalar_f32(0.0)).unwrap();
+        let hi = g.add_constant("hi", Tensor::scalar_f32(6.0)).unwrap();
+        let clip = Op::Clip {
+            has_min: true,
+            has_max: true,
+        };
+        g.add_simple("act", clip, &[v, lo, hi]).unwrap()
+    });
+    // Inputs whose activations cross both kinks (conv1 outputs reach beyond 6).
+    let n = 64;
+    let mut seed = 3u64;
+    let data: Vec<f32> = (0..n * 3 * 36)
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 6.0
+        })
+        .collect();
+    let calib = Tensor::from_f32(&[n, 3, 6, 6], data).unwrap();
+    for alpha in [7, 9] {
+        let policy = Policy {
+            alpha,
+            ..Default::default()
+        };
+        let mut g_relu = relu.clone();
+        let r = pann::compile(&mut g_relu, vec![calib.clone()], policy.clone()).unwrap();
+        let mut g6 = relu6.clone();
+        let r6 = pann::compile(&mut g6, vec![calib.clone()], policy).unwrap();
+        let (a, a6) = (&r.activations[0], &r6.activations[0]);
+        let cal = a6.calibrated.unwrap();
+        assert!(
+            cal[1] > 6.0 && cal[0] < 0.0,
+            "data must cross both kinks: {cal:?}"
+        );
+        assert_eq!(a6.depth, a.depth, "α={alpha}: ReLU6 depth");
+        assert_eq!(r6.levels, r.levels, "α={alpha}: network levels");
+        assert_eq!(a6.polys.len(), 2);
+        assert!(a6.scale_folded && r6.range_control_levels == 0, "{a6:?}");
+        // Both polynomials are the ReLU composite at α.
+        assert_eq!(a6.degrees, a.degrees);
+        // The PANN follows the backbone: error within the measured activation error, times
+        // the weight magnitudes of the tail (small here).
+        let want = pann::simulate(&relu6, std::slice::from_ref(&calib), 64)
+            .unwrap()
+            .outputs;
+        let got = pann::simulate(&g6, std::slice::from_ref(&calib), 64)
+            .unwrap()
+            .outputs;
+        let dev = want[0]
+            .to_f64_vec()
+            .iter()
+            .zip(got[0].to_f64_vec())
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            dev.is_finite() && dev < 4.0 * a6.max_error,
+            "α={alpha}: deviation {dev} vs max error {}",
+            a6.max_error
+        );
+        assert!(
+            a6.max_error < 3.0 * a6.bound * 2f64.powi(-(alpha as i32)),
+            "{a6:?}"
+        );
+    }
+    // One-sided: min(x, 2) = x − ReLU(x − 2), one sign evaluation.
+    let capped = conv_net(|g, v| {
+        let hi = g.add_constant("hi", Tensor::scalar_f32(2.0)).unwrap();
+        let clip = Op::Clip {
+            has_min: false,
+            has_max: true,
+        };
+        g.add_simple("act", clip, &[v, hi]).unwrap()
+    });
+    let mut g = capped.clone();
+    let r = pann::compile(&mut g, vec![calib.clone()], Policy::default()).unwrap();
+    let mut g_relu = relu.clone();
+    let r_relu = pann::compile(&mut g_relu, vec![calib.clone()], Policy::default()).unwrap();
+    assert_eq!(r.levels, r_relu.levels);
+    assert_eq!(r.activations[0].polys.len(), 1);
+    let want = pann::simulate(&capped, std::slice::from_ref(&calib), 64)
+        .unwrap()
+        .outputs;
+    let got = pann::simulate(&g, std::slice::from_ref(&calib), 64)
+        .unwrap()
+        .outputs;
+    let dev = want[0]
+        .to_f64_vec()
+        .iter()
+        .zip(got[0].to_f64_vec())
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f64::max);
+    assert!(dev < 4.0 * r.activations[0].max_error, "capped: {dev}");
+}

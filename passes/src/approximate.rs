@@ -1,27 +1,32 @@
 //! Replacement of nonlinearities by polynomials on calibrated ranges.
 //!
-//! Guarantees: every Relu, LeakyRelu, Clip (constant bounds), Gelu, Silu, Sigmoid and Tanh
-//! becomes a `Poly` node on `[-B, B]`, `B = margin · max|x|` over the calibration data, with
+//! Guarantees: every Relu, LeakyRelu, Gelu, Silu, Sigmoid and Tanh becomes a `Poly` node on
+//! `[-B, B]`, `B = margin · max|x|` over the calibration data, with
 //! the input scaling `x/B` recorded as the node's `in_scale` (folded into the producer by
 //! `range-control`). Positively homogeneous functions use `f(x) = B·f(x/B)`: their polynomial
 //! lives on `[-1, 1]` and the `×B` is the node's `out_scale` (merged, no level). Sign-based
 //! functions use the composite minimax sign at precision 2^-α; smooth ones one minimax
-//! polynomial of the policy's degree. A nonlinearity pannc cannot approximate (a standalone
+//! polynomial of the policy's degree. A Clip with constant bounds (ReLU6, Hardtanh) becomes
+//! `lo + ReLU(x − lo) − ReLU(x − hi)` with both ReLUs on one interval: two sign evaluations side
+//! by side, at the levels of one ReLU. A nonlinearity pannc cannot approximate (a standalone
 //! Erf, a Clip with data-dependent bounds) is an error naming the node.
 
+use crate::analysis::RangeStats;
 use crate::analysis::{activation_inputs, calibrate, intervals, is_activation};
-use crate::context::ActivationReport;
+use crate::context::{ActivationReport, CalibError};
 use crate::shaping;
+use crate::util::unique_name;
 use crate::{Context, Pass, PassError};
 use pannc_approx::{approximate, Approximation, Budget, Function, Method, Shaping};
-use pannc_ir::{Graph, NodeId, Op, Poly, PolyCombine, PolyStage};
+use pannc_ir::{DType, Graph, NodeId, Op, Poly, PolyCombine, PolyStage, Tensor, ValueId};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 pub struct Approximate;
 
-/// Composite approximations by `function/α` key (deterministic, so sharing them is safe).
-fn composite_cache() -> &'static Mutex<HashMap<String, Approximation>> {
+/// Fitted approximations by a key naming every input of the fit (fits are deterministic, so
+/// sharing them is safe), for the whole process: sweeps compile the same network many times.
+fn fit_cache() -> &'static Mutex<HashMap<String, Approximation>> {
     static CACHE: OnceLock<Mutex<HashMap<String, Approximation>>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
@@ -29,6 +34,9 @@ fn composite_cache() -> &'static Mutex<HashMap<String, Approximation>> {
 /// Smallest B: an activation whose calibrated inputs are all (near) zero still gets a
 /// non-degenerate interval.
 const MIN_BOUND: f64 = 1e-3;
+
+/// Entries the fit cache holds before it starts over (bounds memory in long sweeps).
+const CACHE_LIMIT: usize = 4096;
 
 impl Pass for Approximate {
     fn name(&self) -> &'static str {
@@ -63,7 +71,7 @@ impl Pass for Approximate {
         })?;
         // Composite approximations on [-1, 1] depend only on (function, α): compute once per
         // process (sweeps compile the same network many times).
-        let mut cache = composite_cache().lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = fit_cache().lock().unwrap_or_else(|e| e.into_inner());
         let mut changed = false;
         for id in order {
             let op = g.node(id).op.clone();
@@ -73,6 +81,12 @@ impl Pass for Approximate {
             let x = g.node(id).inputs()[0];
             let stats = cx.ranges.get(&x).cloned();
             let interval = bounds.as_ref().and_then(|b| b.get(&x)).copied();
+            if let Some(kinks) = self.kinks(g, id, &op)? {
+                let report = self.relu_pair(g, id, kinks, stats, interval, cx, &mut cache)?;
+                cx.report.activations.push(report);
+                changed = true;
+                continue;
+            }
             let bound = match (&stats, interval) {
                 (Some(s), _) => s.abs_max() * cx.policy.margin,
                 (None, Some((lo, hi))) if lo.is_finite() && hi.is_finite() => {
@@ -107,12 +121,9 @@ impl Pass for Approximate {
                 .as_ref()
                 .and_then(|s| shaping::calib_error(&poly, &s.sample));
             let y = g.node(id).outputs()[0];
+            let poly_name = unique_name(g, format!("{name}.poly"));
             let p = g
-                .add_simple(
-                    format!("{name}.poly"),
-                    Op::Poly(Box::new(poly.clone())),
-                    &[x],
-                )
+                .add_simple(poly_name.clone(), Op::Poly(Box::new(poly.clone())), &[x])
                 .map_err(|e| self.err(g, id, e))?;
             crate::util::replace_keeping_name(g, y, p).map_err(|e| self.err(g, id, e))?;
             g.remove_node(id);
@@ -135,6 +146,7 @@ impl Pass for Approximate {
                 shaped: shaped_flag,
                 calib_error,
                 bias_correction: None,
+                polys: vec![poly_name],
             });
             changed = true;
         }
@@ -174,6 +186,226 @@ impl Approximate {
         }
     }
 
+    /// The kinks of a piecewise-linear activation built from ReLUs, or `None` for every other
+    /// op: `Clip(x; lo, hi) = lo + ReLU(x − lo) − ReLU(x − hi)`, `Clip(x; lo) = lo + ReLU(x − lo)`,
+    /// `Clip(x; −∞, hi) = hi − ReLU(hi − x)`.
+    fn kinks(&self, g: &Graph, id: NodeId, op: &Op) -> Result<Option<Kinks>, PassError> {
+        let Op::Clip { has_min, has_max } = op else {
+            return Ok(None);
+        };
+        let bound_of = |k: usize| -> Result<f64, PassError> {
+            let v = g.node(id).inputs()[k];
+            let t = g
+                .constant(v)
+                .ok_or_else(|| self.err(g, id, "Clip bounds must be constants to approximate"))?;
+            match t.to_f64_vec().first() {
+                Some(b) if b.is_finite() => Ok(*b),
+                Some(b) => Err(self.err(g, id, format!("Clip bound {b} is not finite"))),
+                None => Err(self.err(g, id, "empty Clip bound")),
+            }
+        };
+        let lo = has_min.then(|| bound_of(1)).transpose()?;
+        let hi = has_max
+            .then(|| bound_of(1 + *has_min as usize))
+            .transpose()?;
+        if let (Some(l), Some(h)) = (lo, hi) {
+            if l >= h {
+                return Err(self.err(g, id, format!("Clip needs min < max, got [{l}, {h}]")));
+            }
+        }
+        if lo.is_none() && hi.is_none() {
+            return Err(self.err(g, id, "Clip without bounds should have been removed"));
+        }
+        Ok(Some(Kinks { lo, hi }))
+    }
+
+    /// Replaces a Clip by ReLUs of `x − lo` and `x − hi` (see [`Self::kinks`]), every ReLU
+    /// approximated on the same interval `[-B, B]` (so range control folds all scalings into
+    /// the one producer of `x`) by the same composite as a plain ReLU at α: sign evaluations
+    /// side by side, the levels of one ReLU.
+    #[allow(clippy::too_many_arguments)]
+    fn relu_pair(
+        &self,
+        g: &mut Graph,
+        id: NodeId,
+        kinks: Kinks,
+        stats: Option<RangeStats>,
+        interval: Option<(f64, f64)>,
+        cx: &Context,
+        cache: &mut HashMap<String, Approximation>,
+    ) -> Result<ActivationReport, PassError> {
+        let Kinks { lo, hi } = kinks;
+        let x = g.node(id).inputs()[0];
+        let points: Vec<f64> = lo.into_iter().chain(hi).collect();
+        let radius = |a: f64, b: f64| {
+            points
+                .iter()
+                .map(|k| (a - k).abs().max((b - k).abs()))
+                .fold(0.0, f64::max)
+        };
+        let bound = match (&stats, interval) {
+            (Some(s), _) => radius(s.min, s.max) * cx.policy.margin,
+            (None, Some((a, b))) if a.is_finite() && b.is_finite() => radius(a, b),
+            (None, Some(_)) => {
+                return Err(self.err(
+                    g,
+                    id,
+                    "interval analysis gives no finite bound here; give calibration data",
+                ))
+            }
+            (None, None) => {
+                return Err(self.err(g, id, "no calibrated range (empty calibration output)"))
+            }
+        }
+        .max(MIN_BOUND);
+        let op = g.node(id).op.clone();
+        let name = g.node(id).name.clone();
+        let (relu, approx, _) = self.build(g, id, &Op::Relu, bound, cx, cache)?;
+        let dtype = g
+            .value(x)
+            .ty
+            .as_ref()
+            .map(|t| t.dtype)
+            .unwrap_or(DType::F32);
+        let mut polys = Vec::new();
+        let mut shaped = false;
+        // A branch approximates ReLU(x − k), or ReLU(k − x) when `flip`.
+        let mut branch =
+            |g: &mut Graph, k: f64, flip: bool, tag: &str| -> Result<(ValueId, Poly), PassError> {
+                let mut poly = relu.clone();
+                if cx.policy.shape {
+                    let st = stats.as_ref().map(|s| {
+                        let d = s.shifted(k);
+                        if flip {
+                            d.negated()
+                        } else {
+                            d
+                        }
+                    });
+                    if let Some(p) =
+                        shaping::shape_relu(&poly, st.as_ref(), cx.policy.negative_weight)
+                    {
+                        poly = p;
+                        shaped = true;
+                    }
+                }
+                let c =
+                    scalar(g, format!("{name}.{tag}"), k, dtype).map_err(|e| self.err(g, id, e))?;
+                let sub_name = unique_name(g, format!("{name}.minus_{tag}"));
+                let operands = if flip { [c, x] } else { [x, c] };
+                let d = g
+                    .add_simple(sub_name, Op::Sub, &operands)
+                    .map_err(|e| self.err(g, id, e))?;
+                let poly_name = unique_name(g, format!("{name}.poly_{tag}"));
+                polys.push(poly_name.clone());
+                let p = g
+                    .add_simple(poly_name, Op::Poly(Box::new(poly.clone())), &[d])
+                    .map_err(|e| self.err(g, id, e))?;
+                Ok((p, poly))
+            };
+        // With a lower bound: lo + R(x − lo) − R(x − hi). Without: hi − R(hi − x), so that x
+        // feeds polynomials only (range control folds their scaling into its producer).
+        let low = lo.map(|l| branch(g, l, false, "lo")).transpose()?;
+        let high = hi.map(|h| branch(g, h, lo.is_none(), "hi")).transpose()?;
+        let add = |g: &mut Graph, op: Op, a: ValueId, b: ValueId, tag: &str| {
+            let n = unique_name(g, format!("{name}.{tag}"));
+            g.add_simple(n, op, &[a, b]).map_err(|e| self.err(g, id, e))
+        };
+        // The linear tail: lo + R(x − lo) − R(x − hi), lo + R(x − lo), or hi − R(hi − x).
+        let y = match (&low, &high, lo) {
+            (Some((p_lo, _)), Some((p_hi, _)), Some(l)) => {
+                let d = add(g, Op::Sub, *p_lo, *p_hi, "relu_diff")?;
+                if l == 0.0 {
+                    d
+                } else {
+                    let c = scalar(g, format!("{name}.lo_out"), l, dtype)
+                        .map_err(|e| self.err(g, id, e))?;
+                    add(g, Op::Add, d, c, "shift")?
+                }
+            }
+            (Some((p_lo, _)), None, Some(0.0)) => *p_lo,
+            (Some((p_lo, _)), None, Some(l)) => {
+                let c = scalar(g, format!("{name}.lo_out"), l, dtype)
+                    .map_err(|e| self.err(g, id, e))?;
+                add(g, Op::Add, *p_lo, c, "shift")?
+            }
+            (None, Some((p_hi, _)), _) => {
+                let h = hi.unwrap_or(0.0);
+                let c = scalar(g, format!("{name}.hi_out"), h, dtype)
+                    .map_err(|e| self.err(g, id, e))?;
+                add(g, Op::Sub, c, *p_hi, "cap")?
+            }
+            _ => unreachable!("kinks has at least one bound"),
+        };
+        let old = g.node(id).outputs()[0];
+        crate::util::replace_keeping_name(g, old, y).map_err(|e| self.err(g, id, e))?;
+        g.remove_node(id);
+        // Measured error of the whole activation where every polynomial is valid (x − k
+        // within [-B, B] for each kink k).
+        let f = |v: f64| {
+            let r_lo = low
+                .as_ref()
+                .map_or(0.0, |(_, p)| p.eval(v - lo.unwrap_or(0.0)));
+            let r_hi = high
+                .as_ref()
+                .map_or(0.0, |(_, p)| p.eval(v - hi.unwrap_or(0.0)));
+            match (lo, hi) {
+                (Some(l), _) => l + r_lo - r_hi,
+                (None, Some(h)) => h - high.as_ref().map_or(0.0, |(_, p)| p.eval(h - v)),
+                (None, None) => v,
+            }
+        };
+        let exact = |v: f64| {
+            v.max(lo.unwrap_or(f64::NEG_INFINITY))
+                .min(hi.unwrap_or(f64::INFINITY))
+        };
+        let a = points
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &k| m.max(k - bound));
+        let b = points.iter().fold(f64::INFINITY, |m, &k| m.min(k + bound));
+        let n = 1 << 14;
+        let max_error = (0..=n)
+            .map(|i| a + (b - a) * i as f64 / n as f64)
+            .map(|v| (f(v) - exact(v)).abs())
+            .fold(0.0, f64::max);
+        let calib_error = stats.as_ref().map(|s| {
+            let (mut abs, mut neg, mut nn, mut pos, mut np) = (0.0, 0.0, 0usize, 0.0, 0usize);
+            for &v in &s.sample {
+                let e = f(v) - exact(v);
+                abs += e.abs();
+                if v < 0.0 {
+                    neg += e;
+                    nn += 1;
+                } else {
+                    pos += e;
+                    np += 1;
+                }
+            }
+            CalibError {
+                mean_abs: abs / s.sample.len().max(1) as f64,
+                mean_negative: neg / nn.max(1) as f64,
+                mean_positive: pos / np.max(1) as f64,
+            }
+        });
+        Ok(ActivationReport {
+            node: name,
+            op: op.name().to_string(),
+            calibrated: stats.map(|s| [s.min, s.max]),
+            interval: interval.map(|(a, b)| [a, b]),
+            bound,
+            method: format!("composite relu ×{}", points.len()),
+            degrees: approx.degrees.clone(),
+            depth: relu.depth(),
+            ct_mults: points.len() as u32 * approx.ct_mults,
+            max_error,
+            scale_folded: false,
+            shaped,
+            calib_error,
+            bias_correction: None,
+            polys,
+        })
+    }
+
     fn build(
         &self,
         g: &Graph,
@@ -187,20 +419,38 @@ impl Approximate {
         let override_ = cx.policy.overrides.get(name).copied();
         let alpha = override_.unwrap_or(cx.policy.alpha);
         let degree = override_.map(|d| d as usize).unwrap_or(cx.policy.degree);
-        let mut composite = |f: Function, key: String| -> Result<Approximation, PassError> {
-            if let Some(a) = cache.get(&key) {
+        // Identical fits (same function, interval, precision and shaping) are computed once:
+        // every ReLU at one α shares its composite, and smooth fits repeat across the
+        // compilations of a sweep.
+        let cache = std::cell::RefCell::new(cache);
+        let fit = |key: String,
+                   f: Function,
+                   method: Method,
+                   budget: Budget,
+                   domain: (f64, f64),
+                   shaping: Shaping|
+         -> Result<Approximation, PassError> {
+            if let Some(a) = cache.borrow().get(&key) {
                 return Ok(a.clone());
             }
-            let a = approximate(
+            let a =
+                approximate(f, method, budget, domain, shaping).map_err(|e| self.err(g, id, e))?;
+            let mut cache = cache.borrow_mut();
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(key, a.clone());
+            Ok(a)
+        };
+        let composite = |f: Function, key: String| -> Result<Approximation, PassError> {
+            fit(
+                key,
                 f,
                 Method::Composite,
                 Budget::Alpha(alpha),
                 (-1.0, 1.0),
                 Shaping::default(),
             )
-            .map_err(|e| self.err(g, id, e))?;
-            cache.insert(key, a.clone());
-            Ok(a)
         };
         let stages = |a: &Approximation, lo: f64, hi: f64| -> Vec<PolyStage> {
             // A stage on [-B, B] at y equals the same coefficients on [-1, 1] at y/B.
@@ -239,14 +489,21 @@ impl Approximate {
             } else {
                 Shaping::default()
             };
-            let a = approximate(
+            // The key holds the exact bits of every input of the fit.
+            let key = format!(
+                "{function}/minimax/{degree}/{:x}/{:x}/{}",
+                bound.to_bits(),
+                shaping.negative_weight.to_bits(),
+                cx.policy.shape
+            );
+            let a = fit(
+                key,
                 f,
                 Method::Minimax,
                 Budget::Degree(degree),
                 (-bound, bound),
                 shaping,
-            )
-            .map_err(|e| self.err(g, id, e))?;
+            )?;
             let p = Poly {
                 function: function.to_string(),
                 in_scale: 1.0 / bound,
@@ -273,49 +530,6 @@ impl Approximate {
                     "composite",
                 ))
             }
-            Op::Clip { has_min, has_max } => {
-                let bound_of = |k: usize, default: f64| -> Result<f64, PassError> {
-                    let v = g.node(id).inputs()[k];
-                    let t = g.constant(v).ok_or_else(|| {
-                        self.err(g, id, "Clip bounds must be constants to approximate")
-                    })?;
-                    Ok(t.to_f64_vec().first().copied().unwrap_or(default))
-                };
-                let lo = if *has_min {
-                    bound_of(1, f64::NEG_INFINITY)?
-                } else {
-                    f64::NEG_INFINITY
-                };
-                let hi = if *has_max {
-                    bound_of(1 + *has_min as usize, f64::INFINITY)?
-                } else {
-                    f64::INFINITY
-                };
-                if lo == f64::NEG_INFINITY && hi == f64::INFINITY {
-                    return Err(self.err(g, id, "Clip without bounds should have been removed"));
-                }
-                if !(lo.is_finite() && hi.is_finite()) {
-                    return Err(self.err(
-                        g,
-                        id,
-                        "one-sided Clip other than ReLU is not supported; give both bounds",
-                    ));
-                }
-                let (l, h) = (lo / bound, hi / bound);
-                let a = approximate(
-                    Function::Clip { lo: l, hi: h },
-                    Method::Composite,
-                    Budget::Alpha(alpha),
-                    (-1.0, 1.0),
-                    Shaping::default(),
-                )
-                .map_err(|e| self.err(g, id, e))?;
-                Ok((
-                    homogeneous(&a, PolyCombine::Clip { lo: l, hi: h }, "clip"),
-                    a,
-                    "composite",
-                ))
-            }
             Op::Gelu { tanh: false } => smooth(Function::Gelu, "gelu"),
             Op::Gelu { tanh: true } => Err(self.err(
                 g,
@@ -336,4 +550,18 @@ impl Approximate {
             )),
         }
     }
+}
+
+/// The kinks of a Clip: where its ReLUs bend.
+#[derive(Copy, Clone, Debug)]
+struct Kinks {
+    lo: Option<f64>,
+    hi: Option<f64>,
+}
+
+/// A scalar constant of `dtype` named after `base`.
+fn scalar(g: &mut Graph, base: String, v: f64, dtype: DType) -> Result<ValueId, String> {
+    let t = Tensor::from_f64(&[], vec![v]).ok_or("scalar")?.cast(dtype);
+    let name = unique_name(g, base);
+    g.add_constant(name, t).map_err(|e| e.to_string())
 }

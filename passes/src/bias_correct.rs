@@ -157,9 +157,10 @@ impl Pass for BiasCorrect {
             }
         }
         for ((id, _), t) in polys.iter().zip(&total) {
-            let name = g.node(*id).name.trim_end_matches(".poly").to_string();
-            if let Some(a) = cx.report.activations.iter_mut().find(|a| a.node == name) {
-                a.bias_correction = (*t > 0.0).then_some(*t);
+            if let Some(a) = cx.report.activation_of_poly(&g.node(*id).name) {
+                if *t > 0.0 {
+                    a.bias_correction = Some(a.bias_correction.unwrap_or(0.0).max(*t));
+                }
             }
         }
         Ok(changed)

@@ -78,6 +78,9 @@ pub struct ActivationReport {
     /// Largest per-channel bias correction applied (technique `bias`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bias_correction: Option<f64>,
+    /// Names of the `Poly` nodes that implement this activation (one, or two for Clip-like
+    /// functions built from two ReLUs).
+    pub polys: Vec<String>,
 }
 
 /// Approximation error measured on the calibrated inputs of one activation.
@@ -96,10 +99,19 @@ pub struct Report {
     pub activations: Vec<ActivationReport>,
     /// Levels spent on range scaling that could not be folded (0 is the goal).
     pub range_control_levels: usize,
-    /// Levels of the whole network (see `analysis::levels`), filled by `pann::compile`.
+    /// Levels of the whole network (see `analysis::levels`), filled by the driver.
     pub levels: usize,
     /// Notes for the user (a removed softmax, a lowered max-pool, ...).
     pub notes: Vec<String>,
+}
+
+impl Report {
+    /// The activation implemented (in part) by the `Poly` node named `poly`.
+    pub fn activation_of_poly(&mut self, poly: &str) -> Option<&mut ActivationReport> {
+        self.activations
+            .iter_mut()
+            .find(|a| a.polys.iter().any(|p| p == poly))
+    }
 }
 
 /// Input and output of the passes beyond the graph itself.

@@ -157,17 +157,6 @@ impl Builder<'_> {
                 let m = self.bin(Op::Mul, xs, a)?;
                 self.mul_c(m, 0.5)?
             }
-            PolyCombine::Clip { lo, hi } => {
-                let u = self.add_c(xs, -lo)?;
-                let w = self.add_c(xs, -hi)?;
-                let qu = self.composed(p, u)?;
-                let qw = self.composed(p, w)?;
-                let a = self.bin(Op::Mul, u, qu)?;
-                let b = self.bin(Op::Mul, w, qw)?;
-                let d = self.bin(Op::Sub, a, b)?;
-                let d = self.add_c(d, lo + hi)?;
-                self.mul_c(d, 0.5)?
-            }
         };
         self.mul_c(y, p.out_scale)
     }

@@ -53,15 +53,17 @@ impl Pass for RangeControl {
                 changed = true;
             }
         }
-        // Report what folded.
+        // Report what folded: an activation is folded when all its polynomials are.
         let mut unfolded = 0;
+        for a in cx.report.activations.iter_mut() {
+            a.scale_folded = true;
+        }
         for id in g.node_ids() {
             if let Op::Poly(p) = &g.node(id).op {
                 let folded = p.in_scale == 1.0;
                 unfolded += usize::from(!folded);
-                let name = g.node(id).name.trim_end_matches(".poly").to_string();
-                if let Some(a) = cx.report.activations.iter_mut().find(|a| a.node == name) {
-                    a.scale_folded = folded;
+                if let Some(a) = cx.report.activation_of_poly(&g.node(id).name) {
+                    a.scale_folded &= folded;
                 }
             }
         }
@@ -80,7 +82,7 @@ fn scale_value(g: &mut Graph, v: ValueId, c: f64, requester: NodeId, depth: usiz
         if u == requester {
             continue;
         }
-        if !compensate(g, u, slot, 1.0 / c) {
+        if !compensate(g, u, slot, 1.0 / c, depth) {
             return false;
         }
     }
@@ -88,14 +90,40 @@ fn scale_value(g: &mut Graph, v: ValueId, c: f64, requester: NodeId, depth: usiz
 }
 
 /// Reader `u` reads `v` at `slot`; `v` is about to be multiplied by `1/k`… so `u` multiplies
-/// its use of `v` by `k`.
-fn compensate(g: &mut Graph, u: NodeId, slot: usize, k: f64) -> bool {
+/// its use of `v` by `k`. An Add/Sub of a constant passes the compensation on: its constant
+/// is divided by `k` too, so its own output is `1/k` of what it was, and its readers are
+/// compensated in turn.
+fn compensate(g: &mut Graph, u: NodeId, slot: usize, k: f64, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
     match g.node(u).op.clone() {
+        Op::Add | Op::Sub => {
+            let ins = g.node(u).inputs().to_vec();
+            let out = g.node(u).outputs()[0];
+            let other = 1 - slot.min(1);
+            if ins.len() != 2
+                || ins[0] == ins[1]
+                || g.constant(ins[other]).is_none()
+                || g.outputs().contains(&out)
+                || !scale_const_input(g, u, other, 1.0 / k)
+            {
+                return false;
+            }
+            g.users(out)
+                .into_iter()
+                .all(|(w, s)| compensate(g, w, s, k, depth + 1))
+        }
         Op::Conv { .. } | Op::Gemm { .. } | Op::MatMul if slot == 0 => {
             scale_const_input(g, u, 1, k)
         }
         Op::Poly(mut p) => {
             p.in_scale *= k;
+            // Polynomials sharing one interval compensate each other with reciprocals:
+            // (1/B)·B is 1 up to rounding, and must be exactly 1 to count as folded.
+            if (p.in_scale - 1.0).abs() < 1e-12 {
+                p.in_scale = 1.0;
+            }
             *g.op_mut(u) = Op::Poly(p);
             true
         }

@@ -22,7 +22,6 @@ pub fn exact(p: &Poly, x: f64) -> Option<f64> {
     Some(match p.combine {
         PolyCombine::Relu => p.out_scale * y.max(0.0),
         PolyCombine::LeakyRelu { slope } => p.out_scale * if y >= 0.0 { y } else { slope * y },
-        PolyCombine::Clip { lo, hi } => p.out_scale * y.clamp(lo, hi),
         PolyCombine::Identity => {
             let f = match p.function.as_str() {
                 "gelu" => Function::Gelu,

@@ -36,8 +36,7 @@ pub struct ActivationLevels {
     pub egg_seconds: f64,
 }
 
-/// Checks every polynomial of `g` (see the module doc). Clip polynomials are skipped (the
-/// planner has no combine for them).
+/// Checks every polynomial of `g` (see the module doc).
 pub fn activation_levels(g: &Graph, limits: &Limits) -> Result<Vec<ActivationLevels>, CkksError> {
     let order = g
         .topo_order()
@@ -57,7 +56,6 @@ pub fn activation_levels(g: &Graph, limits: &Limits) -> Result<Vec<ActivationLev
         let combine = match p.combine {
             PolyCombine::Identity => Combine::None,
             PolyCombine::Relu | PolyCombine::LeakyRelu { .. } => Combine::Relu,
-            PolyCombine::Clip { .. } => continue,
         };
         let stages: Vec<Stage> = p
             .stages

@@ -193,23 +193,62 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         let backbone = driver::simulate(&model.graph, std::slice::from_ref(&x), 500)?.outputs;
         let sim = driver::simulate(&graph, std::slice::from_ref(&x), 500)?;
         let (outs, oor) = (sim.outputs, sim.out_of_range);
-        let dev = max_abs_diff(&outs[0], &backbone[0]);
-        let outside: usize = oor.iter().map(|o| o.outside).sum();
-        eprintln!(
-            "check on {} samples: max |logit(PANN) − logit(backbone)| = {dev:.3e}",
-            x.shape()[0]
+        let dev = driver::deviation(&outs[0], &backbone[0]);
+        let (pp, bp) = (
+            driver::predictions(&outs[0]),
+            driver::predictions(&backbone[0]),
         );
-        if outside > 0 {
-            for o in oor.iter().filter(|o| o.outside > 0) {
-                eprintln!(
-                    "  warning: {} inputs of '{}' fell outside its interval (worst |x|/B = {:.2})",
-                    o.outside, o.node, o.worst
-                );
-            }
+        let agree = pp
+            .iter()
+            .zip(&bp)
+            .filter(|(p, b)| p.is_some() && p == b)
+            .count();
+        let n = x.shape()[0];
+        let max_dev = if dev.non_finite_rows < n {
+            format!("{:.3e}", dev.max_finite)
         } else {
-            eprintln!("  no activation input left its interval");
+            "— (no finite logits)".to_string()
+        };
+        eprintln!(
+            "check on {n} samples: max |logit(PANN) − logit(backbone)| = {max_dev} over finite logits; top-1 agrees with the backbone on {agree}/{n} ({:.2}%)",
+            100.0 * agree as f64 / n.max(1) as f64
+        );
+        if dev.non_finite_rows > 0 {
+            eprintln!(
+                "  FAILED: {} of {n} samples have non-finite (NaN/∞) logits; they count as wrong everywhere",
+                dev.non_finite_rows
+            );
         }
-        json["check"] = serde_json::json!({ "samples": x.shape()[0], "max_logit_deviation": dev, "out_of_range": oor });
+        let outside: Vec<_> = oor.iter().filter(|o| o.outside > 0).collect();
+        match outside.first() {
+            Some(first) => {
+                eprintln!(
+                    "  {} activation(s) saw inputs outside their interval; the first in graph order is '{}': {} of {} inputs, worst |x|/B = {:.2}",
+                    outside.len(),
+                    first.node,
+                    first.outside,
+                    first.total,
+                    first.worst
+                );
+                for o in &outside[1..] {
+                    eprintln!(
+                        "  then '{}': {} of {} inputs outside (worst |x|/B = {:.2})",
+                        o.node, o.outside, o.total, o.worst
+                    );
+                }
+            }
+            None => eprintln!("  no activation input left its interval"),
+        }
+        let samples_outside = sim.sample_outside.iter().filter(|&&b| b).count();
+        json["check"] = serde_json::json!({
+            "samples": n,
+            "max_logit_deviation": dev.max_finite,
+            "non_finite_samples": dev.non_finite_rows,
+            "top1_agreement": agree as f64 / n.max(1) as f64,
+            "samples_outside": samples_outside,
+            "first_outside": outside.first().map(|o| o.node.clone()),
+            "out_of_range": oor,
+        });
         if let Some(l) = &a.labels {
             let labels = load::read_npy(l)?.to_i64_vec();
             if labels.len() != x.shape()[0] {
@@ -320,14 +359,6 @@ pub(crate) fn check_input(g: &pannc_ir::Graph, t: Tensor, flag: &str) -> Result<
         return load::conform_dtype(&val.name, t, ty.dtype);
     }
     Ok(t)
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-    a.to_f64_vec()
-        .iter()
-        .zip(b.to_f64_vec())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
 }
 
 fn summarize(r: &pannc_passes::Report) {

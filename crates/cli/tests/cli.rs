@@ -294,3 +294,57 @@ fn compile_help_lists_every_pass() {
         );
     }
 }
+
+/// A PANN fed inputs far outside its calibrated ranges produces non-finite logits: `--check`
+/// must count them as failures, name the first activation that left its interval, and not
+/// report a finite "max deviation" as if all were well.
+#[test]
+fn check_counts_non_finite_logits_as_failures() {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("check-nonfinite");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let x = pannc::npy::read(&root().join(X)).unwrap();
+    let big =
+        pannc::ir::Tensor::from_f64(x.shape(), x.to_f64_vec().iter().map(|v| v * 1e4).collect())
+            .unwrap()
+            .cast(x.dtype());
+    let xp = tmp.join("big.npy");
+    pannc::npy::write(&xp, &big).unwrap();
+    let report = tmp.join("report.json");
+    let out = pannc(&[
+        "compile",
+        "fixtures/gelu_digits/model.onnx",
+        "--calib",
+        "fixtures/gelu_digits/calib_x.npy",
+        "--check",
+        xp.to_str().unwrap(),
+        "--labels",
+        "fixtures/gelu_digits/test_y.npy",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("FAILED:") && stderr.contains("non-finite"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the first in graph order is"), "{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let n = r["check"]["samples"].as_u64().unwrap();
+    let bad = r["check"]["non_finite_samples"].as_u64().unwrap();
+    assert!(bad > 0, "{}", r["check"]);
+    // Non-finite rows never count as correct or as agreeing.
+    let top1 = r["check"]["pann_top1"].as_f64().unwrap();
+    assert!(
+        top1 <= (n - bad) as f64 / n as f64 + 1e-12,
+        "{}",
+        r["check"]
+    );
+    let agree = r["check"]["top1_agreement"].as_f64().unwrap();
+    assert!(
+        agree <= (n - bad) as f64 / n as f64 + 1e-12,
+        "{}",
+        r["check"]
+    );
+    assert!(r["check"]["first_outside"].as_str().is_some());
+}

@@ -178,8 +178,10 @@ pub struct Simulation {
 /// and, for each polynomial, how many inputs left `[-B, B]` (a polynomial outside its interval
 /// is garbage, so this is the first thing to check when accuracy drops).
 pub fn simulate(g: &Graph, inputs: &[Tensor], chunk: usize) -> Result<Simulation, DriverError> {
+    // Polynomials in topological order, so the first one with inputs outside its interval is
+    // where a failure starts.
     let polys: Vec<(String, ValueId, f64)> = g
-        .node_ids()
+        .topo_order()?
         .into_iter()
         .filter_map(|id| match &g.node(id).op {
             Op::Poly(p) => Some((g.node(id).name.clone(), g.node(id).inputs()[0], p.in_scale)),
@@ -218,13 +220,13 @@ pub fn simulate(g: &Graph, inputs: &[Tensor], chunk: usize) -> Result<Simulation
             for (i, v) in t.to_f64_vec().into_iter().enumerate() {
                 let r = (v * p.2).abs();
                 c.total += 1;
+                // NaN is outside every interval, and as bad as it gets.
+                let r = if r.is_nan() { f64::INFINITY } else { r };
                 if r > 1.0 {
                     c.outside += 1;
                     sample_outside[start + i / per_sample.max(1)] = true;
                 }
-                if r > c.worst {
-                    c.worst = r;
-                }
+                c.worst = c.worst.max(r);
             }
         }
         if n == 0 {
@@ -244,19 +246,66 @@ pub fn simulate(g: &Graph, inputs: &[Tensor], chunk: usize) -> Result<Simulation
     })
 }
 
-/// Top-1 accuracy of `logits` ([N, classes]) against `labels`.
-pub fn top1(logits: &Tensor, labels: &[i64]) -> f64 {
-    let (n, k) = (
-        logits.shape()[0],
-        logits.shape().get(1).copied().unwrap_or(1),
-    );
+/// Predicted class per row of `[N, classes]` logits; `None` for a row holding a non-finite
+/// value (a broken PANN must not score by luck).
+pub fn predictions(logits: &Tensor) -> Vec<Option<usize>> {
+    let n = logits.shape().first().copied().unwrap_or(0);
+    let k = logits.len() / n.max(1);
     let v = logits.to_f64_vec();
-    let correct = (0..n)
-        .filter(|&i| {
+    (0..n)
+        .map(|i| {
             let row = &v[i * k..(i + 1) * k];
-            let arg = (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b });
-            labels.get(i) == Some(&(arg as i64))
+            row.iter()
+                .all(|x| x.is_finite())
+                .then(|| (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b }))
         })
+        .collect()
+}
+
+/// Top-1 accuracy of `logits` ([N, classes]) against `labels`; rows with non-finite logits
+/// count as wrong.
+pub fn top1(logits: &Tensor, labels: &[i64]) -> f64 {
+    let pred = predictions(logits);
+    let correct = pred
+        .iter()
+        .zip(labels)
+        .filter(|(p, &l)| p.is_some_and(|p| p as i64 == l))
         .count();
-    correct as f64 / n.max(1) as f64
+    correct as f64 / pred.len().max(1) as f64
+}
+
+/// How two batches of outputs differ: the largest |a − b| over pairs where both are finite,
+/// and how many rows (samples) of `a` hold a non-finite value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Deviation {
+    pub max_finite: f64,
+    pub non_finite_rows: usize,
+    pub rows: usize,
+}
+
+/// Compares `a` (e.g. the PANN's outputs) with `b` (the backbone's), row by row.
+pub fn deviation(a: &Tensor, b: &Tensor) -> Deviation {
+    let rows = a.shape().first().copied().unwrap_or(0);
+    let k = a.len() / rows.max(1);
+    let (x, y) = (a.to_f64_vec(), b.to_f64_vec());
+    let mut d = Deviation {
+        rows,
+        ..Deviation::default()
+    };
+    for r in 0..rows {
+        let (ra, rb) = (
+            &x[r * k..(r + 1) * k],
+            &y[(r * k).min(y.len())..((r + 1) * k).min(y.len())],
+        );
+        if ra.iter().any(|v| !v.is_finite()) {
+            d.non_finite_rows += 1;
+            continue;
+        }
+        for (p, q) in ra.iter().zip(rb) {
+            if q.is_finite() {
+                d.max_finite = d.max_finite.max((p - q).abs());
+            }
+        }
+    }
+    d
 }

@@ -67,8 +67,6 @@ pub enum PolyCombine {
     Relu,
     /// `x'·((1 + slope) + (1 − slope)·q(x'))/2`, `q ≈ sign`.
     LeakyRelu { slope: f64 },
-    /// `(lo + hi + (x' − lo)·q(x' − lo) − (x' − hi)·q(x' − hi))/2`, `q ≈ sign`.
-    Clip { lo: f64, hi: f64 },
 }
 
 /// A polynomial activation (see the module doc).
@@ -96,10 +94,6 @@ impl Poly {
             PolyCombine::Relu => x * (1.0 + self.composed(x)) / 2.0,
             PolyCombine::LeakyRelu { slope } => {
                 x * ((1.0 + slope) + (1.0 - slope) * self.composed(x)) / 2.0
-            }
-            PolyCombine::Clip { lo, hi } => {
-                (lo + hi + (x - lo) * self.composed(x - lo) - (x - hi) * self.composed(x - hi))
-                    / 2.0
             }
         };
         self.out_scale * y
@@ -147,12 +141,6 @@ impl Poly {
                 self.composed_lanes(&mut q);
                 std::array::from_fn(|i| x[i] * ((1.0 + slope) + (1.0 - slope) * q[i]) / 2.0)
             }
-            PolyCombine::Clip { lo, hi } => {
-                let (mut ql, mut qh) = (x.map(|x| x - lo), x.map(|x| x - hi));
-                self.composed_lanes(&mut ql);
-                self.composed_lanes(&mut qh);
-                std::array::from_fn(|i| (lo + hi + (x[i] - lo) * ql[i] - (x[i] - hi) * qh[i]) / 2.0)
-            }
         };
         for i in 0..LANES {
             xs[i] = self.out_scale * y[i];
@@ -188,11 +176,6 @@ impl fmt::Display for Poly {
             PolyCombine::LeakyRelu { slope } => {
                 format!("leaky_relu({})", crate::tensor::fmt_num(slope))
             }
-            PolyCombine::Clip { lo, hi } => format!(
-                "clip({},{})",
-                crate::tensor::fmt_num(lo),
-                crate::tensor::fmt_num(hi)
-            ),
         };
         write!(
             f,
@@ -223,7 +206,6 @@ mod tests {
             PolyCombine::Identity,
             PolyCombine::Relu,
             PolyCombine::LeakyRelu { slope: 0.1 },
-            PolyCombine::Clip { lo: -0.3, hi: 0.6 },
         ] {
             let p = Poly {
                 function: "f".into(),

@@ -15,7 +15,7 @@
 //! Everything is deterministic: interpreter runs are bitwise independent of threads, the noise
 //! is a hash of the perturbed value, and searches visit candidates in a fixed order.
 
-use pannc_driver::{compile, simulate, top1, DriverError};
+use pannc_driver::{compile, predictions, simulate, top1, DriverError};
 use pannc_interp::{Hook, RunOptions};
 use pannc_ir::{Graph, NodeId, Tensor};
 use pannc_passes::analysis::{activation_inputs, calibrate, is_activation};
@@ -177,7 +177,7 @@ pub struct Lab {
     pub labels: Vec<i64>,
     /// Backbone logits on `data` and predictions on `calib`.
     pub logits: Tensor,
-    calib_pred: Vec<i64>,
+    calib_pred: Vec<Option<usize>>,
     pub backbone_top1: f64,
     pub chunk: usize,
 }
@@ -199,21 +199,6 @@ pub enum LabError {
     NoData,
     #[error("{0}")]
     Graph(#[from] pannc_ir::GraphError),
-}
-
-/// Predicted class per row of `[N, classes]` logits.
-pub fn predictions(logits: &Tensor) -> Vec<i64> {
-    let (n, k) = (
-        logits.shape()[0],
-        logits.shape().get(1).copied().unwrap_or(1),
-    );
-    let v = logits.to_f64_vec();
-    (0..n)
-        .map(|i| {
-            let row = &v[i * k..(i + 1) * k];
-            (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b }) as i64
-        })
-        .collect()
 }
 
 fn deviation(a: &Tensor, b: &Tensor) -> (f64, f64) {
@@ -310,7 +295,7 @@ impl Lab {
         let differ = pred
             .iter()
             .zip(&self.calib_pred)
-            .filter(|(a, b)| a != b)
+            .filter(|(a, b)| a.is_none() || a != b)
             .count();
         Ok((
             differ as f64 / pred.len().max(1) as f64,

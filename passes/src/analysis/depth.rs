@@ -1,31 +1,65 @@
 //! Multiplicative depth (CKKS levels) of a compiled PANN, under the cost model of the circuit
 //! emitter (`pannc_ckks::lower::slot_per_sample`): a chain of linear layers between two activations is one
 //! affine form and costs one level when it is materialised (at a polynomial's input or at an
-//! output); a polynomial costs its planned depth (`Poly::depth`, plus one when its input
+//! output) — on its terms with non-integer weights; terms added with weight one (a residual
+//! branch) cost nothing; a polynomial costs its planned depth (`Poly::depth`, plus one when its input
 //! scaling was not folded); additions and data movement are free.
 
 use pannc_ir::{Graph, GraphError, Op};
+
+/// Where an unmaterialised affine form's terms sit: the deepest ciphertext it multiplies by
+/// a non-integer weight (`scaled`) and the deepest it adds with an integer weight (`unit`).
+/// Materialising it costs one level on the scaled terms only.
+#[derive(Copy, Clone, Debug, Default)]
+struct Form {
+    scaled: Option<usize>,
+    unit: Option<usize>,
+}
+
+impl Form {
+    fn at(level: usize) -> Form {
+        Form {
+            scaled: None,
+            unit: Some(level),
+        }
+    }
+    /// Level of the ciphertext the form materialises to.
+    fn materialised(self) -> usize {
+        self.scaled.map_or(0, |l| l + 1).max(self.unit.unwrap_or(0))
+    }
+    /// After a linear map with non-integer weights: every term is scaled.
+    fn scale(self) -> Form {
+        Form {
+            scaled: self.scaled.max(self.unit),
+            unit: None,
+        }
+    }
+    fn join(self, o: Form) -> Form {
+        Form {
+            scaled: self.scaled.max(o.scaled),
+            unit: self.unit.max(o.unit),
+        }
+    }
+}
 
 /// Levels the graph consumes from its inputs to its deepest output. Errors only on cycles.
 pub fn levels(g: &Graph) -> Result<usize, GraphError> {
     let order = g.topo_order()?;
     let n = g.value_ids().map(|v| v.index() + 1).max().unwrap_or(0);
-    // Per value: (levels consumed so far, whether an unmaterialised affine form is pending).
-    let mut at = vec![(0usize, false); n];
+    let mut at = vec![Form::at(0); n];
     for id in order {
         let node = g.node(id);
-        let ins: Vec<(usize, bool)> = node
+        let ins: Vec<Form> = node
             .inputs()
             .iter()
             .filter(|&&v| g.constant(v).is_none())
             .map(|&v| at[v.index()])
             .collect();
-        let deepest = ins.iter().map(|&(l, _)| l).max().unwrap_or(0);
-        let pending = ins.iter().any(|&(_, p)| p);
+        let joined = ins.iter().fold(Form::default(), |a, &b| a.join(b));
         let out = match &node.op {
             Op::Poly(p) => {
-                let input = deepest + usize::from(pending) + usize::from(p.in_scale != 1.0);
-                (input + p.depth(), false)
+                let input = joined.materialised() + usize::from(p.in_scale != 1.0);
+                Form::at(input + p.depth())
             }
             Op::Conv { .. }
             | Op::Gemm { .. }
@@ -38,12 +72,13 @@ pub fn levels(g: &Graph) -> Result<usize, GraphError> {
             | Op::BatchNormalization { .. } => {
                 if ins.len() > 1 {
                     // A product of two computed values: materialise both, one ct×ct level.
-                    (deepest + usize::from(pending) + 1, false)
+                    let deepest = ins.iter().map(|f| f.materialised()).max().unwrap_or(0);
+                    Form::at(deepest + 1)
                 } else {
-                    (deepest, true)
+                    joined.scale()
                 }
             }
-            _ => (deepest, pending),
+            _ => joined,
         };
         for &v in node.outputs() {
             at[v.index()] = out;
@@ -51,10 +86,7 @@ pub fn levels(g: &Graph) -> Result<usize, GraphError> {
     }
     Ok(g.outputs()
         .iter()
-        .map(|&v| {
-            let (l, p) = at[v.index()];
-            l + usize::from(p)
-        })
+        .map(|&v| at[v.index()].materialised())
         .max()
         .unwrap_or(0))
 }

@@ -43,6 +43,47 @@ impl RangeStats {
         self.min.abs().max(self.max.abs())
     }
 
+    /// The statistics of `x − d` (exact for min/max/quantiles/mean; the negative share is
+    /// estimated from the sample).
+    pub fn shifted(&self, d: f64) -> RangeStats {
+        let sample: Vec<f64> = self.sample.iter().map(|x| x - d).collect();
+        let negative = if sample.is_empty() {
+            f64::from(u8::from(self.max < d))
+        } else {
+            sample.iter().filter(|&&x| x < 0.0).count() as f64 / sample.len() as f64
+        };
+        RangeStats {
+            min: self.min - d,
+            max: self.max - d,
+            p001: self.p001 - d,
+            p999: self.p999 - d,
+            mean: self.mean - d,
+            negative,
+            count: self.count,
+            sample,
+        }
+    }
+
+    /// The statistics of `−x`.
+    pub fn negated(&self) -> RangeStats {
+        let sample: Vec<f64> = self.sample.iter().map(|x| -x).collect();
+        let negative = if sample.is_empty() {
+            f64::from(u8::from(self.min > 0.0))
+        } else {
+            sample.iter().filter(|&&x| x < 0.0).count() as f64 / sample.len() as f64
+        };
+        RangeStats {
+            min: -self.max,
+            max: -self.min,
+            p001: -self.p999,
+            p999: -self.p001,
+            mean: -self.mean,
+            negative,
+            count: self.count,
+            sample,
+        }
+    }
+
     /// Statistics of `values` (the same as streaming them through an [`Accumulator`]).
     pub fn of(values: &[f64]) -> RangeStats {
         let mut acc = Accumulator::new(values.len());

@@ -710,12 +710,6 @@ impl Emitter<'_> {
             PolyCombine::Identity => (Combine::None, 0.0),
             PolyCombine::Relu => (Combine::Relu, 0.0),
             PolyCombine::LeakyRelu { slope } => (Combine::Relu, slope),
-            PolyCombine::Clip { .. } => {
-                return Err(self.err(
-                    id,
-                    "Clip/ReLU6 polynomials are not supported by the circuit emitter yet",
-                ))
-            }
         };
         let first = p
             .stages
@@ -1122,15 +1116,6 @@ mod tests {
                 .to_string();
             assert!(e.contains(node) && e.contains(msg), "{node}: {e}");
         }
-        let mut g = base.clone();
-        let id = find(&g, "relu");
-        if let Op::Poly(p) = g.op_mut(id) {
-            p.combine = PolyCombine::Clip { lo: -0.5, hi: 0.5 };
-        }
-        let e = to_circuit(&g, &CircuitOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("Clip") && e.contains("relu"), "{e}");
         // Op limit.
         let e = to_circuit(
             &base,
