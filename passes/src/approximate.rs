@@ -13,11 +13,15 @@
 
 use crate::analysis::RangeStats;
 use crate::analysis::{activation_inputs, calibrate, intervals, is_activation};
+use crate::context::Choice;
 use crate::context::{ActivationReport, CalibError};
 use crate::shaping;
 use crate::util::unique_name;
 use crate::{Context, Pass, PassError};
-use pannc_approx::{approximate, Approximation, Budget, Function, Method, Shaping};
+use pannc_approx::{
+    approximate, approximate_with, Approximation, Budget, CustomWeight, Function, Method, Request,
+    Shaping,
+};
 use pannc_ir::{DType, Graph, NodeId, Op, Poly, PolyCombine, PolyStage, Tensor, ValueId};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -58,7 +62,10 @@ impl Pass for Approximate {
                     .into(),
             });
         }
-        if !cx.calib.is_empty() {
+        // A driver that compiles one backbone many times calibrates it once and hands the
+        // ranges in (they depend only on the graph up to here and the data).
+        let given = !cx.ranges.is_empty() && acts.iter().all(|v| cx.ranges.contains_key(v));
+        if !cx.calib.is_empty() && !given {
             cx.ranges = calibrate(g, &cx.calib, &acts).map_err(|e| PassError::Graph {
                 pass: self.name(),
                 message: format!("calibration run failed: {e}"),
@@ -105,7 +112,8 @@ impl Pass for Approximate {
             }
             .max(MIN_BOUND);
             let name = g.node(id).name.clone();
-            let (mut poly, approx, method) = self.build(g, id, &op, bound, cx, &mut cache)?;
+            let (mut poly, approx, method) =
+                self.build(g, id, &op, bound, stats.as_ref(), cx, &mut cache)?;
             let mut shaped_flag = false;
             let mut max_error = None;
             if cx.policy.shape {
@@ -127,9 +135,10 @@ impl Pass for Approximate {
                 .map_err(|e| self.err(g, id, e))?;
             crate::util::replace_keeping_name(g, y, p).map_err(|e| self.err(g, id, e))?;
             g.remove_node(id);
-            // Sign-based combines are the homogeneous ones: their polynomial lives on [-1, 1]
-            // and its error scales with B.
-            let homogeneous = !matches!(poly.combine, PolyCombine::Identity);
+            // Homogeneous activations' polynomials live on [-1, 1] and their error scales
+            // with B.
+            let homogeneous =
+                !matches!(poly.combine, PolyCombine::Identity) || poly.function == "relu";
             cx.report.activations.push(ActivationReport {
                 node: name,
                 op: op.name().to_string(),
@@ -260,7 +269,9 @@ impl Approximate {
         .max(MIN_BOUND);
         let op = g.node(id).op.clone();
         let name = g.node(id).name.clone();
-        let (relu, approx, _) = self.build(g, id, &Op::Relu, bound, cx, cache)?;
+        // The branches see shifted inputs: a fit to this node's own distribution does not
+        // apply, so a `fit` choice falls back to the uniform minimax of its degree.
+        let (relu, approx, _) = self.build(g, id, &Op::Relu, bound, None, cx, cache)?;
         let dtype = g
             .value(x)
             .ty
@@ -406,18 +417,29 @@ impl Approximate {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
         g: &Graph,
         id: NodeId,
         op: &Op,
         bound: f64,
+        stats: Option<&RangeStats>,
         cx: &Context,
         cache: &mut HashMap<String, Approximation>,
     ) -> Result<(Poly, Approximation, &'static str), PassError> {
         let name = &g.node(id).name;
         let override_ = cx.policy.overrides.get(name).copied();
-        let alpha = override_.unwrap_or(cx.policy.alpha);
+        let choice = cx
+            .policy
+            .choices
+            .get(name)
+            .copied()
+            .or(cx.policy.relu.filter(|_| override_.is_none()));
+        let alpha = match choice {
+            Some(Choice::Composite { alpha }) => alpha,
+            _ => override_.unwrap_or(cx.policy.alpha),
+        };
         let degree = override_.map(|d| d as usize).unwrap_or(cx.policy.degree);
         // Identical fits (same function, interval, precision and shaping) are computed once:
         // every ReLU at one α shares its composite, and smooth fits repeat across the
@@ -513,12 +535,68 @@ impl Approximate {
             };
             Ok((p, a, "minimax"))
         };
-        match op {
-            Op::Relu => {
+        // A single polynomial standing for ReLU itself on [-1, 1] (homogeneous: ×B out).
+        let single_relu = |a: &Approximation| Poly {
+            function: "relu".to_string(),
+            in_scale: 1.0 / bound,
+            out_scale: bound,
+            stages: stages(a, -1.0, 1.0),
+            combine: PolyCombine::Identity,
+        };
+        match (op, choice) {
+            (Op::Relu, Some(Choice::Minimax { degree }))
+            | (Op::Relu, Some(Choice::Fitted { degree })) => {
+                let density = match (choice, stats) {
+                    (Some(Choice::Fitted { .. }), Some(s)) if !s.sample.is_empty() => {
+                        Some(Density::of(&s.sample, bound))
+                    }
+                    _ => None,
+                };
+                let a = match &density {
+                    None => fit(
+                        format!("relu/minimax/{degree}"),
+                        Function::Relu,
+                        Method::Minimax,
+                        Budget::Degree(degree),
+                        (-1.0, 1.0),
+                        Shaping::default(),
+                    )?,
+                    Some(dens) => {
+                        // Keyed by the exact bits of the weight.
+                        let key = format!("relu/weighted/{degree}/{:x}", dens.fingerprint());
+                        let hit = cache.borrow().get(&key).cloned();
+                        if let Some(a) = hit {
+                            a
+                        } else {
+                            let w = |x: f64| dens.at(x);
+                            let a = approximate_with(&Request {
+                                function: Function::Relu,
+                                method: Method::Minimax,
+                                budget: Budget::Degree(degree),
+                                domain: (-1.0, 1.0),
+                                shaping: Shaping::default(),
+                                samples: None,
+                                sign_gap: None,
+                                weight: Some(CustomWeight { w: &w, even: true }),
+                            })
+                            .map_err(|e| self.err(g, id, e))?;
+                            let mut c = cache.borrow_mut();
+                            if c.len() >= CACHE_LIMIT {
+                                c.clear();
+                            }
+                            c.insert(key, a.clone());
+                            a
+                        }
+                    }
+                };
+                let method = if density.is_some() { "fit" } else { "minimax" };
+                Ok((single_relu(&a), a, method))
+            }
+            (Op::Relu, _) => {
                 let a = composite(Function::Relu, format!("relu/{alpha}"))?;
                 Ok((homogeneous(&a, PolyCombine::Relu, "relu"), a, "composite"))
             }
-            Op::LeakyRelu { alpha: slope } => {
+            (Op::LeakyRelu { alpha: slope }, _) => {
                 let slope = *slope as f64;
                 let a = composite(
                     Function::LeakyRelu { slope },
@@ -530,15 +608,15 @@ impl Approximate {
                     "composite",
                 ))
             }
-            Op::Gelu { tanh: false } => smooth(Function::Gelu, "gelu"),
-            Op::Gelu { tanh: true } => Err(self.err(
+            (Op::Gelu { tanh: false }, _) => smooth(Function::Gelu, "gelu"),
+            (Op::Gelu { tanh: true }, _) => Err(self.err(
                 g,
                 id,
                 "tanh-approximated GELU is not supported; export with approximate='none'",
             )),
-            Op::Silu => smooth(Function::Silu, "silu"),
-            Op::Sigmoid => smooth(Function::Sigmoid, "sigmoid"),
-            Op::Tanh => smooth(Function::Tanh, "tanh"),
+            (Op::Silu, _) => smooth(Function::Silu, "silu"),
+            (Op::Sigmoid, _) => smooth(Function::Sigmoid, "sigmoid"),
+            (Op::Tanh, _) => smooth(Function::Tanh, "tanh"),
             _ => Err(self.err(
                 g,
                 id,
@@ -549,6 +627,65 @@ impl Approximate {
                 ),
             )),
         }
+    }
+}
+
+/// How much more a [`Choice::Fitted`] polynomial weighs errors where the calibrated inputs
+/// are densest than where there are none.
+const FIT_EMPHASIS: f64 = 2.0;
+/// Bins of the density of `|x|/B` over `[0, 1]`.
+const DENSITY_BINS: usize = 64;
+
+/// The weight of a [`Choice::Fitted`] minimax fit on `[-1, 1]`: `1 + FIT_EMPHASIS·h(|x|)`,
+/// `h` the histogram of an activation's calibrated `|x|/B` (smoothed over three bins, scaled
+/// to peak 1, interpolated linearly between bin centres). Even and at least 1, so the fit keeps
+/// ReLU's parity structure (the ct×ct count of the plain minimax) and its error stays below
+/// the weighted level everywhere, while shrinking where the inputs crowd.
+struct Density {
+    h: Vec<f64>,
+}
+
+impl Density {
+    fn of(sample: &[f64], bound: f64) -> Density {
+        let mut raw = vec![0.0f64; DENSITY_BINS];
+        for &x in sample {
+            let u = (x.abs() / bound).min(1.0);
+            raw[((u * DENSITY_BINS as f64) as usize).min(DENSITY_BINS - 1)] += 1.0;
+        }
+        let smooth: Vec<f64> = (0..DENSITY_BINS)
+            .map(|i| {
+                let lo = i.saturating_sub(1);
+                let hi = (i + 1).min(DENSITY_BINS - 1);
+                raw[lo..=hi].iter().sum::<f64>() / (hi - lo + 1) as f64
+            })
+            .collect();
+        let peak = smooth
+            .iter()
+            .cloned()
+            .fold(0.0, f64::max)
+            .max(f64::MIN_POSITIVE);
+        Density {
+            h: smooth.iter().map(|v| v / peak).collect(),
+        }
+    }
+
+    fn at(&self, x: f64) -> f64 {
+        let u = x.abs().min(1.0) * DENSITY_BINS as f64 - 0.5;
+        let i = (u.floor().max(0.0) as usize).min(DENSITY_BINS - 1);
+        let j = (i + 1).min(DENSITY_BINS - 1);
+        let t = (u - i as f64).clamp(0.0, 1.0);
+        1.0 + FIT_EMPHASIS * (self.h[i] * (1.0 - t) + self.h[j] * t)
+    }
+
+    /// A 64-bit FNV-1a hash of the histogram's bits (a cache key).
+    fn fingerprint(&self) -> u64 {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for v in &self.h {
+            for b in v.to_bits().to_le_bytes() {
+                h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        h
     }
 }
 

@@ -13,7 +13,7 @@
 //! polynomial's `in_scale` to still be `1/B` to know the function it stands for).
 
 use crate::analysis::{activation_inputs, observe};
-use crate::shaping::exact;
+use crate::shaping::{exact, Exact};
 use crate::util::unique_name;
 use crate::{Context, Pass, PassError};
 use pannc_ir::{AutoPad, Graph, NodeId, Op, Poly, PolyCombine, Tensor};
@@ -26,15 +26,34 @@ const CHUNK: usize = 256;
 /// Measure-and-correct rounds.
 const ROUNDS: usize = 2;
 
-/// Values evaluated at a time when measuring errors.
-const BLOCK: usize = 1024;
+/// Accumulates a polynomial's error per channel: `Σ (y − f(x))` and the count, over the
+/// elements whose input lies inside the interval, in element order.
+struct Measure {
+    in_scale: f64,
+    exact: Exact,
+    per_channel: usize,
+    channels: usize,
+}
 
-/// Every element of `t` as f64, in row-major order, without materialising them all.
-fn for_each_f64(t: &Tensor, mut f: impl FnMut(f64)) {
-    match t {
-        Tensor::F32(a) => a.iter().for_each(|&x| f(x as f64)),
-        Tensor::F64(a) => a.iter().for_each(|&x| f(x)),
-        Tensor::I64(a) => a.iter().for_each(|&x| f(x as f64)),
+impl Measure {
+    fn add<T: Copy + Into<f64>>(&self, x: &[T], y: &[T], acc: &mut [(f64, usize)]) {
+        // (channel, position within the channel's block) of the next element.
+        let mut at = (0usize, 0usize);
+        for (&x, &y) in x.iter().zip(y) {
+            let (x, y): (f64, f64) = (x.into(), y.into());
+            let ch = at.0;
+            at.1 += 1;
+            if at.1 == self.per_channel {
+                at = ((at.0 + 1) % self.channels, 0);
+            }
+            // Inputs outside the interval are a range failure (reported by simulation), not
+            // approximation error: one would swamp the mean.
+            if !(self.in_scale * x).abs().le(&1.0) {
+                continue;
+            }
+            acc[ch].0 += y - self.exact.at(x);
+            acc[ch].1 += 1;
+        }
     }
 }
 
@@ -76,10 +95,14 @@ impl Pass for BiasCorrect {
         // Two rounds: the first measures every layer on the uncorrected network, the second
         // re-measures each layer on inputs shifted by the first round's corrections and
         // replaces its correction (a layer-by-layer sweep costs one run per activation).
-        let xs: Vec<_> = polys
+        // Each polynomial's input and output: the error measured is what the network sees
+        // (the output as computed), so the polynomials are not evaluated a second time.
+        let values: Vec<_> = polys
             .iter()
             .map(|(id, _)| g.node(*id).inputs()[0])
+            .chain(polys.iter().map(|(id, _)| g.node(*id).outputs()[0]))
             .collect();
+        let n = polys.len();
         let mut total: Vec<f64> = vec![0.0; polys.len()];
         // Correction in place per polynomial: a later round replaces it (applies the change),
         // since the polynomial's own error is still there to be measured.
@@ -87,49 +110,31 @@ impl Pass for BiasCorrect {
         let mut changed = false;
         for _round in 0..ROUNDS {
             let mut acc: Vec<Vec<(f64, usize)>> = vec![Vec::new(); polys.len()];
-            observe(g, &cx.calib, &xs, CHUNK, |k, t| {
-                let p = &polys[k].1;
-                let shape = t.shape();
-                let c = shape.get(1).copied().unwrap_or(1).max(1);
-                let inner: usize = shape.iter().skip(2).product::<usize>().max(1);
-                let acc = &mut acc[k];
-                if acc.is_empty() {
-                    acc.resize(c, (0.0, 0));
+            observe(g, &cx.calib, &values, CHUNK, cx.memo.as_deref(), |ts| {
+                for (k, acc) in acc.iter_mut().enumerate() {
+                    let (p, t, out) = (&polys[k].1, &ts[k], &ts[n + k]);
+                    let shape = t.shape();
+                    let c = shape.get(1).copied().unwrap_or(1).max(1);
+                    let inner: usize = shape.iter().skip(2).product::<usize>().max(1);
+                    if acc.is_empty() {
+                        acc.resize(c, (0.0, 0));
+                    }
+                    let per_channel = if shape.len() >= 2 { inner } else { usize::MAX };
+                    let ex = Exact::of(p).expect("checked above");
+                    let m = Measure {
+                        in_scale: p.in_scale,
+                        exact: ex,
+                        per_channel,
+                        channels: c,
+                    };
+                    match (t, out) {
+                        (Tensor::F32(x), Tensor::F32(y)) => match (x.as_slice(), y.as_slice()) {
+                            (Some(x), Some(y)) => m.add(x, y, acc),
+                            _ => m.add(&t.to_f64_vec(), &out.to_f64_vec(), acc),
+                        },
+                        _ => m.add(&t.to_f64_vec(), &out.to_f64_vec(), acc),
+                    }
                 }
-                // In blocks: the polynomial is evaluated many values at a time (bitwise as
-                // one at a time), the sums still accumulate in element order.
-                let per_channel = if shape.len() >= 2 { inner } else { usize::MAX };
-                // (channel, position within the channel's block) of the next element.
-                let mut at = (0usize, 0usize);
-                let (mut xs, mut ys) = (Vec::with_capacity(BLOCK), Vec::with_capacity(BLOCK));
-                let mut flush = |xs: &[f64], ys: &mut Vec<f64>| {
-                    ys.clear();
-                    ys.extend_from_slice(xs);
-                    p.eval_many(ys);
-                    for (&x, &y) in xs.iter().zip(ys.iter()) {
-                        let ch = at.0;
-                        at.1 += 1;
-                        if at.1 == per_channel {
-                            at = ((at.0 + 1) % c, 0);
-                        }
-                        // Inputs outside the interval are a range failure (reported by
-                        // simulation), not approximation error: one would swamp the mean.
-                        if !(p.in_scale * x).abs().le(&1.0) {
-                            continue;
-                        }
-                        let e = y - exact(p, x).unwrap_or(0.0);
-                        acc[ch].0 += e;
-                        acc[ch].1 += 1;
-                    }
-                };
-                for_each_f64(t, |x| {
-                    xs.push(x);
-                    if xs.len() == BLOCK {
-                        flush(&xs, &mut ys);
-                        xs.clear();
-                    }
-                });
-                flush(&xs, &mut ys);
             })
             .map_err(|e| self.graph_err(format!("calibration run failed: {e}")))?;
             for (k, ((id, _), acc)) in polys.iter().zip(&acc).enumerate() {

@@ -32,6 +32,55 @@ pub struct Policy {
     /// measured on the calibration data, after the polynomial (folded into the next linear
     /// layer's bias where that is exact). Zero levels.
     pub bias_correct: bool,
+    /// Per-node choice of approximation for ReLUs (and the ReLUs of Clip and max-pool), by
+    /// node name: what `compile --budget` chose. Takes precedence over `alpha`/`overrides`.
+    pub choices: BTreeMap<String, Choice>,
+    /// The choice for every ReLU without one in `choices` (`None`: the composite at α).
+    pub relu: Option<Choice>,
+}
+
+/// How one ReLU is approximated on `[-B, B]` (the menu of `compile --budget`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(tag = "method", rename_all = "lowercase")]
+pub enum Choice {
+    /// `x·(1 + s(x))/2` with `s` the composite minimax sign at precision 2^-α.
+    Composite { alpha: u32 },
+    /// One minimax polynomial of ReLU on `[-1, 1]` (uniform error), of this degree.
+    Minimax { degree: usize },
+    /// One polynomial of this degree fitted to ReLU by weighted minimax, the weight growing
+    /// with the density of this activation's calibrated inputs (see `approximate`): never
+    /// worse than a fixed multiple of the plain minimax error, smaller where inputs crowd.
+    Fitted { degree: usize },
+}
+
+impl Choice {
+    /// `composite:9`, `minimax:31`, `fit:31` (the `--set NODE=…` syntax).
+    pub fn parse(s: &str) -> Result<Choice, String> {
+        let (kind, n) = s
+            .split_once(':')
+            .ok_or_else(|| format!("'{s}' is not METHOD:N (composite:9, minimax:31, fit:31)"))?;
+        let n: usize = n
+            .parse()
+            .map_err(|_| format!("'{n}' in '{s}' is not a number"))?;
+        match kind {
+            "composite" => Ok(Choice::Composite { alpha: n as u32 }),
+            "minimax" => Ok(Choice::Minimax { degree: n }),
+            "fit" => Ok(Choice::Fitted { degree: n }),
+            _ => Err(format!(
+                "unknown method '{kind}' in '{s}' (known: composite, minimax, fit)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Choice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Choice::Composite { alpha } => write!(f, "composite:{alpha}"),
+            Choice::Minimax { degree } => write!(f, "minimax:{degree}"),
+            Choice::Fitted { degree } => write!(f, "fit:{degree}"),
+        }
+    }
 }
 
 impl Default for Policy {
@@ -46,6 +95,8 @@ impl Default for Policy {
             shape: false,
             negative_weight: 4.0,
             bias_correct: false,
+            choices: BTreeMap::new(),
+            relu: None,
         }
     }
 }
@@ -123,4 +174,8 @@ pub struct Context {
     /// Calibrated ranges of the activations' inputs (filled by `approximate`).
     pub ranges: Ranges,
     pub report: Report,
+    /// Values kept across compilations of one backbone on `calib` (a search's trials): passes
+    /// that run the graph on the calibration data reuse what earlier runs computed the same
+    /// way (`pannc_interp::run_memo`). Results are the same with or without.
+    pub memo: Option<std::sync::Arc<pannc_interp::Memo>>,
 }

@@ -31,7 +31,7 @@ mod util;
 pub use approximate::Approximate;
 pub use bias_correct::BiasCorrect;
 pub use const_fold::ConstFold;
-pub use context::{ActivationReport, CalibError, Context, Policy, Report};
+pub use context::{ActivationReport, CalibError, Choice, Context, Policy, Report};
 pub use dce::Dce;
 pub use drop_final_softmax::DropFinalSoftmax;
 pub use fold_batchnorm::FoldBatchNorm;
@@ -134,6 +134,15 @@ impl Pipeline {
     /// the neighbouring linear layers. Polynomials stay `Poly` nodes (simulation, circuits);
     /// [`LowerPoly`] turns them into Mul/Add for ONNX.
     pub fn pann() -> Self {
+        let mut passes = Self::pann_prefix().passes;
+        passes.extend(Self::pann_approximation().passes);
+        Pipeline::new(passes)
+    }
+
+    /// The passes of [`Pipeline::pann`] before `approximate`: everything that does not depend
+    /// on the approximation policy (but `keep_softmax`), so a driver can run them once for
+    /// many compilations of one backbone.
+    pub fn pann_prefix() -> Self {
         Pipeline::new(vec![
             Box::new(RemoveIdentity),
             Box::new(ConstFold),
@@ -142,6 +151,12 @@ impl Pipeline {
             Box::new(FoldBatchNorm),
             Box::new(DropFinalSoftmax),
             Box::new(LowerMaxPool),
+        ])
+    }
+
+    /// The rest of [`Pipeline::pann`], from `approximate` on.
+    pub fn pann_approximation() -> Self {
+        Pipeline::new(vec![
             Box::new(Approximate),
             Box::new(BiasCorrect),
             Box::new(RangeControl),

@@ -22,6 +22,8 @@ pub fn exact(p: &Poly, x: f64) -> Option<f64> {
     Some(match p.combine {
         PolyCombine::Relu => p.out_scale * y.max(0.0),
         PolyCombine::LeakyRelu { slope } => p.out_scale * if y >= 0.0 { y } else { slope * y },
+        // A single polynomial for ReLU itself: homogeneous like the composite.
+        PolyCombine::Identity if p.function == "relu" => p.out_scale * y.max(0.0),
         PolyCombine::Identity => {
             let f = match p.function.as_str() {
                 "gelu" => Function::Gelu,
@@ -33,6 +35,68 @@ pub fn exact(p: &Poly, x: f64) -> Option<f64> {
             f.eval(x)
         }
     })
+}
+
+/// [`exact`] resolved once for a polynomial, for loops over many values (bitwise the same).
+#[derive(Clone, Copy, Debug)]
+pub enum Exact {
+    Relu {
+        in_scale: f64,
+        out_scale: f64,
+    },
+    LeakyRelu {
+        in_scale: f64,
+        out_scale: f64,
+        slope: f64,
+    },
+    Smooth(Function),
+}
+
+impl Exact {
+    pub fn of(p: &Poly) -> Option<Exact> {
+        let (in_scale, out_scale) = (p.in_scale, p.out_scale);
+        Some(match p.combine {
+            PolyCombine::Relu => Exact::Relu {
+                in_scale,
+                out_scale,
+            },
+            PolyCombine::LeakyRelu { slope } => Exact::LeakyRelu {
+                in_scale,
+                out_scale,
+                slope,
+            },
+            PolyCombine::Identity if p.function == "relu" => Exact::Relu {
+                in_scale,
+                out_scale,
+            },
+            PolyCombine::Identity => Exact::Smooth(match p.function.as_str() {
+                "gelu" => Function::Gelu,
+                "silu" => Function::Silu,
+                "sigmoid" => Function::Sigmoid,
+                "tanh" => Function::Tanh,
+                _ => return None,
+            }),
+        })
+    }
+
+    #[inline]
+    pub fn at(&self, x: f64) -> f64 {
+        match *self {
+            Exact::Relu {
+                in_scale,
+                out_scale,
+            } => out_scale * (in_scale * x).max(0.0),
+            Exact::LeakyRelu {
+                in_scale,
+                out_scale,
+                slope,
+            } => {
+                let y = in_scale * x;
+                out_scale * if y >= 0.0 { y } else { slope * y }
+            }
+            Exact::Smooth(f) => f.eval(x),
+        }
+    }
 }
 
 /// Mean error of `p` over `xs` (raw inputs), overall |·| and signed per side.

@@ -135,6 +135,24 @@ pub struct Request<'a> {
     /// Relative gap for `sign` fitted by a single polynomial under `Budget::Degree`/`Depth`
     /// (default 2^-6): the fit ignores `(-gap·R, gap·R)`.
     pub sign_gap: Option<f64>,
+    /// Minimax only: weigh the error by this function too (e.g. the density of the inputs
+    /// the polynomial will see), on top of the negative-side weight.
+    pub weight: Option<CustomWeight<'a>>,
+}
+
+/// A weight `w(x) > 0` for minimax fits: they minimise `max w(x)|p(x) − f(x)|`. `even`
+/// promises `w(−x) = w(x)`, which keeps the function's parity structure (ReLU = x/2 + an
+/// even part, at fewer ct×ct multiplications).
+#[derive(Clone, Copy)]
+pub struct CustomWeight<'a> {
+    pub w: &'a (dyn Fn(f64) -> f64 + Sync),
+    pub even: bool,
+}
+
+impl std::fmt::Debug for CustomWeight<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CustomWeight {{ even: {} }}", self.even)
+    }
 }
 
 /// One stage of a result, in the Chebyshev basis of its own interval.
@@ -277,6 +295,7 @@ pub fn approximate(
     shaping: Shaping,
 ) -> Result<Approximation, ApproxError> {
     approximate_with(&Request {
+        weight: None,
         function,
         method,
         budget,
@@ -544,7 +563,7 @@ fn single(req: &Request) -> Result<Approximation, ApproxError> {
     };
     let fit = |d: usize| -> Result<(ChebSeries, f64), ApproxError> {
         match req.method {
-            Method::Minimax => fit_minimax(f, &set, (a, b), d, sh.negative_weight),
+            Method::Minimax => fit_minimax(f, &set, (a, b), d, sh.negative_weight, req.weight),
             Method::Chebyshev => {
                 let s = chebyshev_interp(&|x| f.eval(x), a, b, d)?;
                 let e = quick_error(&s, f, &set);
@@ -660,16 +679,25 @@ fn fit_minimax(
     (a, b): (f64, f64),
     d: usize,
     neg_weight: f64,
+    custom: Option<CustomWeight<'_>>,
 ) -> Result<(ChebSeries, f64), ApproxError> {
     let opts = RemezOptions {
         breakpoints: f.breakpoints(),
         ..RemezOptions::default()
     };
     let symmetric = a == -b;
-    let structure = f.structure().filter(|_| symmetric && neg_weight == 1.0);
+    let even_weight = custom.is_none_or(|c| c.even);
+    let structure = f
+        .structure()
+        .filter(|_| symmetric && neg_weight == 1.0 && even_weight);
+    let weight_fn = custom.map(|c| c.w);
     if let Some(st) = structure {
         let g = move |x: f64| f.eval(x) - st.c0 - st.c1 * x;
-        let m = minimax_with(&g, set, d, Weight::Uniform, st.parity, &opts)?;
+        let w = match weight_fn {
+            Some(w) => Weight::Custom(w),
+            None => Weight::Uniform,
+        };
+        let m = minimax_with(&g, set, d, w, st.parity, &opts)?;
         let mut c = m.series.coeffs.clone();
         c[0] += st.c0;
         if c.len() > 1 {
@@ -679,9 +707,18 @@ fn fit_minimax(
         }
         // m.series lives on [-m, m] with m = max|set| = b here.
         let s = ChebSeries::new(a, b, c)?;
-        return Ok((s, m.error));
+        let err = if weight_fn.is_some() {
+            quick_error(&s, f, set)
+        } else {
+            m.error
+        };
+        return Ok((s, err));
     }
-    let w = if neg_weight == 1.0 {
+    let sides = move |x: f64| if x < 0.0 { neg_weight } else { 1.0 };
+    let combined = move |x: f64| sides(x) * weight_fn.map_or(1.0, |w| w(x));
+    let w = if weight_fn.is_some() {
+        Weight::Custom(&combined)
+    } else if neg_weight == 1.0 {
         Weight::Uniform
     } else {
         Weight::Sides {

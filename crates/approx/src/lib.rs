@@ -12,8 +12,8 @@ pub mod lsq;
 pub mod remez;
 
 pub use approx::{
-    approximate, approximate_with, Approximation, Budget, Combine, CombineParams, Method, Request,
-    Shaping, Stage, MAX_SINGLE_DEGREE, MEASURE_POINTS,
+    approximate, approximate_with, Approximation, Budget, Combine, CombineParams, CustomWeight,
+    Method, Request, Shaping, Stage, MAX_SINGLE_DEGREE, MEASURE_POINTS,
 };
 pub use cheb::{chebyshev_interp, ChebSeries, MonomialForm, SeriesParity, MAX_DEGREE};
 pub use composite::{

@@ -217,6 +217,7 @@ fn shaping_negative_side() {
         },
         samples: Some(&samples),
         sign_gap: None,
+        weight: None,
     };
     let mean_neg = |ap: &Approximation| {
         let (s, w) = samples

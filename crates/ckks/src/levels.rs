@@ -53,46 +53,75 @@ pub fn activation_levels(g: &Graph, limits: &Limits) -> Result<Vec<ActivationLev
             out.push(ActivationLevels { node, ..r.clone() });
             continue;
         }
-        let combine = match p.combine {
-            PolyCombine::Identity => Combine::None,
-            PolyCombine::Relu | PolyCombine::LeakyRelu { .. } => Combine::Relu,
-        };
-        let stages: Vec<Stage> = p
-            .stages
-            .iter()
-            .map(|s| {
-                Ok(Stage {
-                    coeffs: s.coeffs.clone(),
-                    interval: Interval::new(s.lo, s.hi).map_err(|e| level_err(&node, e))?,
-                })
-            })
-            .collect::<Result<_, CkksError>>()?;
-        let opts = PlanOptions {
-            name: Some(node.clone()),
-            output_scale: p.out_scale,
-            ..PlanOptions::default()
-        };
-        let c = plan_composite(&stages, combine, &opts).map_err(|e| level_err(&node, e))?;
-        let (o, r) = optimize(&c, limits).map_err(|e| level_err(&node, e))?;
-        let stage_bound = p.depth() as u32;
-        let rep = ActivationLevels {
-            node,
-            function: p.function.clone(),
-            degrees: p.degrees(),
-            planned: c.depth,
-            stage_bound,
-            semantic_bound: r.lower_bound,
-            after_egg: o.depth,
-            ct_mults_planned: c.stats.ct_ct_mults,
-            ct_mults_after_egg: o.stats.ct_ct_mults,
-            distance: o.depth as i64 - stage_bound as i64,
-            egg_stop: r.stop_reason.to_string(),
-            egg_seconds: r.seconds,
-        };
+        let rep = poly_levels(&node, p, Some(limits))?;
         seen.push(((**p).clone(), rep.clone()));
         out.push(rep);
     }
     Ok(out)
+}
+
+/// The level check of one polynomial (see the module doc), reported under `node`; with
+/// `limits` `None`, the planner's circuit only (egg skipped: `after_egg` is the plan's).
+pub fn poly_levels(
+    node: &str,
+    p: &Poly,
+    limits: Option<&Limits>,
+) -> Result<ActivationLevels, CkksError> {
+    let combine = match p.combine {
+        PolyCombine::Identity => Combine::None,
+        PolyCombine::Relu | PolyCombine::LeakyRelu { .. } => Combine::Relu,
+    };
+    let stages: Vec<Stage> = p
+        .stages
+        .iter()
+        .map(|s| {
+            Ok(Stage {
+                coeffs: s.coeffs.clone(),
+                interval: Interval::new(s.lo, s.hi).map_err(|e| level_err(node, e))?,
+            })
+        })
+        .collect::<Result<_, CkksError>>()?;
+    let opts = PlanOptions {
+        name: Some(node.to_string()),
+        output_scale: p.out_scale,
+        ..PlanOptions::default()
+    };
+    let c = plan_composite(&stages, combine, &opts).map_err(|e| level_err(node, e))?;
+    // (levels, ct×ct) after egg, semantic bound, stop reason, seconds.
+    let (depth, ct, lower, stop, seconds) = match limits {
+        Some(limits) => {
+            let (o, r) = optimize(&c, limits).map_err(|e| level_err(node, e))?;
+            (
+                o.depth,
+                o.stats.ct_ct_mults,
+                r.lower_bound,
+                r.stop_reason.to_string(),
+                r.seconds,
+            )
+        }
+        None => (
+            c.depth,
+            c.stats.ct_ct_mults,
+            None,
+            "not run".to_string(),
+            0.0,
+        ),
+    };
+    let stage_bound = p.depth() as u32;
+    Ok(ActivationLevels {
+        node: node.to_string(),
+        function: p.function.clone(),
+        degrees: p.degrees(),
+        planned: c.depth,
+        stage_bound,
+        semantic_bound: lower,
+        after_egg: depth,
+        ct_mults_planned: c.stats.ct_ct_mults,
+        ct_mults_after_egg: ct,
+        distance: depth as i64 - stage_bound as i64,
+        egg_stop: stop,
+        egg_seconds: seconds,
+    })
 }
 
 fn level_err(node: &str, e: impl std::fmt::Display) -> CkksError {

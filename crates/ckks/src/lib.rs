@@ -16,6 +16,7 @@
 pub mod levels;
 pub mod lower;
 
+pub use pannc_eqsat::Limits;
 pub use pannc_fhe as fhe;
 
 pub use lower::slot_per_sample::{approximation_circuit, to_circuit, CircuitError, CircuitOptions};

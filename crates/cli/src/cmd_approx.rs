@@ -169,6 +169,7 @@ pub fn run(args: &ApproxArgs) -> Result<()> {
         shaping,
         samples: samples.as_deref(),
         sign_gap: args.gap,
+        weight: None,
     })?;
     if let Some(path) = &args.plot {
         plot(&ap, path).with_context(|| format!("writing {}", path.display()))?;

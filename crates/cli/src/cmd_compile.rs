@@ -46,9 +46,15 @@ pub struct CompileArgs {
     /// Weight of errors on negative inputs relative to positive ones, for `shape`.
     #[arg(long, default_value_t = 4.0)]
     pub negative_weight: f64,
-    /// Per-node override of α (ReLU-like) or degree (smooth), by node name. Repeatable.
+    /// Per-node override of α (ReLU-like) or degree (smooth), by node name; or of a ReLU's
+    /// approximation: NODE=composite:α, NODE=minimax:D (one minimax polynomial of degree D),
+    /// NODE=fit:D (one polynomial fitted to the node's calibrated inputs). Repeatable.
     #[arg(long = "set", value_name = "NODE=N")]
     pub overrides: Vec<String>,
+    /// Approximation of every ReLU not set by --set: composite:α, minimax:D or fit:D
+    /// (default: the composite at --alpha).
+    #[arg(long, value_name = "METHOD:N")]
+    pub relu: Option<String>,
     /// Where to write the PANN: ONNX (polynomials as Mul/Add), or the circuit with
     /// `--emit circuit` (stdout when -o is absent).
     #[arg(short, long)]
@@ -89,6 +95,13 @@ pub struct CompileArgs {
     /// Error out on a final Softmax instead of removing it.
     #[arg(long)]
     pub keep_softmax: bool,
+    /// Choose each ReLU's approximation (composite α, minimax degree, fitted degree; bias
+    /// correction on) to minimise the network's levels, then its ct×ct multiplications, while
+    /// the PANN disagrees with the backbone's top-1 on at most this share of the --calib
+    /// inputs: a percentage (0.5%) or a fraction (0.005). No labels needed. Replaces --alpha,
+    /// --relu and --techniques for ReLUs; the report says what each ReLU got and why.
+    #[arg(long, value_name = "P%", conflicts_with_all = ["relu", "passes"])]
+    pub budget: Option<String>,
     #[command(flatten)]
     pub mem: load::MemoryArgs,
 }
@@ -138,10 +151,20 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         let (node, v) = o
             .split_once('=')
             .with_context(|| format!("--set {o}: expected NODE=N"))?;
+        if v.contains(':') {
+            let c =
+                pannc_passes::Choice::parse(v).map_err(|e| anyhow::anyhow!("--set {o}: {e}"))?;
+            policy.choices.insert(node.to_string(), c);
+            continue;
+        }
         let v: u32 = v
             .parse()
-            .with_context(|| format!("--set {o}: N must be a number"))?;
+            .with_context(|| format!("--set {o}: N must be a number or METHOD:N"))?;
         policy.overrides.insert(node.to_string(), v);
+    }
+    if let Some(r) = &a.relu {
+        policy.relu =
+            Some(pannc_passes::Choice::parse(r).map_err(|e| anyhow::anyhow!("--relu {r}: {e}"))?);
     }
     if !(a.margin >= 1.0 && a.margin.is_finite()) {
         bail!("--margin must be ≥ 1 (got {})", a.margin);
@@ -169,12 +192,37 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         verify: true,
     };
     let t0 = std::time::Instant::now();
-    let report = driver::compile_with(&mut graph, calib, opts, |name, g| {
-        if a.print_after.iter().any(|p| p == name || p == "all") {
-            println!("; after {name}\n{}", pannc_ir::print(g));
+    let mut chosen = None;
+    let report = match &a.budget {
+        None => driver::compile_with(&mut graph, calib, opts, |name, g| {
+            if a.print_after.iter().any(|p| p == name || p == "all") {
+                println!("; after {name}\n{}", pannc_ir::print(g));
+            }
+        })?,
+        Some(b) => {
+            let budget = crate::cmd_eval::parse_budget(b)?;
+            if calib.is_empty() {
+                bail!("--budget needs --calib (the disagreement is measured on it)");
+            }
+            if !a.print_after.is_empty() {
+                bail!("--print-after does not apply to --budget");
+            }
+            let prepared = driver::prepare(&graph, calib, &opts.policy)?;
+            let result = pannc_lab::budget::search(&prepared, &opts.policy, budget, &mut |m| {
+                if std::env::var_os("PANNC_PROGRESS").is_some() {
+                    eprintln!("{m}");
+                }
+            })?;
+            let (g, report) = driver::compile_prepared(&prepared, result.policy.clone())?;
+            graph = g;
+            chosen = Some(result);
+            report
         }
-    })?;
+    };
     summarize(&report);
+    if let Some(r) = &chosen {
+        summarize_budget(r);
+    }
     eprintln!("compiled in {:.2} s", t0.elapsed().as_secs_f64());
 
     let levels = if a.prove_levels {
@@ -187,6 +235,9 @@ pub fn run(a: &CompileArgs) -> Result<()> {
     let mut json = serde_json::json!({ "model": a.model.display().to_string(), "alpha": a.alpha, "degree": a.degree, "margin": a.margin, "compile": &report });
     if let Some(l) = &levels {
         json["activation_levels"] = serde_json::to_value(l)?;
+    }
+    if let Some(r) = &chosen {
+        json["budget"] = serde_json::to_value(r)?;
     }
     if let Some(x) = &a.check {
         let x = check_input(&graph, load::read_npy(x)?, "--check")?;
@@ -413,6 +464,42 @@ fn summarize(r: &pannc_passes::Report) {
     }
     for n in &r.notes {
         eprintln!("note: {n}");
+    }
+}
+
+fn summarize_budget(r: &pannc_lab::budget::BudgetResult) {
+    println!(
+        "budget {:.2}% of {} calibration inputs: disagreement {:.2}%, network {} levels, {} ct×ct (ReLUs), {} trials",
+        100.0 * r.budget,
+        r.calib_samples,
+        100.0 * r.calib_disagreement,
+        r.levels,
+        r.ct_mults,
+        r.trials
+    );
+    if let Some(u) = &r.uniform {
+        println!(
+            "  uniform start: {} for every ReLU (depth {}): {} levels, {} ct×ct, disagreement {:.2}%",
+            u.choice,
+            u.depth,
+            u.levels,
+            u.ct_mults,
+            100.0 * u.calib_disagreement
+        );
+    }
+    println!(
+        "{:<28} {:<14} {:>6} {:>6}  why",
+        "activation", "choice", "levels", "ct×ct"
+    );
+    for c in &r.activations {
+        println!(
+            "{:<28} {:<14} {:>6} {:>6}  {}",
+            truncate(&c.node, 28),
+            c.choice.to_string(),
+            c.levels,
+            c.ct_mults,
+            c.why
+        );
     }
 }
 

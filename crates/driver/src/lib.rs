@@ -17,7 +17,9 @@ use pannc_interp::RunOptions;
 use pannc_ir::{verify_form, Form, Graph, Op, Tensor, ValueId};
 use pannc_passes::{Context, PassError, Pipeline};
 
+pub use pannc_ckks::levels::ActivationLevels;
 pub use pannc_ckks::{EmitOptions, Emitted};
+pub use pannc_interp::Memo;
 pub use pannc_passes::{ActivationReport, Policy, Report};
 
 /// Errors of the driver: a pass failed, a stage broke its promise, or the interpreter or the
@@ -105,7 +107,7 @@ pub fn compile_with(
     g: &mut Graph,
     calib: Vec<Tensor>,
     opts: CompileOptions,
-    mut after: impl FnMut(&'static str, &Graph),
+    after: impl FnMut(&'static str, &Graph),
 ) -> Result<Report, DriverError> {
     check_form(g, "import", Form::Imported)?;
     let full = opts.pipeline.is_none();
@@ -115,10 +117,26 @@ pub fn compile_with(
         policy: opts.policy,
         ..Default::default()
     };
+    run_pipeline(&pipeline, g, &mut cx, opts.verify, after)?;
+    if full {
+        check_form(g, "compile", Form::Pann)?;
+    }
+    cx.report.levels = pannc_passes::analysis::levels(g)?;
+    Ok(cx.report)
+}
+
+/// Runs `pipeline`, verifying the graph after every pass when `verify`.
+fn run_pipeline(
+    pipeline: &Pipeline,
+    g: &mut Graph,
+    cx: &mut Context,
+    verify: bool,
+    mut after: impl FnMut(&'static str, &Graph),
+) -> Result<(), DriverError> {
     let mut broken = None;
-    pipeline.run_with(g, &mut cx, |name, g| {
+    pipeline.run_with(g, cx, |name, g| {
         after(name, g);
-        if opts.verify && broken.is_none() {
+        if verify && broken.is_none() {
             let errs = pannc_ir::verify(g);
             if !errs.is_empty() {
                 broken = Some((name, errs));
@@ -133,11 +151,107 @@ pub fn compile_with(
         }
         .into());
     }
-    if full {
-        check_form(g, "compile", Form::Pann)?;
+    Ok(())
+}
+
+/// A backbone brought once to where approximation starts, for many compilations under
+/// different policies (the accuracy lab, `compile --budget`): the passes before `approximate`
+/// ([`Pipeline::pann_prefix`]) have run, and the calibrated statistics of every activation
+/// input are computed. [`compile_prepared`] then runs only the rest, and gives exactly what
+/// [`compile`] gives from the backbone (same graph, same report), several times faster.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    graph: Graph,
+    calib: Vec<Tensor>,
+    ranges: pannc_passes::analysis::Ranges,
+    /// What the prefix passes reported (notes on a removed softmax, a lowered max-pool).
+    report: Report,
+    keep_softmax: bool,
+}
+
+impl Prepared {
+    /// The graph where approximation starts.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
     }
-    cx.report.levels = pannc_passes::analysis::levels(g)?;
-    Ok(cx.report)
+    /// Calibrated statistics of every activation input of [`Prepared::graph`].
+    pub fn ranges(&self) -> &pannc_passes::analysis::Ranges {
+        &self.ranges
+    }
+    pub fn calib(&self) -> &[Tensor] {
+        &self.calib
+    }
+}
+
+/// Prepares `g` (imported form) for [`compile_prepared`]; `policy.keep_softmax` is the only
+/// part of the policy this stage reads, and it is fixed for the compilations that follow.
+pub fn prepare(g: &Graph, calib: Vec<Tensor>, policy: &Policy) -> Result<Prepared, DriverError> {
+    check_form(g, "import", Form::Imported)?;
+    let mut graph = g.clone();
+    let mut cx = Context {
+        calib,
+        policy: Policy {
+            keep_softmax: policy.keep_softmax,
+            ..Policy::default()
+        },
+        ..Default::default()
+    };
+    run_pipeline(
+        &Pipeline::pann_prefix(),
+        &mut graph,
+        &mut cx,
+        true,
+        |_, _| {},
+    )?;
+    let acts = pannc_passes::analysis::activation_inputs(&graph);
+    let ranges = if cx.calib.is_empty() {
+        Default::default()
+    } else {
+        pannc_passes::analysis::calibrate(&graph, &cx.calib, &acts)?
+    };
+    Ok(Prepared {
+        graph,
+        calib: cx.calib,
+        ranges,
+        report: cx.report,
+        keep_softmax: policy.keep_softmax,
+    })
+}
+
+/// Compiles a prepared backbone under `policy` (its `keep_softmax` is the prepared one's);
+/// returns the PANN and its report, equal to what [`compile`] returns.
+pub fn compile_prepared(p: &Prepared, policy: Policy) -> Result<(Graph, Report), DriverError> {
+    compile_prepared_with(p, policy, None)
+}
+
+/// [`compile_prepared`], the passes that run the graph on the calibration data reusing what
+/// earlier compilations computed the same way (a `memo` made for `p.calib()`); same result.
+pub fn compile_prepared_with(
+    p: &Prepared,
+    policy: Policy,
+    memo: Option<std::sync::Arc<pannc_interp::Memo>>,
+) -> Result<(Graph, Report), DriverError> {
+    let mut g = p.graph.clone();
+    let mut cx = Context {
+        calib: p.calib.clone(),
+        policy: Policy {
+            keep_softmax: p.keep_softmax,
+            ..policy
+        },
+        ranges: p.ranges.clone(),
+        report: p.report.clone(),
+        memo,
+    };
+    run_pipeline(
+        &Pipeline::pann_approximation(),
+        &mut g,
+        &mut cx,
+        true,
+        |_, _| {},
+    )?;
+    check_form(&g, "compile", Form::Pann)?;
+    cx.report.levels = pannc_passes::analysis::levels(&g)?;
+    Ok((g, cx.report))
 }
 
 /// The compiled graph as ONNX runtimes can run it: polynomials lowered to Mul/Add.
@@ -147,6 +261,30 @@ pub fn lowered(g: &Graph) -> Result<Graph, DriverError> {
     Pipeline::new(vec![Box::new(pannc_passes::LowerPoly)]).run_with(&mut h, &mut cx, |_, _| {})?;
     check_form(&h, "lower-poly", Form::Lowered)?;
     Ok(h)
+}
+
+/// Plans every polynomial of a PANN as a CKKS circuit and checks its levels and ct×ct count
+/// with equality saturation under the default limits (`pannc_ckks::levels`).
+pub fn prove_levels(g: &Graph) -> Result<Vec<ActivationLevels>, DriverError> {
+    Ok(pannc_ckks::levels::activation_levels(
+        g,
+        &pannc_ckks::Limits::default(),
+    )?)
+}
+
+/// [`prove_levels`] for one polynomial, reported under `node`; `egg: false` plans it only
+/// (fast: levels and ct×ct of the planner's circuit).
+pub fn poly_levels(
+    node: &str,
+    p: &pannc_ir::Poly,
+    egg: bool,
+) -> Result<ActivationLevels, DriverError> {
+    let limits = pannc_ckks::Limits::default();
+    Ok(pannc_ckks::levels::poly_levels(
+        node,
+        p,
+        egg.then_some(&limits),
+    )?)
 }
 
 /// Lowers a PANN to a CKKS circuit (see [`pannc_ckks::emit`]).

@@ -26,9 +26,11 @@
 mod error;
 mod eval;
 mod infer;
+mod memo;
 mod run;
 
 pub use error::InterpError;
 pub use eval::{eval_op, MAX_ELEMENTS};
 pub use infer::infer_types;
+pub use memo::{run_memo, Memo};
 pub use run::{run, run_hooked, splittable_batch, Hook, Precision, RunOptions};

@@ -15,6 +15,8 @@
 //! Everything is deterministic: interpreter runs are bitwise independent of threads, the noise
 //! is a hash of the perturbed value, and searches visit candidates in a fixed order.
 
+pub mod budget;
+
 use pannc_driver::{compile, predictions, simulate, top1, DriverError};
 use pannc_interp::{Hook, RunOptions};
 use pannc_ir::{Graph, NodeId, Tensor};
@@ -199,6 +201,10 @@ pub enum LabError {
     NoData,
     #[error("{0}")]
     Graph(#[from] pannc_ir::GraphError),
+    #[error("menu: {0}")]
+    Menu(String),
+    #[error("budget: {0}")]
+    Budget(String),
 }
 
 fn deviation(a: &Tensor, b: &Tensor) -> (f64, f64) {

@@ -5,14 +5,17 @@ use pannc_interp::RunOptions;
 use pannc_ir::{Graph, Tensor, ValueId};
 
 /// Runs `g` on `inputs` (batch-first) in chunks of `chunk` samples and hands each chunk's
-/// value of `values[k]` to `f(k, tensor)`, in order (chunks in sequence, so whatever `f`
-/// accumulates is deterministic). Memory stays bounded by one chunk.
+/// values (`values[k]` at index k) to `f`, chunk after chunk (so whatever `f` accumulates is
+/// deterministic). Memory stays bounded by one chunk. With a `memo` (made
+/// for `inputs`), values computed the same way in earlier runs are reused
+/// (`pannc_interp::run_memo`); the results are the same.
 pub fn observe(
     g: &Graph,
     inputs: &[Tensor],
     values: &[ValueId],
     chunk: usize,
-    mut f: impl FnMut(usize, &Tensor),
+    memo: Option<&pannc_interp::Memo>,
+    mut f: impl FnMut(&[Tensor]),
 ) -> Result<(), pannc_interp::InterpError> {
     if values.is_empty() {
         return Ok(());
@@ -28,10 +31,13 @@ pub fn observe(
     while start < n {
         let end = (start + chunk).min(n);
         let part: Vec<Tensor> = inputs.iter().map(|t| t.slice_batch(start, end)).collect();
-        let res = pannc_interp::run(&probe, &part, &RunOptions::default())?;
-        for (k, t) in res.iter().enumerate() {
-            f(k, t);
-        }
+        let res = match memo {
+            Some(m) => {
+                pannc_interp::run_memo(&probe, &part, (start, end), m, &RunOptions::default())?
+            }
+            None => pannc_interp::run(&probe, &part, &RunOptions::default())?,
+        };
+        f(&res);
         start = end;
     }
     Ok(())
