@@ -489,3 +489,31 @@ fn emission_is_deterministic() {
     assert_eq!((p, w), (e1.program.clone(), e1.weights.clone()));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The difference of two computed tensors (max-pool trees: `b + ReLU(a − b)`) costs no level:
+/// the negated term is a `mul_const` by −1.
+#[test]
+fn difference_of_activations_is_a_free_integer_mul_const() {
+    let (mut b, x) = G::new(&[2, 5, 5], 13);
+    let a = b.conv(x, 2, 3, [3, 3], &[], &[1, 1, 1, 1], &[], 1, true);
+    let r1 = b.relu(a, 2.0, 0.0);
+    let c = b.conv(x, 2, 3, [1, 1], &[], &[], &[], 1, false);
+    let r2 = b.relu(c, 3.0, 0.0);
+    let d = b.op(Op::Sub, &[r1, r2]);
+    let y = b.relu(d, 1.0, 0.0);
+    let mut g = b.finish(&[y]);
+    // Range control leaves in_scale = 1 (the interval's map is folded upstream).
+    let id = g.producer(y).unwrap();
+    if let Op::Poly(p) = g.op_mut(id) {
+        p.in_scale = 1.0;
+    }
+    let e = emit(&g, None, None);
+    let p = &e.program;
+    assert!(p
+        .ops
+        .iter()
+        .any(|o| matches!(o.kind, OpKind::MulConst { c, .. } if c == -1.0)));
+    // linear 1 + ReLU (degree 7: 3 + 1) = 5 on both branches, joined at 5, ReLU again: 9.
+    assert_eq!(p.depth, 9);
+    assert_matches_interpreter(&g, &e);
+}

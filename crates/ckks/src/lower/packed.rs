@@ -138,6 +138,18 @@ pub fn default_slots(g: &Graph) -> Result<usize, CkksError> {
     Ok(n.next_power_of_two().max(2))
 }
 
+/// `Some(c)` when the map is `c` times the identity with `c` a non-zero integer of modest size.
+fn integer_scale(m: &Map) -> Option<i64> {
+    match m {
+        Map::Identity { scale, .. }
+            if *scale != 0.0 && scale.fract() == 0.0 && scale.abs() <= (1u64 << 20) as f64 =>
+        {
+            Some(*scale as i64)
+        }
+        _ => None,
+    }
+}
+
 struct Lowerer<'g> {
     g: &'g Graph,
     opts: &'g PackedOptions,
@@ -1040,9 +1052,11 @@ impl Lowerer<'_> {
             });
         }
         let shape = f.shape.clone();
+        // Terms that need no linear op: the identity, or an integer multiple of it (a
+        // `mul_const` by an integer costs no level), on a source of the same shape.
         let free_ok = |s: &Self, src: u32, m: &Map| {
             let sv = &s.p.values[src as usize];
-            m.is_identity() && sv.shape == shape && (!output || sv.layout.is_none())
+            integer_scale(m).is_some() && sv.shape == shape && (!output || sv.layout.is_none())
         };
         // Output layout: that of the highest-level identity term, else the cheapest candidate.
         let free_pick = terms
@@ -1091,11 +1105,38 @@ impl Lowerer<'_> {
             free[k] = false;
         }
         let single = terms.len() == 1;
+        let v_ir = v;
         let mut parts = Vec::with_capacity(terms.len());
         let mut bias_done = false;
         for (k, (src, m)) in terms.iter().enumerate() {
             if free[k] {
-                parts.push(*src);
+                match integer_scale(m) {
+                    Some(1) => parts.push(*src),
+                    Some(c) => {
+                        let v = self.p.values[*src as usize].clone();
+                        let meaning = if single {
+                            Meaning::Affine {
+                                ir: v_ir,
+                                scale,
+                                shift,
+                            }
+                        } else {
+                            Meaning::Partial
+                        };
+                        let id = self.push_op(
+                            OpKind::MulConst {
+                                a: *src,
+                                c: c as f64,
+                            },
+                            v.shape,
+                            v.layout,
+                            meaning,
+                            &origin,
+                        );
+                        parts.push(id);
+                    }
+                    None => unreachable!("free terms have integer scales"),
+                }
                 continue;
             }
             let bias = if bias_done {
