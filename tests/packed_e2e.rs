@@ -74,7 +74,10 @@ fn resnet_digits_program_computes_the_pann() {
         "largest relative logit difference {worst:.2e}"
     );
     assert!(agree >= n - 1, "{agree}/{n} argmax agree");
-    assert_eq!(correct_prog.abs_diff(correct_sim) <= 1, true);
+    assert!(
+        correct_prog.abs_diff(correct_sim) <= 1,
+        "{correct_prog} vs {correct_sim}"
+    );
     assert!(correct_prog as f64 / n as f64 > 0.85, "{correct_prog}/{n}");
 }
 
