@@ -841,13 +841,6 @@ impl Lowerer<'_> {
             PolyCombine::Identity => (Combine::None, 0.0),
             PolyCombine::Relu => (Combine::Relu, 0.0),
             PolyCombine::LeakyRelu { slope } => (Combine::Relu, slope),
-            PolyCombine::Clip { .. } => {
-                return Err(unsupported(
-                    g,
-                    id,
-                    "Clip/ReLU6 polynomials are not supported by the CKKS lowering yet",
-                ))
-            }
         };
         let first = p
             .stages
