@@ -161,6 +161,7 @@ pub fn slice_batch(t: &Tensor, start: usize, end: usize) -> Tensor {
         Tensor::F32(a) => Tensor::F32(a.slice_axis(Axis(0), (start..end).into()).to_owned()),
         Tensor::F64(a) => Tensor::F64(a.slice_axis(Axis(0), (start..end).into()).to_owned()),
         Tensor::I64(a) => Tensor::I64(a.slice_axis(Axis(0), (start..end).into()).to_owned()),
+        Tensor::Bool(a) => Tensor::Bool(a.slice_axis(Axis(0), (start..end).into()).to_owned()),
     }
 }
 
@@ -205,6 +206,19 @@ pub(crate) fn concat_batch(parts: &[Tensor]) -> Tensor {
                 })
                 .collect();
             Tensor::I64(ndarray::concatenate(Axis(0), &v).expect("same shapes"))
+        }
+        Tensor::Bool(_) => {
+            let v: Vec<_> = parts
+                .iter()
+                .map(|t| {
+                    if let Tensor::Bool(a) = t {
+                        a.view()
+                    } else {
+                        unreachable!()
+                    }
+                })
+                .collect();
+            Tensor::Bool(ndarray::concatenate(Axis(0), &v).expect("same shapes"))
         }
     }
 }

@@ -47,15 +47,88 @@ const X: &str = "fixtures/gelu_digits/test_x.npy";
 
 #[test]
 fn inspect_lists_every_unsupported_op_at_once() {
+    // Text: the error alone, one line, every unsupported op type named once with its count.
+    let out = pannc(&["inspect", "fixtures/bad/unsupported_op.onnx"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (e, l, f) = (
+        err.find("Einsum ×1 (first: 'einsum_node'"),
+        err.find("LSTM ×1 (first: 'lstm_node'"),
+        err.find("com.example.FancyOp ×1 (first: 'custom_node'"),
+    );
+    assert!(
+        e < l && l < f && e.is_some(),
+        "grouped in file order: {err}"
+    );
+    // JSON: the same groups.
     let out = pannc(&["inspect", "fixtures/bad/unsupported_op.onnx", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let list = report["unsupported"].as_array().unwrap();
-    assert!(list.len() >= 2, "{report}");
+    let ops: Vec<&str> = list
+        .iter()
+        .map(|u| u["op_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["Einsum", "LSTM", "FancyOp"], "{report}");
     for u in list {
-        assert!(u["op_type"].as_str().is_some_and(|s| !s.is_empty()));
-        assert!(u["node"].as_str().is_some());
+        assert_eq!(u["count"], 1);
+        assert!(u["first_node"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("_node")));
     }
+    assert!(
+        report.get("parameters").is_none(),
+        "no half-report: {report}"
+    );
+}
+
+/// Unsupported nodes are grouped by op type in order of first occurrence, with counts.
+#[test]
+fn inspect_groups_unsupported_ops_with_counts() {
+    use pannc_ir::{DType, Dim, Graph, Op, TensorType};
+    let mut g = Graph::new("grouping", 17);
+    let ty = TensorType::new(DType::F32, vec![Dim::Sym("N".into()), Dim::Known(4)]);
+    let mut x = g.add_input("x", Some(ty)).unwrap();
+    for _ in 0..3 {
+        x = g.add_simple("", Op::Relu, &[x]).unwrap();
+    }
+    g.set_outputs(vec![x]);
+    let bytes = pannc_onnx::export_graph(&g).unwrap();
+    // Rename the op types of the written nodes: Relu → Mish for the first and third node,
+    // Relu → Celu for the second (same byte length, so the protobuf stays valid).
+    let text = bytes.clone();
+    let mut k = 0;
+    let mut patched = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        if text[i..].starts_with(b"Relu") {
+            patched.extend_from_slice(if k == 1 { b"Celu" } else { b"Mish" });
+            k += 1;
+            i += 4;
+        } else {
+            patched.push(text[i]);
+            i += 1;
+        }
+    }
+    assert_eq!(k, 3);
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("grouping.onnx");
+    std::fs::write(&p, patched).unwrap();
+    let out = pannc(&["inspect", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("3 unsupported node(s): Mish ×2 (first: "),
+        "{err}"
+    );
+    let mish = err.find("Mish ×2").unwrap();
+    let celu = err.find("Celu ×1").unwrap();
+    assert!(mish < celu, "{err}");
 }
 
 #[test]
@@ -77,6 +150,7 @@ fn inspect_describes_a_fixture() {
     assert!(ops.contains(&("Conv".into(), 15)), "{ops:?}");
     assert!(r["parameters"].as_u64().unwrap() > 10_000);
     assert!(r["unsupported"].as_array().unwrap().is_empty());
+    assert!(r["preserved"].as_array().unwrap().is_empty());
     let text = pannc(&["inspect", "fixtures/resnet_fmnist/model.onnx"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(

@@ -134,6 +134,9 @@ fn slice0(t: &Tensor, s: usize, e: usize) -> Tensor {
         Tensor::F32(a) => Tensor::F32(a.slice_axis(Axis(0), sl).as_standard_layout().into_owned()),
         Tensor::F64(a) => Tensor::F64(a.slice_axis(Axis(0), sl).as_standard_layout().into_owned()),
         Tensor::I64(a) => Tensor::I64(a.slice_axis(Axis(0), sl).as_standard_layout().into_owned()),
+        Tensor::Bool(a) => {
+            Tensor::Bool(a.slice_axis(Axis(0), sl).as_standard_layout().into_owned())
+        }
     }
 }
 
@@ -166,6 +169,7 @@ fn concat0(g: &Graph, i: usize, parts: &[Vec<Tensor>]) -> Result<Tensor, InterpE
         Tensor::F32(_) => cat!(F32),
         Tensor::F64(_) => cat!(F64),
         Tensor::I64(_) => cat!(I64),
+        Tensor::Bool(_) => cat!(Bool),
     })
 }
 
@@ -504,7 +508,18 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
             | Op::Silu
             | Op::Poly(_)
             | Op::Clip { .. }
-            | Op::Dropout => batched_only_first && out0 == pin[0],
+            | Op::Dropout
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::Neg
+            | Op::Abs
+            | Op::Sqrt
+            | Op::Reciprocal
+            | Op::Exp
+            | Op::Log
+            | Op::Floor
+            | Op::Ceil
+            | Op::Not => batched_only_first && out0 == pin[0],
             Op::Identity | Op::Cast { .. } => {
                 if tin[0] {
                     tainted.insert(outs[0]);
@@ -513,7 +528,21 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
                     out0 == pin[0]
                 }
             }
-            Op::Add | Op::Sub | Op::Mul | Op::Div => {
+            Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Pow
+            | Op::Mod { .. }
+            | Op::Equal
+            | Op::Less
+            | Op::LessOrEqual
+            | Op::Greater
+            | Op::GreaterOrEqual
+            | Op::And
+            | Op::Or
+            | Op::Xor
+            | Op::Where => {
                 let p = out0?;
                 let r = rank(outs[0]);
                 !tin.contains(&true)
@@ -553,7 +582,57 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
                 let ax = eval::norm_axis(&node.op, *axis, rank(ins[0])).ok()?;
                 batched_only_first && pin[0].is_some_and(|p| p != ax) && out0.is_some()
             }
+            Op::ArgMax { axis, .. } | Op::ArgMin { axis, .. } => {
+                let ax = eval::norm_axis(&node.op, *axis, rank(ins[0])).ok()?;
+                batched_only_first && pin[0].is_some_and(|p| p != ax) && out0.is_some()
+            }
+            Op::LayerNormalization { axis, .. } => {
+                let ax = eval::norm_axis(&node.op, *axis, rank(ins[0])).ok()?;
+                batched_only_first
+                    && pin[0].is_some_and(|p| p < ax)
+                    && pout.iter().all(|q| *q == pin[0])
+            }
+            Op::Split { axis, .. } => {
+                let ax = eval::norm_axis(&node.op, *axis, rank(ins[0])).ok()?;
+                batched_only_first
+                    && pin[0].is_some_and(|p| p != ax)
+                    && pout.iter().all(|q| *q == pin[0])
+            }
+            Op::Slice => {
+                let c: Option<Vec<Vec<i64>>> = ins[1..]
+                    .iter()
+                    .map(|&v| {
+                        g.constant(v)
+                            .map(|t| t.to_i64_vec())
+                            .or_else(|| const_ints(inf, v))
+                    })
+                    .collect();
+                let params = c.and_then(|c| {
+                    eval::slice_params(
+                        &node.op,
+                        rank(ins[0]),
+                        &c[0],
+                        &c[1],
+                        c.get(2).map(Vec::as_slice),
+                        c.get(3).map(Vec::as_slice),
+                    )
+                    .ok()
+                })?;
+                batched_only_first && pin[0].is_some_and(|p| params[p].is_none()) && out0 == pin[0]
+            }
             Op::ReduceMean {
+                noop_with_empty_axes,
+                ..
+            }
+            | Op::ReduceSum {
+                noop_with_empty_axes,
+                ..
+            }
+            | Op::ReduceMax {
+                noop_with_empty_axes,
+                ..
+            }
+            | Op::ReduceMin {
                 noop_with_empty_axes,
                 ..
             } => {

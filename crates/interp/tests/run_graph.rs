@@ -16,6 +16,7 @@ fn bytes(ts: &[Tensor]) -> Vec<u8> {
             Tensor::F32(a) => a.iter().for_each(|x| v.extend(x.to_le_bytes())),
             Tensor::F64(a) => a.iter().for_each(|x| v.extend(x.to_le_bytes())),
             Tensor::I64(a) => a.iter().for_each(|x| v.extend(x.to_le_bytes())),
+            Tensor::Bool(a) => a.iter().for_each(|&x| v.push(x as u8)),
         }
     }
     v

@@ -10,7 +10,17 @@
 //! - A **value** ([`ValueId`]) is an SSA tensor: defined once, either as a graph input or as
 //!   output `port` of one node, with a unique name and an optional static [`TensorType`].
 //! - Shapes are static except for named symbolic dimensions ([`Dim::Sym`]), in practice the
-//!   batch dimension `N`.
+//!   batch dimension `N`. Element types ([`DType`]) are f32, f64, i64 and bool (masks and
+//!   comparison results; `Where` consumes them).
+//! - An **opaque node** ([`Op::Opaque`], [`Opaque`]) is an operator pannc keeps without
+//!   understanding it: a node outside the ONNX default domain (scikit-learn's `ai.onnx.ml`
+//!   post-processing after the logits: `ZipMap`, `ArrayFeatureExtractor`, ...). It holds the
+//!   node as the source encoded it plus the encoded types of outputs the IR cannot express
+//!   (a sequence of maps), so that a pass can cut the client-side tail off the network and the
+//!   exporter can write it back verbatim as a graph of its own. Its outputs carry their
+//!   declared tensor types when the model declares them; anything computed from an opaque
+//!   value whose type is unknown stays untyped. The interpreter refuses opaque nodes, naming
+//!   them.
 //!
 //! ## Invariants (checked by [`verify`])
 //! 1. The graph is acyclic.
@@ -20,6 +30,8 @@
 //! 5. Attribute-like tensors that ONNX passes as inputs (reshape shapes, axes, pads, clip
 //!    bounds) are inputs here too, in the newest opset's form; attributes are parsed and
 //!    validated into the [`Op`] variant at import.
+//! 6. A `Split` node has exactly `num_outputs` outputs (the only op whose output count is an
+//!    attribute; opaque nodes have what they had in the source).
 //!
 //! ## Boundaries
 //! This crate does no I/O and knows nothing of protobuf; petgraph is an implementation
@@ -33,7 +45,7 @@ pub mod tensor;
 pub mod verify;
 
 pub use graph::{Dim, Graph, GraphError, Node, NodeId, Producer, TensorType, Value, ValueId};
-pub use op::{AutoPad, Op, PadMode, Window};
+pub use op::{AutoPad, Op, Opaque, PadMode, Window};
 pub use poly::{Poly, PolyCombine, PolyStage};
 pub use print::print;
 pub use tensor::{DType, Tensor};

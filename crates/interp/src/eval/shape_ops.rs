@@ -549,5 +549,6 @@ pub(crate) fn constant_of_shape(
         DType::F32 => Tensor::F32(arr(&s, vec![value.to_f64_vec()[0] as f32; n])),
         DType::F64 => Tensor::F64(arr(&s, vec![value.to_f64_vec()[0]; n])),
         DType::I64 => Tensor::I64(arr(&s, vec![value.to_i64_vec()[0]; n])),
+        DType::Bool => Tensor::Bool(arr(&s, vec![value.to_i64_vec()[0] != 0; n])),
     })
 }
