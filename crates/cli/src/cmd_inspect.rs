@@ -25,8 +25,11 @@ pub struct InspectArgs {
 #[derive(Serialize)]
 struct Io {
     name: String,
+    /// `f32`, ...; for values only kept, not typed, their ONNX type (`seq(map(INT64,
+    /// tensor(FLOAT)))`) or `?`.
     dtype: String,
-    shape: Vec<String>,
+    /// `None` when the value is not a typed tensor.
+    shape: Option<Vec<String>>,
 }
 
 /// Nodes of one op type: unsupported ones, or opaque ones kept without interpretation.
@@ -136,9 +139,9 @@ fn report(args: &InspectArgs) -> Result<Report, (String, Vec<Group>)> {
         let (dtype, shape) = match &val.ty {
             Some(t) => (
                 t.dtype.to_string(),
-                t.shape.iter().map(|d| d.to_string()).collect(),
+                Some(t.shape.iter().map(|d| d.to_string()).collect()),
             ),
-            None => ("?".into(), vec![]),
+            None => (foreign_type(g, v).unwrap_or_else(|| "?".into()), None),
         };
         Io {
             name: val.name.clone(),
@@ -171,6 +174,18 @@ fn parameter_count(g: &pannc_ir::Graph) -> usize {
             _ => None,
         })
         .sum()
+}
+
+/// The kept (non-tensor) type of a value computed by an opaque node, e.g. ZipMap's sequence of
+/// maps.
+fn foreign_type(g: &pannc_ir::Graph, v: pannc_ir::ValueId) -> Option<String> {
+    let pannc_ir::Producer::Node { node, port } = g.value(v).producer() else {
+        return None;
+    };
+    let pannc_ir::Op::Opaque(o) = &g.node(node).op else {
+        return None;
+    };
+    pannc_onnx::foreign_type_name(o.foreign_types.get(port)?.as_ref()?)
 }
 
 /// Opaque nodes grouped by domain and op type, in the graph's order.
@@ -216,7 +231,10 @@ fn print_text(r: &Report) {
     let io = |label: &str, list: &[Io]| {
         println!("{label}:");
         for x in list {
-            println!("  {:<24} {}[{}]", x.name, x.dtype, x.shape.join(","));
+            match &x.shape {
+                Some(s) => println!("  {:<24} {}[{}]", x.name, x.dtype, s.join(",")),
+                None => println!("  {:<24} {}", x.name, x.dtype),
+            }
         }
     };
     io("inputs", &r.inputs);

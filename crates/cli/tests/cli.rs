@@ -368,3 +368,45 @@ fn compile_help_lists_every_pass() {
         );
     }
 }
+
+/// A batch-1 export (the default exporters' form when the example input has batch 1) runs on
+/// all the samples given: `pannc run` gives exactly what it gives for the same network
+/// exported with a symbolic batch.
+#[test]
+fn run_accepts_many_samples_for_a_batch_one_export() {
+    use pannc_ir::{Dim, TensorType};
+    let model = root().join("fixtures/gelu_digits/model.onnx");
+    let mut m = pannc_onnx::import_path(&model, &pannc_onnx::Limits::default()).unwrap();
+    let x = m.graph.inputs()[0];
+    let ty = m.graph.value(x).ty.clone().unwrap();
+    assert!(matches!(ty.shape[0], Dim::Sym(_)), "{ty}");
+    let mut shape = ty.shape.clone();
+    shape[0] = Dim::Known(1);
+    m.graph.value_mut(x).ty = Some(TensorType::new(ty.dtype, shape));
+    pannc_interp::infer_types(&mut m.graph).unwrap();
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let batch1 = tmp.join("gelu_digits_batch1.onnx");
+    std::fs::write(&batch1, pannc_onnx::export(&m).unwrap()).unwrap();
+    let text = pannc(&["inspect", batch1.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("f32[1,64]"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+    let (a, b) = (tmp.join("batch1-logits.npy"), tmp.join("batchN-logits.npy"));
+    for (model, out) in [(batch1.as_path(), &a), (model.as_path(), &b)] {
+        let o = pannc(&[
+            "run",
+            model.to_str().unwrap(),
+            "-i",
+            X,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let n = pannc::npy::read(&root().join(X)).unwrap().shape()[0];
+    assert!(n > 1);
+    assert_eq!(pannc::npy::read(&a).unwrap().shape(), &[n, 10]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}

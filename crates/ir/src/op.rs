@@ -52,6 +52,17 @@ pub struct Opaque {
     pub foreign_types: Vec<Option<Vec<u8>>>,
 }
 
+impl Opaque {
+    /// `domain.op_type`, or `op_type` in the default domain.
+    pub fn qualified_name(&self) -> String {
+        if self.domain.is_empty() {
+            self.op_type.clone()
+        } else {
+            format!("{}.{}", self.domain, self.op_type)
+        }
+    }
+}
+
 /// Padding mode of `Pad`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PadMode {

@@ -107,7 +107,11 @@ pub(crate) fn model_to_proto(model: &Model, opset: i64) -> Result<pb::ModelProto
         if let Op::Opaque(_) = node.op {
             let n = ops::opaque::export_node(g, node, opset)?;
             referenced.extend(n.input.iter().filter(|s| !s.is_empty()).cloned());
-            written.push(Some((vec![n], vec![])));
+            // A kept initializer (read as an opaque Constant) is written back as one.
+            written.push(Some(match ops::opaque::as_initializer(&n) {
+                Some(t) => (vec![], vec![t]),
+                None => (vec![n], vec![]),
+            }));
             continue;
         }
         if let Some(w) = ops::elementwise::write_internal(g, node, opset, &mut names)? {

@@ -70,14 +70,15 @@ pub(crate) fn unsupported_nodes(
     opsets: &HashMap<String, i64>,
 ) -> Vec<Unsupported> {
     let opset = opsets.get("").copied().unwrap_or(0);
+    let kept = ops::opaque::preserved_tail(graph);
     let mut out = Vec::new();
-    for n in &graph.node {
+    for (n, kept) in graph.node.iter().zip(kept) {
         let domain = if is_default_domain(n.domain()) {
             ""
         } else {
             n.domain()
         };
-        let reason = if ops::opaque::is_preserved(domain) {
+        let reason = if kept {
             None
         } else if !domain.is_empty() {
             Some(format!(
@@ -291,6 +292,8 @@ pub(crate) fn import_model(
         }
     }
     let order = topo_sort(&graph.node)?;
+    // The nodes kept opaque (ai.onnx.ml and what is computed from them).
+    let kept = ops::opaque::preserved_tail(graph);
 
     // --- uses ----------------------------------------------------------------------------------
     let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name()).collect();
@@ -335,10 +338,9 @@ pub(crate) fn import_model(
     // An initializer of an element type pannc does not read (string class labels) is kept
     // opaque when only preserved nodes read it.
     let mut preserved_use: HashMap<&str, bool> = HashMap::new();
-    for n in &graph.node {
+    for (n, &k) in graph.node.iter().zip(&kept) {
         for i in n.input.iter().filter(|i| !i.is_empty()) {
-            *preserved_use.entry(i.as_str()).or_insert(true) &=
-                ops::opaque::is_preserved(n.domain());
+            *preserved_use.entry(i.as_str()).or_insert(true) &= k;
         }
     }
     let mut tensors = Vec::with_capacity(graph.initializer.len());
@@ -359,8 +361,9 @@ pub(crate) fn import_model(
     let opaque_outs: HashSet<&str> = graph
         .node
         .iter()
-        .filter(|n| ops::opaque::is_preserved(n.domain()))
-        .flat_map(|n| n.output.iter().map(String::as_str))
+        .zip(&kept)
+        .filter(|(_, &k)| k)
+        .flat_map(|(n, _)| n.output.iter().map(String::as_str))
         .collect();
     let mut foreign: HashMap<String, Vec<u8>> = HashMap::new();
     let mut unnamed = 0usize;
@@ -457,7 +460,7 @@ pub(crate) fn import_model(
                     })?;
             resolved.push(Some(v));
         }
-        if ops::opaque::is_preserved(n.domain()) {
+        if kept[i] {
             let ins: Vec<_> = resolved.into_iter().flatten().collect();
             ops::opaque::import_node(&mut st, n, &ins)?;
             continue;

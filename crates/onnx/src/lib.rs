@@ -313,6 +313,12 @@ pub fn unsupported_nodes(bytes: &[u8]) -> Result<Vec<Unsupported>, OnnxError> {
     Ok(import::unsupported_nodes(g, &opsets))
 }
 
+/// A readable name of a type kept encoded by an opaque node ([`pannc_ir::Opaque::foreign_types`]),
+/// e.g. `seq(map(INT64, tensor(FLOAT)))` for scikit-learn's ZipMap output.
+pub fn foreign_type_name(encoded: &[u8]) -> Option<String> {
+    ops::opaque::type_name(encoded)
+}
+
 /// The ONNX op types pannc imports, sorted.
 pub fn supported_ops() -> Vec<&'static str> {
     ops::supported_ops()

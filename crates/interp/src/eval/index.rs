@@ -60,6 +60,9 @@ fn take(op: &Op, x: &Tensor, maps: &[Vec<usize>]) -> Result<Tensor, InterpError>
 /// (opset ≥ 10) defines it: negative starts/ends count from the end, then both are clamped
 /// (to `[0, dim]` for positive steps, `[-1, dim-1]` for negative ones).
 pub(crate) fn slice_axis(dim: usize, start: i64, end: i64, step: i64) -> (i64, usize) {
+    if dim == 0 || step == 0 {
+        return (0, 0);
+    }
     let d = dim as i128;
     let fix = |v: i64| -> i128 {
         let v = v as i128;

@@ -748,9 +748,8 @@ pub(crate) fn eval_args(
         }
         Op::Opaque(o) => bail!(
             op,
-            "{}.{} is preserved from the model but pannc cannot interpret it",
-            o.domain,
-            o.op_type
+            "{} is kept from the model without interpretation; pannc cannot run it",
+            o.qualified_name()
         ),
         // Ops added to the IR after this interpreter was written.
         #[allow(unreachable_patterns)]

@@ -1,8 +1,10 @@
 //! Nodes kept without interpretation ([`pannc_ir::Opaque`]): the `ai.onnx.ml` operators
 //! scikit-learn exports append after the logits (`ZipMap`, `ArrayFeatureExtractor`,
-//! `Normalizer`, `LabelEncoder`, ...), and initializers of element types pannc does not read
-//! (string class labels) when only such nodes use them. They are stored as their encoded
-//! `NodeProto` and written back verbatim, with the graph's names for their inputs and outputs.
+//! `Normalizer`, `LabelEncoder`, ...) and every node computed from their outputs (the
+//! `Reshape`/`Cast` of the label: together, the client-side tail), and initializers of element
+//! types pannc does not read (int32 or string class labels) when only such nodes use them.
+//! They are stored as their encoded `NodeProto` and written back verbatim, with the graph's
+//! names for their inputs and outputs.
 
 use super::ImportState;
 use crate::error::OnnxError;
@@ -15,6 +17,43 @@ pub(crate) const PRESERVED_DOMAINS: &[&str] = &["ai.onnx.ml"];
 
 pub(crate) fn is_preserved(domain: &str) -> bool {
     PRESERVED_DOMAINS.contains(&domain)
+}
+
+/// Which nodes are kept opaque: those of a preserved domain, and every node that reads a
+/// value computed by a kept node (found by walking consumers, linear in the graph's size).
+/// Nodes with subgraph attributes are never kept (their subgraphs could read any value).
+pub(crate) fn preserved_tail(g: &pb::GraphProto) -> Vec<bool> {
+    use std::collections::HashMap;
+    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, n) in g.node.iter().enumerate() {
+        for x in n.input.iter().filter(|x| !x.is_empty()) {
+            consumers.entry(x.as_str()).or_default().push(i);
+        }
+    }
+    let has_graph = |n: &pb::NodeProto| {
+        n.attribute
+            .iter()
+            .any(|a| a.g.is_some() || !a.graphs.is_empty())
+    };
+    let mut keep = vec![false; g.node.len()];
+    let mut todo: Vec<usize> = Vec::new();
+    for (i, n) in g.node.iter().enumerate() {
+        if is_preserved(n.domain()) && !has_graph(n) {
+            keep[i] = true;
+            todo.push(i);
+        }
+    }
+    while let Some(i) = todo.pop() {
+        for o in g.node[i].output.iter().filter(|o| !o.is_empty()) {
+            for &c in consumers.get(o.as_str()).map_or(&[][..], Vec::as_slice) {
+                if !keep[c] && !has_graph(&g.node[c]) {
+                    keep[c] = true;
+                    todo.push(c);
+                }
+            }
+        }
+    }
+    keep
 }
 
 /// Adds an opaque node for `n`, whose non-empty inputs are `inputs`. Outputs get their declared
@@ -137,9 +176,56 @@ pub(crate) fn export_node(
     Ok(n)
 }
 
+/// The tensor of a kept initializer (an opaque default-domain `Constant` with a `value`),
+/// named after its output, to be written back as an initializer.
+pub(crate) fn as_initializer(n: &pb::NodeProto) -> Option<pb::TensorProto> {
+    if n.op_type() != "Constant" || !n.domain().is_empty() || n.output.len() != 1 {
+        return None;
+    }
+    let [a] = n.attribute.as_slice() else {
+        return None;
+    };
+    let mut t = a.t.clone().filter(|_| a.name() == "value")?;
+    t.name = Some(n.output[0].clone());
+    Some(t)
+}
+
 /// The declared non-tensor type of output `port` of an opaque node, if it has one.
 pub(crate) fn foreign_type(op: &Op, port: usize) -> Option<pb::TypeProto> {
     let Op::Opaque(o) = op else { return None };
     let bytes = o.foreign_types.get(port)?.as_ref()?;
     pb::TypeProto::decode(bytes.as_slice()).ok()
+}
+
+/// A readable name of an encoded `TypeProto` (e.g. `seq(map(INT64, tensor(FLOAT)))`), for the
+/// declared types of opaque nodes' outputs.
+pub(crate) fn type_name(encoded: &[u8]) -> Option<String> {
+    fn name(t: &pb::TypeProto, depth: usize) -> String {
+        use pb::type_proto::Value;
+        if depth > 16 {
+            return "…".into();
+        }
+        let elem = |code: i32| crate::tensor::dtype_name(code);
+        match &t.value {
+            Some(Value::TensorType(x)) => format!("tensor({})", elem(x.elem_type())),
+            Some(Value::SparseTensorType(x)) => format!("sparse_tensor({})", elem(x.elem_type())),
+            Some(Value::SequenceType(s)) => match &s.elem_type {
+                Some(e) => format!("seq({})", name(e, depth + 1)),
+                None => "seq(?)".into(),
+            },
+            Some(Value::MapType(m)) => format!(
+                "map({}, {})",
+                elem(m.key_type()),
+                m.value_type
+                    .as_ref()
+                    .map_or("?".into(), |v| name(v, depth + 1))
+            ),
+            Some(Value::OptionalType(o)) => match &o.elem_type {
+                Some(e) => format!("optional({})", name(e, depth + 1)),
+                None => "optional(?)".into(),
+            },
+            None => "?".into(),
+        }
+    }
+    pb::TypeProto::decode(encoded).ok().map(|t| name(&t, 0))
 }
