@@ -299,6 +299,13 @@ fn sym_value(cx: &Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Opti
             cx.ints(ins[0])
         }
         Op::Cast { to: DType::I64 } => cx.ints(ins[0]),
+        Op::Size => {
+            let n = its[0]
+                .known_shape()?
+                .iter()
+                .try_fold(1i64, |a, &d| a.checked_mul(i64::try_from(d).ok()?))?;
+            Some(vec![SymInt::K(n)])
+        }
         Op::Gather { axis } => {
             let data = cx.ints(ins[0])?;
             if its[0].shape.len() != 1 || !(*axis == 0 || *axis == -1) {
@@ -760,7 +767,7 @@ fn rule(
             need_float(op, t0)?;
             vec![t0.clone()]
         }
-        Op::Softmax { axis } => {
+        Op::Softmax { axis } | Op::LogSoftmax { axis } => {
             need_float(op, t0)?;
             eval::norm_axis(op, *axis, t0.rank())?;
             vec![t0.clone()]
@@ -1054,6 +1061,16 @@ fn rule(
             need_num(op, &its[1])?;
             vec![ty(t0.dtype, broadcast(cx, op, &t0.shape, &its[1].shape)?)]
         }
+        Op::Max | Op::Min => {
+            let dt = same_dtypes(op, its)?;
+            need_num(op, t0)?;
+            let mut shape = t0.shape.clone();
+            for t in &its[1..] {
+                shape = broadcast(cx, op, &shape, &t.shape)?;
+            }
+            vec![ty(dt, shape)]
+        }
+        Op::Size => vec![TensorType::known(DType::I64, &[])],
         Op::Mod { .. } => {
             let dt = same_dtypes(op, its)?;
             need_num(op, t0)?;

@@ -625,6 +625,8 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
             | Op::And
             | Op::Or
             | Op::Xor
+            | Op::Max
+            | Op::Min
             | Op::Where => {
                 let p = out0?;
                 let r = rank(outs[0]);
@@ -661,7 +663,7 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
                 let b_ok = pin[1].is_none_or(|p| rb >= 3 && p < rb - 2);
                 !tin.contains(&true) && a_ok && b_ok && out0.is_some()
             }
-            Op::Softmax { axis } => {
+            Op::Softmax { axis } | Op::LogSoftmax { axis } => {
                 let ax = eval::norm_axis(&node.op, *axis, rank(ins[0])).ok()?;
                 batched_only_first && pin[0].is_some_and(|p| p != ax) && out0.is_some()
             }

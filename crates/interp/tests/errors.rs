@@ -259,7 +259,7 @@ fn fuzz_ops_never_panic() {
         s % n.max(1)
     };
     let mut panics = Vec::new();
-    for iter in 0..12000 {
+    for iter in 0..60000 {
         let win = |r: &mut dyn FnMut(u64) -> u64| {
             let nd = 1 + r(3) as usize;
             let v = |r: &mut dyn FnMut(u64) -> u64, n: usize, lo: u64, hi: u64| -> Vec<usize> {
@@ -284,7 +284,7 @@ fn fuzz_ops_never_panic() {
             }
         };
         let ax = rnd(9) as i64 - 4;
-        let op = match rnd(60) {
+        let op = match rnd(62) {
             0 => Op::Conv {
                 window: win(&mut rnd),
                 group: rnd(3) as usize,

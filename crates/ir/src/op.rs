@@ -121,6 +121,10 @@ pub enum Op {
     Softmax {
         axis: i64,
     },
+    /// `log(Softmax(x))` along one axis (opset-13 semantics).
+    LogSoftmax {
+        axis: i64,
+    },
     MaxPool {
         window: Window,
     },
@@ -204,6 +208,11 @@ pub enum Op {
     Ceil,
     /// `(X, Y)`: `X^Y`, broadcasting; the result has X's dtype.
     Pow,
+    /// Elementwise maximum / minimum of one or more inputs, broadcasting.
+    Max,
+    Min,
+    /// `(data)` → the number of elements, an i64 scalar.
+    Size,
     /// `(A, B)`: remainder with broadcasting; with `fmod` the sign of the dividend (C `fmod`),
     /// otherwise of the divisor (integers only, as in ONNX).
     Mod {
@@ -299,6 +308,10 @@ impl Op {
             Op::Erf => "Erf",
             Op::Gelu { .. } => "Gelu",
             Op::Softmax { .. } => "Softmax",
+            Op::LogSoftmax { .. } => "LogSoftmax",
+            Op::Max => "Max",
+            Op::Min => "Min",
+            Op::Size => "Size",
             Op::MaxPool { .. } => "MaxPool",
             Op::AveragePool { .. } => "AveragePool",
             Op::GlobalAveragePool => "GlobalAveragePool",
@@ -395,7 +408,7 @@ impl Op {
             Op::ReduceMean { .. } | Op::Squeeze => (1, 2),
             Op::Reshape { .. } | Op::Unsqueeze => (2, 2),
             Op::Pad { .. } => (2, 4),
-            Op::Concat { .. } => (1, usize::MAX),
+            Op::Concat { .. } | Op::Max | Op::Min => (1, usize::MAX),
             Op::Dropout => (1, 3),
             Op::ConstantOfShape { .. } => (1, 1),
             Op::Relu
@@ -405,6 +418,8 @@ impl Op {
             | Op::Erf
             | Op::Gelu { .. }
             | Op::Softmax { .. }
+            | Op::LogSoftmax { .. }
+            | Op::Size
             | Op::MaxPool { .. }
             | Op::AveragePool { .. }
             | Op::GlobalAveragePool
@@ -473,6 +488,9 @@ impl Op {
                 | Op::Gelu { .. }
                 | Op::Silu
                 | Op::Softmax { .. }
+                | Op::LogSoftmax { .. }
+                | Op::Max
+                | Op::Min
                 | Op::MaxPool { .. }
                 | Op::Lrn { .. }
                 | Op::HardSigmoid { .. }
@@ -550,7 +568,7 @@ impl Op {
             Op::Gelu { tanh } => {
                 out.push(("approximate", if *tanh { "tanh" } else { "none" }.into()))
             }
-            Op::Softmax { axis } => out.push(("axis", axis.to_string())),
+            Op::Softmax { axis } | Op::LogSoftmax { axis } => out.push(("axis", axis.to_string())),
             Op::MaxPool { window: w } => window(w, &mut out),
             Op::AveragePool {
                 window: w,
@@ -669,6 +687,9 @@ impl Op {
             | Op::Floor
             | Op::Ceil
             | Op::Pow
+            | Op::Max
+            | Op::Min
+            | Op::Size
             | Op::Equal
             | Op::Less
             | Op::LessOrEqual

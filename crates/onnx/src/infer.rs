@@ -31,7 +31,7 @@ pub(crate) fn known_dtype(g: &Graph, v: ValueId) -> Option<DType> {
             | Op::Or
             | Op::Xor
             | Op::Not => return Some(DType::Bool),
-            Op::ArgMax { .. } | Op::ArgMin { .. } => return Some(DType::I64),
+            Op::ArgMax { .. } | Op::ArgMin { .. } | Op::Size => return Some(DType::I64),
             Op::Where => v = *node.inputs().get(1)?,
             _ => v = *node.inputs().first()?,
         }
@@ -80,6 +80,10 @@ fn known_rank_steps(g: &Graph, v: ValueId, steps: &mut usize) -> Option<usize> {
         | Op::Xor => Some(rank(0)?.max(rank(1)?)),
         Op::Where => Some(rank(0)?.max(rank(1)?).max(rank(2)?)),
         Op::Range => Some(1),
+        Op::Size => Some(0),
+        Op::Max | Op::Min => ins
+            .iter()
+            .try_fold(0usize, |r, &v| Some(r.max(known_rank_steps(g, v, steps)?))),
         Op::Opaque(_) | Op::GatherND { .. } => None,
         Op::Expand => Some(rank(0)?.max(const_len(g, ins.get(1))?)),
         Op::ArgMax { keepdims, .. } | Op::ArgMin { keepdims, .. } => {

@@ -430,6 +430,55 @@ pub(crate) fn pow(op: &Op, x: Arg<'_>, y: Arg<'_>) -> Result<Tensor, InterpError
     })
 }
 
+/// Max and Min of one or more inputs with numpy broadcasting, folded left to right; NaN
+/// propagates (as numpy's `maximum`).
+pub(crate) fn max_min(op: &Op, args: Vec<Arg<'_>>) -> Result<Tensor, InterpError> {
+    let mut it = args.into_iter();
+    let mut acc = it
+        .next()
+        .ok_or_else(|| op_err(op, "needs at least one input"))?
+        .into_owned();
+    let max = matches!(op, Op::Max);
+    for b in it {
+        let a = Arg::Own(acc);
+        if a.t().dtype() != b.t().dtype() {
+            bail!(
+                op,
+                "mixed input dtypes {} and {}",
+                a.t().dtype(),
+                b.t().dtype()
+            );
+        }
+        let out = broadcast_shapes(op, a.t().shape(), b.t().shape())?;
+        let n = checked_numel(op, &out)?;
+        fn pick<T: Float>(max: bool) -> impl Fn(T, T) -> T {
+            move |x: T, y: T| {
+                if x.is_nan() || y.is_nan() {
+                    T::nan()
+                } else if (y > x) == max {
+                    y
+                } else {
+                    x
+                }
+            }
+        }
+        acc = match (a.split(), b.split()) {
+            (TArg::F32(x), TArg::F32(y)) => Tensor::F32(bin(x, y, &out, n, pick::<f32>(max))),
+            (TArg::F64(x), TArg::F64(y)) => Tensor::F64(bin(x, y, &out, n, pick::<f64>(max))),
+            (TArg::I64(x), TArg::I64(y)) => Tensor::I64(if max {
+                bin(x, y, &out, n, i64::max)
+            } else {
+                bin(x, y, &out, n, i64::min)
+            }),
+            _ => bail!(op, "expects numbers, got bool"),
+        };
+    }
+    if acc.dtype() == DType::Bool {
+        bail!(op, "expects numbers, got bool");
+    }
+    Ok(acc)
+}
+
 /// ONNX `Mod`: with `fmod` the remainder has the dividend's sign (C `fmod`; floats need it),
 /// otherwise the divisor's (integers). Integer division by zero is an error.
 pub(crate) fn modulo(op: &Op, fmod: bool, a: Arg<'_>, b: Arg<'_>) -> Result<Tensor, InterpError> {

@@ -581,7 +581,13 @@ pub(crate) fn eval_args(
             let x = args.swap_remove(0);
             one(norm::batchnorm(op, *epsilon, x, &rest)?)
         }
-        Op::Softmax { axis } => one(norm::softmax(op, *axis, args.swap_remove(0))?),
+        Op::Softmax { axis } | Op::LogSoftmax { axis } => {
+            one(norm::softmax(op, *axis, args.swap_remove(0))?)
+        }
+        Op::Max | Op::Min => one(elementwise::max_min(op, args)?),
+        Op::Size => one(Tensor::scalar_i64(
+            i64::try_from(args[0].t().len()).map_err(|_| op_err(op, "size overflows i64"))?,
+        )),
         Op::Lrn {
             alpha,
             beta,

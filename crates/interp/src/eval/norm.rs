@@ -230,7 +230,8 @@ impl<T: Float> BlockSums<T> {
     }
 }
 
-/// Softmax along one axis (opset ≥ 13): `exp(x − max) / Σ exp(x − max)`.
+/// Softmax along one axis (opset ≥ 13): `exp(x − max) / Σ exp(x − max)`; LogSoftmax:
+/// `x − max − log Σ exp(x − max)`.
 pub(crate) fn softmax(op: &Op, axis: i64, x: Arg<'_>) -> Result<Tensor, InterpError> {
     let shape = x.t().shape().to_vec();
     if shape.is_empty() {
@@ -247,13 +248,13 @@ pub(crate) fn softmax(op: &Op, axis: i64, x: Arg<'_>) -> Result<Tensor, InterpEr
             TArg::I64(_) | TArg::Bool(_) => bail!(op, "expects a float tensor, got {dt}"),
         };
         if n > 0 && inner > 0 {
-            softmax_impl(&mut v, n, inner);
+            softmax_impl(&mut v, n, inner, matches!(op, Op::LogSoftmax { .. }));
         }
         Ok(T::wrap(arr(&shape, v)))
     })
 }
 
-fn softmax_impl<T: Float>(v: &mut [T], n: usize, inner: usize) {
+fn softmax_impl<T: Float>(v: &mut [T], n: usize, inner: usize, log: bool) {
     let mut mx = vec![T::zero(); inner];
     let mut sum = vec![T::zero(); inner];
     for blk in v.chunks_mut(n * inner) {
@@ -266,6 +267,19 @@ fn softmax_impl<T: Float>(v: &mut [T], n: usize, inner: usize) {
             });
         }
         sum.iter_mut().for_each(|s| *s = T::zero());
+        if log {
+            for row in blk.chunks(inner) {
+                for ((&x, &m), s) in row.iter().zip(&mx).zip(sum.iter_mut()) {
+                    *s += (x - m).exp();
+                }
+            }
+            for row in blk.chunks_mut(inner) {
+                for ((x, &m), &s) in row.iter_mut().zip(&mx).zip(&sum) {
+                    *x = *x - m - s.ln();
+                }
+            }
+            continue;
+        }
         for row in blk.chunks_mut(inner) {
             for ((x, &m), s) in row.iter_mut().zip(&mx).zip(sum.iter_mut()) {
                 *x = (*x - m).exp();

@@ -244,7 +244,8 @@ pub(crate) fn pad_shape(
     let mut out = Vec::with_capacity(input.len());
     for (i, (&d, &(b, e))) in input.iter().zip(amounts).enumerate() {
         let v = d as i128 + b as i128 + e as i128;
-        if v < 0 {
+        let crop = (-(b as i128)).max(0) + (-(e as i128)).max(0);
+        if v < 0 || crop > d as i128 {
             bail!(op, "axis {i}: pads ({b}, {e}) crop more than the size {d}");
         }
         out.push(usize::try_from(v).map_err(|_| op_err(op, "padded size overflows"))?);

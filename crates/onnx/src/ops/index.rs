@@ -78,7 +78,9 @@ fn parse_slice(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
                 let n = ctx.const_input(1).map(Tensor::len).ok_or_else(|| {
                     ctx.err("axes is absent while steps is given, and starts is not a constant")
                 })?;
-                ins.push(ctx.i64s("axes", (0..n as i64).collect())?);
+                let axes = Tensor::from_i64(&[n], (0..n as i64).collect())
+                    .ok_or_else(|| ctx.err("internal: axes"))?;
+                ins.push(ctx.gap_constant("axes", axes)?);
                 ins.push(steps);
             }
             (None, None) => {}

@@ -1,5 +1,5 @@
 //! Elementwise math beyond the activations: Neg, Abs, Sqrt, Reciprocal, Exp, Log, Floor, Ceil,
-//! Pow, Mod, HardSigmoid, HardSwish.
+//! Pow, Mod, Max, Min, HardSigmoid, HardSwish; and Size.
 
 use super::{a_float, a_int, OpDef, ParseCtx, WriteCtx};
 use crate::error::OnnxError;
@@ -31,6 +31,24 @@ pub(crate) const OPS: &[OpDef] = &[
         since: 7,
         parse: parse_pow,
         write: Some(write_pow),
+    },
+    OpDef {
+        name: "Max",
+        since: 6,
+        parse: parse_variadic,
+        write: Some(write_variadic),
+    },
+    OpDef {
+        name: "Min",
+        since: 6,
+        parse: parse_variadic,
+        write: Some(write_variadic),
+    },
+    OpDef {
+        name: "Size",
+        since: 1,
+        parse: parse_size,
+        write: Some(write_size),
     },
     OpDef {
         name: "Mod",
@@ -164,5 +182,49 @@ fn write_mod(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
     let attrs = if fmod { vec![a_int("fmod", 1)] } else { vec![] };
     let ins = ctx.in_names();
     ctx.push("Mod", ins, attrs);
+    Ok(())
+}
+
+/// Max and Min: one or more inputs (same shapes before opset 8, broadcasting from it).
+fn parse_variadic(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
+    ctx.allow(&[])?;
+    ctx.expect_inputs(1, usize::MAX)?;
+    ctx.only_outputs(1, &format!("{} has one output", ctx.op))?;
+    let ins: Vec<_> = (0..ctx.n_inputs())
+        .map(|i| ctx.input(i))
+        .collect::<Result<_, _>>()?;
+    let op = if ctx.op == "Max" { Op::Max } else { Op::Min };
+    ctx.emit(op, &ins)?;
+    Ok(())
+}
+
+fn write_variadic(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
+    let op_type = ctx.node.op.name();
+    // Broadcasting needs opset 8, integers 12.
+    let need = if ctx.in_dtype(0).is_none_or(|d| !d.is_float()) {
+        12
+    } else {
+        8
+    };
+    if ctx.opset < need {
+        return Err(ctx.err(format!("{op_type} needs opset {need} or later here")));
+    }
+    let ins = ctx.in_names();
+    ctx.push(op_type, ins, vec![]);
+    Ok(())
+}
+
+fn parse_size(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
+    ctx.allow(&[])?;
+    ctx.expect_inputs(1, 1)?;
+    ctx.only_outputs(1, "Size has one output")?;
+    let x = ctx.input(0)?;
+    ctx.emit(Op::Size, &[x])?;
+    Ok(())
+}
+
+fn write_size(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
+    let x = ctx.in_name(0);
+    ctx.push("Size", vec![x], vec![]);
     Ok(())
 }

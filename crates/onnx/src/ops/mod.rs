@@ -488,6 +488,22 @@ impl<'a> ParseCtx<'a> {
             .map_err(|e| self.err(e.to_string()))
     }
 
+    /// A constant filling a gap among optional inputs (the IR has none), written back as a
+    /// `Constant` node where it stands rather than as an initializer, so that a model keeps the
+    /// same IR through export and re-import.
+    pub fn gap_constant(&mut self, suffix: &str, t: Tensor) -> Result<ValueId, OnnxError> {
+        let base = format!("{}__{suffix}", self.out0()?);
+        let name = self.st.names.fresh(&base);
+        let ty = TensorType::known(t.dtype(), t.shape());
+        let (_, outs) = self
+            .st
+            .g
+            .add_node("", Op::Constant(t), &[], &[name])
+            .map_err(|e| self.err(e.to_string()))?;
+        self.st.g.value_mut(outs[0]).ty = Some(ty);
+        Ok(outs[0])
+    }
+
     /// A constant scalar of `dtype` holding `x` (for attribute bounds and pad values).
     pub fn scalar(&mut self, suffix: &str, dtype: DType, x: f64) -> Result<ValueId, OnnxError> {
         self.constant(suffix, Tensor::scalar_of(dtype, x))
@@ -581,7 +597,9 @@ impl<'a> WriteCtx<'a> {
         infer::known_rank(self.g, v).or_else(|| {
             // ops that keep ranks: the output's type tells too
             let o = *self.node.outputs().first()?;
-            if self.node.op.is_unary_elementwise() || matches!(self.node.op, Op::Softmax { .. }) {
+            if self.node.op.is_unary_elementwise()
+                || matches!(self.node.op, Op::Softmax { .. } | Op::LogSoftmax { .. })
+            {
                 infer::known_rank(self.g, o)
             } else {
                 None

@@ -1,5 +1,5 @@
 //! Normalisation and reduction: BatchNormalization (inference), LayerNormalization, LRN,
-//! Softmax, ReduceMean, ReduceSum, ReduceMax, ReduceMin, ArgMax, ArgMin.
+//! Softmax, LogSoftmax, ReduceMean, ReduceSum, ReduceMax, ReduceMin, ArgMax, ArgMin.
 
 use super::{a_float, a_int, a_ints, OpDef, ParseCtx, WriteCtx};
 use crate::error::OnnxError;
@@ -20,6 +20,12 @@ pub(crate) const OPS: &[OpDef] = &[
     },
     OpDef {
         name: "Softmax",
+        since: 1,
+        parse: parse_softmax,
+        write: Some(write_softmax),
+    },
+    OpDef {
+        name: "LogSoftmax",
         since: 1,
         parse: parse_softmax,
         write: Some(write_softmax),
@@ -163,17 +169,25 @@ fn write_lrn(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
     Ok(())
 }
 
-/// Before opset 13, Softmax flattens its input to 2-D at `axis` and normalises each row. That
-/// is the opset-13 form when `axis` is the last axis; otherwise it is written out as
-/// `Reshape(Softmax(Flatten(x, axis), 1), Shape(x))`, which is exact.
+/// Before opset 13, Softmax (and LogSoftmax) flattens its input to 2-D at `axis` and
+/// normalises each row. That is the opset-13 form when `axis` is the last axis; otherwise it is
+/// written out as `Reshape(Softmax(Flatten(x, axis), 1), Shape(x))`, which is exact.
 fn parse_softmax(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
     ctx.allow(&["axis"])?;
     ctx.expect_inputs(1, 1)?;
-    ctx.only_outputs(1, "Softmax has one output")?;
+    ctx.only_outputs(1, &format!("{} has one output", ctx.op))?;
+    let log = ctx.op == "LogSoftmax";
+    let mk = |axis: i64| {
+        if log {
+            Op::LogSoftmax { axis }
+        } else {
+            Op::Softmax { axis }
+        }
+    };
     let x = ctx.input(0)?;
     if ctx.opset >= 13 {
         let axis = ctx.int_or("axis", -1)?;
-        ctx.emit(Op::Softmax { axis }, &[x])?;
+        ctx.emit(mk(axis), &[x])?;
         return Ok(());
     }
     let axis = ctx.old_axis(ctx.int_or("axis", 1)?, x, Some(0))?;
@@ -185,11 +199,11 @@ fn parse_softmax(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
             return Err(ctx.err(format!("axis {axis} is out of range for rank {r}")));
         }
         if a == r - 1 {
-            ctx.emit(Op::Softmax { axis }, &[x])?;
+            ctx.emit(mk(axis), &[x])?;
             return Ok(());
         }
     } else if axis == -1 {
-        ctx.emit(Op::Softmax { axis }, &[x])?;
+        ctx.emit(mk(axis), &[x])?;
         return Ok(());
     }
     let shape = ctx.emit_tmp(
@@ -201,18 +215,19 @@ fn parse_softmax(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
         &[x],
     )?;
     let flat = ctx.emit_tmp("flat", Op::Flatten { axis }, &[x])?;
-    let sm = ctx.emit_tmp("softmax2d", Op::Softmax { axis: 1 }, &[flat])?;
+    let sm = ctx.emit_tmp("softmax2d", mk(1), &[flat])?;
     ctx.emit(Op::Reshape { allowzero: false }, &[sm, shape])?;
     Ok(())
 }
 
 fn write_softmax(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
-    let Op::Softmax { axis } = ctx.node.op else {
+    let (Op::Softmax { axis } | Op::LogSoftmax { axis }) = ctx.node.op else {
         unreachable!()
     };
+    let op_type = ctx.node.op.name();
     let x = ctx.in_name(0);
     if ctx.opset >= 13 {
-        ctx.push("Softmax", vec![x], vec![a_int("axis", axis)]);
+        ctx.push(op_type, vec![x], vec![a_int("axis", axis)]);
         return Ok(());
     }
     // Older opsets: only a softmax over the last axis has the same meaning.
@@ -231,7 +246,7 @@ fn write_softmax(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
             return Err(ctx.err(format!("Softmax over axis {axis} of a rank-{r} input is not the last axis; needs opset 13")))
         }
     };
-    ctx.push("Softmax", vec![x], vec![a_int("axis", written)]);
+    ctx.push(op_type, vec![x], vec![a_int("axis", written)]);
     Ok(())
 }
 
