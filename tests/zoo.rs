@@ -1,5 +1,6 @@
 //! The model zoo (`fixtures/zoo/<arch>/<exporter>/model.onnx`, torchvision architectures
-//! exported by both PyTorch exporters — batch 1 and dynamic batch — and a scikit-learn MLP):
+//! exported by both PyTorch exporters — batch 1 and dynamic batch — and
+//! `fixtures/zoo/<name>/model.onnx`, a scikit-learn MLP):
 //! every model loads as `pannc inspect` loads it (import with its external data, clean-up,
 //! shape inference), and pannc's interpreter on `test_x.npy` equals onnxruntime's logits
 //! (`ort_logits.npy`) to 1e-4 of each sample's largest logit. Batch-1 exports run on all the
@@ -27,6 +28,9 @@ fn models(zoo: &Path) -> Vec<PathBuf> {
         .collect();
     archs.sort();
     for a in archs {
+        if a.join("model.onnx").is_file() {
+            v.push(a.join("model.onnx"));
+        }
         let mut ex: Vec<PathBuf> = std::fs::read_dir(&a)
             .unwrap()
             .filter_map(|e| e.ok().map(|e| e.path().join("model.onnx")))
@@ -92,7 +96,12 @@ fn zoo_models_load_and_match_onnxruntime() {
     for path in &list {
         let name = path.strip_prefix(&zoo).unwrap().display().to_string();
         let folder = path.parent().unwrap();
-        let arch = folder.parent().unwrap();
+        // the data: next to the model, or in the architecture's folder above the exporter's
+        let data = if folder.join("test_x.npy").exists() {
+            folder
+        } else {
+            folder.parent().unwrap()
+        };
         let mut m = pannc_onnx::import_path(path, &pannc_onnx::Limits::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         pannc_interp::infer_types(&mut m.graph).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -100,7 +109,7 @@ fn zoo_models_load_and_match_onnxruntime() {
             .run_verified(&mut m.graph, &mut pannc_passes::Context::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         pannc_interp::infer_types(&mut m.graph).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let x = pannc::npy::read(&arch.join("test_x.npy")).unwrap();
+        let x = pannc::npy::read(&data.join("test_x.npy")).unwrap();
         let n = x.shape()[0];
         let g = &mut m.graph;
         let kept = opaque_inputs(g);
