@@ -13,14 +13,16 @@
 //!   batch dimension `N`. Element types ([`DType`]) are f32, f64, i64 and bool (masks and
 //!   comparison results; `Where` consumes them).
 //! - An **opaque node** ([`Op::Opaque`], [`Opaque`]) is an operator pannc keeps without
-//!   understanding it: a node outside the ONNX default domain (scikit-learn's `ai.onnx.ml`
-//!   post-processing after the logits: `ZipMap`, `ArrayFeatureExtractor`, ...). It holds the
-//!   node as the source encoded it plus the encoded types of outputs the IR cannot express
-//!   (a sequence of maps), so that a pass can cut the client-side tail off the network and the
-//!   exporter can write it back verbatim as a graph of its own. Its outputs carry their
-//!   declared tensor types when the model declares them; anything computed from an opaque
-//!   value whose type is unknown stays untyped. The interpreter refuses opaque nodes, naming
-//!   them.
+//!   understanding it: scikit-learn's `ai.onnx.ml` post-processing after the logits
+//!   (`ZipMap`, `ArrayFeatureExtractor`, ...), every node computed from it (the `Reshape`/`Cast`
+//!   of the label) and the constants only they read when pannc cannot hold them (int32 or
+//!   string labels; those are opaque nodes without inputs, op type `Constant`). Together they
+//!   form the client-side tail. An opaque node holds the node as the source encoded it plus the
+//!   encoded types of outputs the IR cannot express (a sequence of maps), so that a pass can cut
+//!   the tail off the network and the exporter can write it back verbatim as a graph of its
+//!   own. Its outputs carry their declared tensor types when the model declares them; anything
+//!   computed from an opaque value whose type is unknown stays untyped. The interpreter refuses
+//!   a graph with opaque nodes, naming one; constant folding leaves them alone.
 //!
 //! ## Invariants (checked by [`verify`])
 //! 1. The graph is acyclic.
@@ -116,6 +118,29 @@ mod tests {
         let errs = verify(&g);
         assert_eq!(errs.len(), 1);
         assert!(errs[0].to_string().contains("Add takes 2 inputs, has 1"));
+    }
+
+    #[test]
+    fn split_output_count_is_checked_and_bools_cast() {
+        let mut g = Graph::new("t", 18);
+        let x = g.add_input("x", None).unwrap();
+        let op = Op::Split {
+            axis: 0,
+            num_outputs: 3,
+        };
+        let (_, outs) = g
+            .add_node("split", op, &[x], &["a".into(), "b".into()])
+            .unwrap();
+        g.set_outputs(outs);
+        let errs = verify(&g);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].to_string().contains("num_outputs=3 but 2 outputs"));
+        let t = Tensor::from_f32(&[3], vec![0.0, -2.5, f32::NAN]).unwrap();
+        let b = t.cast(DType::Bool);
+        assert_eq!(b.dtype(), DType::Bool);
+        assert_eq!(b.to_i64_vec(), [0, 1, 1], "x != 0, NaN is true");
+        assert_eq!(b.cast(DType::F64).to_f64_vec(), [0.0, 1.0, 1.0]);
+        assert_eq!(Tensor::scalar_of(DType::Bool, 2.0).summary(), "bool[] [1]");
     }
 
     #[test]
