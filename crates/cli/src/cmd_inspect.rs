@@ -66,7 +66,7 @@ struct Report {
     ops: Vec<(String, usize)>,
     parameters: usize,
     /// Nodes pannc keeps but does not interpret (scikit-learn's `ai.onnx.ml` tail).
-    preserved: Vec<Group>,
+    kept: Vec<Group>,
     /// Always empty in a report (a model with unsupported ops does not load).
     unsupported: Vec<Group>,
 }
@@ -160,7 +160,7 @@ fn report(args: &InspectArgs) -> Result<Report, (String, Vec<Group>)> {
         outputs: g.outputs().iter().map(|&v| io(v)).collect(),
         ops,
         parameters,
-        preserved: preserved(g),
+        kept: kept(g),
         unsupported: vec![],
     })
 }
@@ -189,7 +189,7 @@ fn foreign_type(g: &pannc_ir::Graph, v: pannc_ir::ValueId) -> Option<String> {
 }
 
 /// Opaque nodes grouped by domain and op type, in the graph's order.
-fn preserved(g: &pannc_ir::Graph) -> Vec<Group> {
+fn kept(g: &pannc_ir::Graph) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     let Ok(order) = g.topo_order() else {
         return groups;
@@ -244,9 +244,9 @@ fn print_text(r: &Report) {
     for (op, n) in &r.ops {
         println!("  {op:<24} {n}");
     }
-    if !r.preserved.is_empty() {
+    if !r.kept.is_empty() {
         let items: Vec<String> = r
-            .preserved
+            .kept
             .iter()
             .map(|g| {
                 let dom = if g.domain.is_empty() {

@@ -150,7 +150,7 @@ fn inspect_describes_a_fixture() {
     assert!(ops.contains(&("Conv".into(), 15)), "{ops:?}");
     assert!(r["parameters"].as_u64().unwrap() > 10_000);
     assert!(r["unsupported"].as_array().unwrap().is_empty());
-    assert!(r["preserved"].as_array().unwrap().is_empty());
+    assert!(r["kept"].as_array().unwrap().is_empty());
     let text = pannc(&["inspect", "fixtures/resnet_fmnist/model.onnx"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
@@ -409,4 +409,69 @@ fn run_accepts_many_samples_for_a_batch_one_export() {
     assert!(n > 1);
     assert_eq!(pannc::npy::read(&a).unwrap().shape(), &[n, 10]);
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}
+
+/// A model with an `ai.onnx.ml` node (a Normalizer after a MatMul, hand-encoded): `inspect`
+/// describes it and lists the node as kept; `run` refuses with one line naming it.
+#[test]
+fn kept_nodes_are_listed_by_inspect_and_refused_by_run() {
+    use pannc_ir::{DType, Dim, Graph, Op, Opaque, Tensor, TensorType};
+    // NodeProto: input (1), output (2), name (3), op_type (4), domain (7), as protobuf strings.
+    let field = |tag: u8, s: &str| {
+        let mut v = vec![tag << 3 | 2, s.len() as u8];
+        v.extend_from_slice(s.as_bytes());
+        v
+    };
+    let mut encoded = Vec::new();
+    for (tag, s) in [
+        (1, "h"),
+        (2, "y"),
+        (3, "norm"),
+        (4, "Normalizer"),
+        (7, "ai.onnx.ml"),
+    ] {
+        encoded.extend(field(tag, s));
+    }
+    let mut g = Graph::new("kept", 17);
+    let ty = TensorType::new(DType::F32, vec![Dim::Sym("N".into()), Dim::Known(3)]);
+    let x = g.add_input("x", Some(ty.clone())).unwrap();
+    let w = g
+        .add_constant("w", Tensor::from_f32(&[3, 3], vec![0.5; 9]).unwrap())
+        .unwrap();
+    let h = g.add_simple("mm", Op::MatMul, &[x, w]).unwrap();
+    g.rename_value(h, "h".into()).unwrap();
+    let op = Op::Opaque(Box::new(Opaque {
+        domain: "ai.onnx.ml".into(),
+        op_type: "Normalizer".into(),
+        encoded,
+        foreign_types: vec![None],
+    }));
+    let (_, outs) = g.add_node("norm", op, &[h], &["y".into()]).unwrap();
+    g.value_mut(outs[0]).ty = Some(ty);
+    g.set_outputs(outs);
+    let mut m = pannc_onnx::Model::from_graph(g);
+    m.opset_imports.push(("ai.onnx.ml".into(), 1));
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kept.onnx");
+    std::fs::write(&p, pannc_onnx::export(&m).unwrap()).unwrap();
+    let p = p.to_str().unwrap();
+    let out = pannc(&["inspect", p]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("kept, not interpreted: ai.onnx.ml.Normalizer ×1 (first: 'norm')")
+            && text.contains("ai.onnx.ml::Normalizer"),
+        "{text}"
+    );
+    let xs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kept-x.npy");
+    pannc::npy::write(&xs, &Tensor::from_f32(&[2, 3], vec![1.0; 6]).unwrap()).unwrap();
+    let out = pannc(&["run", p, "-i", xs.to_str().unwrap()]);
+    assert_one_line_error(
+        &out,
+        "node 'norm' (Opaque): ai.onnx.ml.Normalizer is kept",
+        "run",
+    );
 }
