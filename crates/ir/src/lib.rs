@@ -38,8 +38,8 @@
 //! ## Forms (checked by [`verify_form`])
 //! A graph passes through named forms, each a promise to the next stage:
 //! - **imported**: the invariants above, nothing more (any supported op);
-//! - **PANN**: no nonlinearity ([`Op::is_nonlinear`]) is left — each became a [`Poly`] or
-//!   linear ops; simulation and the CKKS backends take this form;
+//! - **PANN**: no nonlinearity ([`Op::is_nonlinear`]) and no opaque node is left — each
+//!   nonlinearity became a [`Poly`] or linear ops; simulation and the CKKS backends take this form;
 //! - **lowered**: a PANN with its polynomials written as Mul/Add (no `Poly`), for ONNX runtimes.
 //!
 //! The compile driver (`pannc-driver`) checks the form at each boundary.

@@ -140,8 +140,9 @@ pub fn verify_form(g: &Graph, form: Form) -> Vec<VerifyError> {
     }
     for id in g.node_ids() {
         let node = g.node(id);
-        let bad =
-            node.op.is_nonlinear() || (form == Form::Lowered && matches!(node.op, Op::Poly(_)));
+        let bad = node.op.is_nonlinear()
+            || matches!(node.op, Op::Opaque(_))
+            || (form == Form::Lowered && matches!(node.op, Op::Poly(_)));
         if bad {
             errs.push(VerifyError {
                 node: node.name.clone(),

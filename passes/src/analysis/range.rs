@@ -123,6 +123,8 @@ pub fn is_activation(op: &Op) -> bool {
             | Op::Gelu { .. }
             | Op::Silu
             | Op::Erf
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
     )
 }
 
