@@ -1,0 +1,286 @@
+"""Packed programs written from Python, per docs/packed-format.md, for the package's tests.
+
+`Builder` assembles values and ops, derives every level from the spec's table, computes each
+`linear` op's generalised diagonals from a dense matrix (small sizes only), and writes the
+program directory. `conv_matrix` builds dense matrices of 2-D convolutions (stride, padding) in
+channel-major order, the layout of the spec; `reference_*` are independent dense evaluations.
+"""
+
+import json
+import os
+
+import numpy as np
+
+# p(u) = 0.5 + 0.75 T1(u) + 0.5 T2(u) + 0.3 T3(u): the depth-2 example of docs/circuit-format.md.
+CHEB3 = {
+    "format": "pannc-circuit",
+    "version": 1,
+    "name": "chebyshev_d3",
+    "inputs": [{"name": "u", "value": 0, "level": 0, "range": [-1.0, 1.0]}],
+    "constants": [0.6, 0.5, -1.0, 0.45],
+    "ops": [
+        {"out": 1, "op": "mul_const", "a": 0, "c": 0, "level": 1},
+        {"out": 2, "op": "add_const", "a": 1, "c": 1, "level": 1},
+        {"out": 3, "op": "mul", "a": 0, "b": 0, "level": 1},
+        {"out": 4, "op": "mul_int", "a": 3, "k": 2, "level": 1},
+        {"out": 5, "op": "add_const", "a": 4, "c": 2, "level": 1},
+        {"out": 6, "op": "mul", "a": 2, "b": 5, "level": 2},
+        {"out": 7, "op": "mul_const", "a": 0, "c": 3, "level": 1},
+        {"out": 8, "op": "add_const", "a": 7, "c": 1, "level": 1},
+        {"out": 9, "op": "add", "a": 6, "b": 8, "level": 2},
+    ],
+    "outputs": [{"name": "y", "value": 9}],
+    "depth": 2,
+}
+CHEB3_COEFFS = [0.5, 0.75, 0.5, 0.3]
+
+# x^2 - 0.25 (depth 1: one ct x ct product, a constant added).
+SQUARE = {
+    "format": "pannc-circuit",
+    "version": 1,
+    "name": "square",
+    "inputs": [{"name": "x", "value": 0, "level": 0}],
+    "constants": [-0.25],
+    "ops": [
+        {"out": 1, "op": "mul", "a": 0, "b": 0, "level": 1},
+        {"out": 2, "op": "add_const", "a": 1, "c": 0, "level": 1},
+    ],
+    "outputs": [{"name": "y", "value": 2}],
+    "depth": 1,
+}
+
+
+def conv_matrix(w, H, W, stride=1, pad=0):
+    """Dense matrix of a 2-D convolution (no bias), input [C_in, H, W] -> [C_out, Ho, Wo],
+    both flattened channel-major."""
+    co, ci, kh, kw = w.shape
+    Ho = (H + 2 * pad - kh) // stride + 1
+    Wo = (W + 2 * pad - kw) // stride + 1
+    A = np.zeros((co * Ho * Wo, ci * H * W))
+    for o in range(co):
+        for y in range(Ho):
+            for x in range(Wo):
+                r = (o * Ho + y) * Wo + x
+                for c in range(ci):
+                    for dy in range(kh):
+                        for dx in range(kw):
+                            iy, ix = y * stride + dy - pad, x * stride + dx - pad
+                            if 0 <= iy < H and 0 <= ix < W:
+                                A[r, (c * H + iy) * W + ix] += w[o, c, dy, dx]
+    return A, (co, Ho, Wo)
+
+
+def conv_reference(x, w, b, stride=1, pad=0):
+    """Direct convolution, independent of conv_matrix: x [C, H, W]."""
+    co, ci, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    Ho = (x.shape[1] + 2 * pad - kh) // stride + 1
+    Wo = (x.shape[2] + 2 * pad - kw) // stride + 1
+    y = np.zeros((co, Ho, Wo))
+    for dy in range(kh):
+        for dx in range(kw):
+            patch = xp[:, dy: dy + stride * Ho: stride, dx: dx + stride * Wo: stride]
+            y += np.einsum("oc,chw->ohw", w[:, :, dy, dx], patch)
+    return y + b[:, None, None]
+
+
+def diagonals(A, bias, S):
+    """Generalised diagonals of y = A x + b with x, y packed S slots per ciphertext."""
+    n_out, n_in = A.shape
+    m_out, m_in = -(-n_out // S), -(-n_in // S)
+    Ap = np.zeros((m_out * S, m_in * S))
+    Ap[:n_out, :n_in] = A
+    s = np.arange(S)
+    index, diag = [], []
+    for o in range(m_out):
+        for i in range(m_in):
+            blk = Ap[o * S:(o + 1) * S, i * S:(i + 1) * S]
+            for k in range(S):
+                d = blk[s, (s + k) % S]
+                if np.any(d != 0):
+                    index.append((o, i, k))
+                    diag.append(d)
+    bp = np.zeros(m_out * S)
+    bp[:n_out] = bias
+    index = np.array(index, dtype=np.int64).reshape(-1, 3)
+    diag = np.array(diag, dtype=np.float64).reshape(-1, S)
+    return index, diag, bp.reshape(m_out, S)
+
+
+def best_n1(ks, S):
+    """Baby steps minimising baby + giant rotations for the offsets ks (a plain search)."""
+    best = (None, 1)
+    for n1 in range(1, S + 1):
+        cost = len({k % n1 for k in ks} - {0}) + len({k // n1 for k in ks} - {0})
+        if best[0] is None or cost < best[0]:
+            best = (cost, n1)
+    return best[1]
+
+
+class Builder:
+    def __init__(self, slots, name="test", levels=None):
+        self.S = slots
+        self.name = name
+        self.values = []
+        self.inputs = []
+        self.ops = []
+        self.outputs = []
+        self.arrays = {}
+        self.rot = set()
+        self.levels_cap = levels
+
+    def _value(self, shape, level, rng=None):
+        v = len(self.values)
+        n = int(np.prod(shape))
+        val = {"id": v, "shape": list(shape), "ciphertexts": -(-n // self.S), "level": level}
+        if rng is not None:
+            val["range"] = list(rng)
+        self.values.append(val)
+        return v
+
+    def input(self, name, shape):
+        assert not self.ops
+        v = self._value(shape, 0)
+        self.inputs.append({"name": name, "value": v, "shape": list(shape)})
+        return v
+
+    def lv(self, v):
+        return self.values[v]["level"]
+
+    def shape(self, v):
+        return self.values[v]["shape"]
+
+    def _op(self, op, shape, level):
+        out = self._value(shape, level)
+        op = dict(op, out=out, level=level)
+        self.ops.append(op)
+        return out
+
+    def linear(self, x, A, bias, out_shape, n1=None):
+        key = f"L{len(self.ops)}"
+        index, diag, b = diagonals(A, bias, self.S)
+        ks = sorted(set(int(k) for k in index[:, 2]))
+        n1 = n1 or best_n1(ks, self.S)
+        for k in ks:
+            g, j = divmod(k, n1)
+            if j:
+                self.rot.add(j)
+            if g:
+                self.rot.add(g * n1)
+        self.arrays[f"{key}_index"] = index
+        self.arrays[f"{key}_diag"] = diag
+        self.arrays[f"{key}_bias"] = b
+        return self._op({"op": "linear", "in": x, "weights": key, "n1": n1, "diagonals": int(index.shape[0]),
+                         "out_shape": list(out_shape)}, out_shape, self.lv(x) + 1)
+
+    def poly(self, x, circuit):
+        return self._op({"op": "poly", "in": x, "circuit": circuit}, self.shape(x), self.lv(x) + circuit["depth"])
+
+    def add(self, a, b):
+        return self._op({"op": "add", "a": a, "b": b}, self.shape(a), max(self.lv(a), self.lv(b)))
+
+    def mul_const(self, a, c):
+        return self._op({"op": "mul_const", "a": a, "c": c}, self.shape(a), self.lv(a) + (0 if float(c).is_integer() else 1))
+
+    def rotate(self, a, k):
+        self.rot.add(k)
+        return self._op({"op": "rotate", "a": a, "k": k}, self.shape(a), self.lv(a))
+
+    def bootstrap(self, x):
+        return self._op({"op": "bootstrap", "in": x}, self.shape(x), 0)
+
+    def output(self, name, v):
+        self.outputs.append({"name": name, "value": v, "shape": self.shape(v)})
+
+    def doc(self):
+        depth = max(v["level"] for v in self.values)
+        levels = self.levels_cap if self.levels_cap is not None else depth
+        counts = {"linear": 0, "poly": 0, "bootstraps": 0}
+        for op in self.ops:
+            if op["op"] in counts:
+                counts[op["op"]] += 1
+            if op["op"] == "bootstrap":
+                counts["bootstraps"] += self.values[op["in"]]["ciphertexts"]
+        return {
+            "format": "pannc-circuit",
+            "version": 3,
+            "packing": "packed",
+            "name": self.name,
+            "slots": self.S,
+            "values": self.values,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "ops": self.ops,
+            "rotations": sorted(self.rot),
+            "depth": depth,
+            "stats": counts,
+            "ckks": {"ring_dim": max(2 * self.S, 1 << 14), "slots": self.S, "scale_bits": 59, "first_mod_bits": 60,
+                     "levels": levels,
+                     "bootstrap": {"level_budget": [3, 3], "secret": "uniform_ternary", "input_bound": 1.0},
+                     "security": "HEStd_128_classic"},
+        }
+
+    def write(self, directory, doc=None, arrays=None):
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "program.json"), "w") as f:
+            json.dump(doc or self.doc(), f, indent=1)
+        np.savez(os.path.join(directory, "weights.npz"), **(arrays if arrays is not None else self.arrays))
+        return directory
+
+
+def cheb3(u):
+    return np.polynomial.chebyshev.chebval(u, CHEB3_COEFFS)
+
+
+def small_cnn(S, seed=0, bootstrap=True):
+    """A CNN-shaped program and its independent dense reference.
+
+    input [3, 8, 8] -> conv3x3 3->4 (stride 1, pad 1) -> cheb3 -> conv3x3 4->4 (stride 2, pad 1)
+    -> x0.5 -> [bootstrap] -> y + rot(y, 3) (residual-style add) -> square-0.25 -> dense 64->10.
+    Returns (builder, reference(x) -> logits[10]).
+    """
+    rng = np.random.default_rng(seed)
+    b = Builder(S, name=f"small_cnn_s{S}_seed{seed}")
+    w1 = rng.normal(0, 0.12, (4, 3, 3, 3))
+    b1 = rng.normal(0, 0.05, 4)
+    w2 = rng.normal(0, 0.15, (4, 4, 3, 3))
+    b2 = rng.normal(0, 0.05, 4)
+    w3 = rng.normal(0, 0.2, (10, 64))
+    b3 = rng.normal(0, 0.1, 10)
+    x = b.input("image", [3, 8, 8])
+    A1, s1 = conv_matrix(w1, 8, 8, 1, 1)
+    h = b.linear(x, A1, np.repeat(b1, 64), s1)
+    h = b.poly(h, CHEB3)
+    A2, s2 = conv_matrix(w2, 8, 8, 2, 1)
+    h = b.linear(h, A2, np.repeat(b2, 16), s2)
+    h = b.mul_const(h, 0.5)
+    if bootstrap:
+        h = b.bootstrap(h)
+    r = b.rotate(h, 3)
+    h = b.add(h, r)
+    h = b.poly(h, SQUARE)
+    y = b.linear(h, w3, b3, [10])
+    b.output("logits", y)
+
+    def reference(img):
+        t = conv_reference(img, w1, b1, 1, 1)
+        t = cheb3(t)
+        t = conv_reference(t, w2, b2, 2, 1) * 0.5
+        v = np.zeros(-(-t.size // S) * S)
+        v[: t.size] = t.ravel()
+        t = (v + np.roll(v, -3))[:64]  # the rotation reads the zero slots past the tensor
+        t = t * t - 0.25
+        return w3 @ t + b3
+
+    return b, reference
+
+
+def images(n, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1, 1, (n, 3, 8, 8))
+
+
+def rel_err(a, b):
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(np.max(np.abs(b)), 1e-300))
+
+
