@@ -8,13 +8,18 @@ ring_dim / 2 > S).
 
 Levels. FLEXIBLEAUTO rescales lazily (before the next multiplication), so a ciphertext has
 consumed `GetLevel() + GetNoiseScaleDeg() - 1` levels. The context has
-`depth = L + bootstrap depth` levels with `L = program depth + 1` when the program bootstraps
-(OpenFHE's EvalBootstrap spends one level of its input on its scaling adjustment: an input with
-no level left fails with `DropLastElement(): Removing last element of DCRTPoly renders it
-invalid`, measured), `L = program depth` otherwise. Inputs are encrypted at OpenFHE level
-`base = depth - L`, where a bootstrap's output also lands (measured: consumed 20 = bootstrap depth
-for level budget [3, 3] and a uniform-ternary secret), so a value's program level is its consumed
-levels minus `base`, and the runner checks that for every ciphertext of every value.
+`depth = L + bootstrap depth` levels (bootstrap depth 0 when the program has no bootstrap) with
+`L = program depth + 1`: one level more than any value consumes, because
+- OpenFHE's EvalBootstrap spends one level of its input on its scaling adjustment: an input with
+  no level left fails with `DropLastElement(): Removing last element of DCRTPoly renders it
+  invalid` (measured);
+- with a 60-bit first modulus and a 59-bit scale, a value at the last level decrypts correctly
+  only while |x| < 1 (one bit of headroom; measured: logits of size 27 came back as garbage),
+  and one more level gives 59 bits of headroom.
+Inputs are encrypted at OpenFHE level `base = depth - L`, where a bootstrap's output also lands
+(measured: consumed 20 = bootstrap depth for level budget [3, 3] and a uniform-ternary secret), so
+a value's program level is its consumed levels minus `base`, and the runner checks that for every
+ciphertext of every value.
 
 `Rescale`, `ModReduce` and `LevelReduce` are no-ops under FLEXIBLEAUTO in this wheel (measured);
 `Compress(ct, towers)` rescales a pending product and drops towers, which the runner uses to
@@ -59,7 +64,7 @@ class Params:
                 raise ValueError(f"--ring-dim {ring_dim}: must be a power of two >= 2 * slots = {2 * prog.slots}")
         elif insecure:
             self.ring_dim = 2 * prog.slots  # the smallest that holds the program's slots
-        self.margin = 1 if self.bootstraps else 0
+        self.margin = 1  # see the module doc
         self.levels = max(prog.depth + self.margin + extra_levels, 1)
 
     def describe(self):
@@ -76,6 +81,33 @@ class Params:
         }
 
 
+def make_context(prog, params):
+    """The CKKS context for a program: (cc, multiplicative depth, bootstrap depth). No keys."""
+    import openfhe as ofhe
+
+    secret = {"uniform_ternary": ofhe.UNIFORM_TERNARY, "sparse_ternary": ofhe.SPARSE_TERNARY}[params.secret]
+    boot_depth = ofhe.CryptoContext.GetBootstrapDepth(params.level_budget, secret) if params.bootstraps else 0
+    depth = params.levels + boot_depth
+    p = ofhe.CCParamsCKKSRNS()
+    p.SetMultiplicativeDepth(depth)
+    p.SetScalingModSize(params.scale_bits)
+    p.SetFirstModSize(params.first_mod_bits)
+    p.SetScalingTechnique(ofhe.FLEXIBLEAUTO)
+    p.SetKeySwitchTechnique(ofhe.HYBRID)
+    p.SetSecretKeyDist(secret)
+    p.SetBatchSize(prog.slots)
+    p.SetSecurityLevel(ofhe.HEStd_NotSet if params.insecure else ofhe.HEStd_128_classic)
+    if params.ring_dim:
+        p.SetRingDim(params.ring_dim)
+    cc = ofhe.GenCryptoContext(p)
+    feats = [ofhe.PKE, ofhe.KEYSWITCH, ofhe.LEVELEDSHE, ofhe.ADVANCEDSHE]
+    if params.bootstraps:
+        feats.append(ofhe.FHE)
+    for f in feats:
+        cc.Enable(f)
+    return cc, depth, boot_depth
+
+
 class Runner:
     """A CKKS context with keys for one program; `run(sample)` executes it on one sample."""
 
@@ -89,31 +121,9 @@ class Runner:
         self.trace = trace
         self.S = prog.slots
         self.times = {}
-        secret = {"uniform_ternary": ofhe.UNIFORM_TERNARY, "sparse_ternary": ofhe.SPARSE_TERNARY}[params.secret]
-        self.boot_depth = ofhe.CryptoContext.GetBootstrapDepth(params.level_budget, secret) if params.bootstraps else 0
-        self.depth = params.levels + self.boot_depth
-        self.base = self.depth - params.levels
         t0 = time.time()
-        p = ofhe.CCParamsCKKSRNS()
-        p.SetMultiplicativeDepth(self.depth)
-        p.SetScalingModSize(params.scale_bits)
-        p.SetFirstModSize(params.first_mod_bits)
-        p.SetScalingTechnique(ofhe.FLEXIBLEAUTO)
-        p.SetKeySwitchTechnique(ofhe.HYBRID)
-        p.SetSecretKeyDist(secret)
-        p.SetBatchSize(self.S)
-        if params.insecure:
-            p.SetSecurityLevel(ofhe.HEStd_NotSet)
-        else:
-            p.SetSecurityLevel(ofhe.HEStd_128_classic)
-        if params.ring_dim:
-            p.SetRingDim(params.ring_dim)
-        cc = ofhe.GenCryptoContext(p)
-        feats = [ofhe.PKE, ofhe.KEYSWITCH, ofhe.LEVELEDSHE, ofhe.ADVANCEDSHE]
-        if params.bootstraps:
-            feats.append(ofhe.FHE)
-        for f in feats:
-            cc.Enable(f)
+        cc, self.depth, self.boot_depth = make_context(prog, params)
+        self.base = self.depth - params.levels
         self.cc = cc
         self.ring_dim = cc.GetRingDimension()
         self.M = cc.GetCyclotomicOrder()

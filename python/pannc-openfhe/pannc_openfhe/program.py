@@ -187,15 +187,31 @@ def check_circuit_v1(c, where):
     return d
 
 
+class _Arrays(dict):
+    """The arrays of weights.npz by name (`files` lists them, as numpy's NpzFile does)."""
+
+    @property
+    def files(self):
+        return list(self.keys())
+
+
 def _load_npz(path):
-    """The arrays of weights.npz without unpickling anything (allow_pickle=False)."""
+    """Every array of weights.npz, read eagerly from a file this function closes, without
+    unpickling anything (allow_pickle=False). None if the file does not exist."""
     if not os.path.exists(path):
         return None
+    out = _Arrays()
     try:
-        z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise ProgramError(f"weights.npz: cannot read it ({e}) [rule 4: linear]")
-    return z
+        with open(path, "rb") as fh:
+            with np.load(fh, allow_pickle=False) as z:
+                for name in z.files:
+                    try:
+                        out[name] = z[name]
+                    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+                        raise ProgramError(f"weights.npz: array `{name}` cannot be read ({e}) [rule 4: linear]")
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise ProgramError(f"weights.npz: cannot read it ({str(e).splitlines()[0] if str(e) else type(e).__name__}) [rule 4: linear]")
+    return out
 
 
 def load(directory, check_weights=True):
@@ -210,17 +226,12 @@ def load(directory, check_weights=True):
         raise ProgramError(f"{pj}: not JSON ({e})")
     if not isinstance(doc, dict):
         raise ProgramError(f"{pj}: not a JSON object")
-    z = _load_npz(os.path.join(directory, "weights.npz"))
-    try:
-        return validate(doc, z, directory)
-    finally:
-        if z is not None:
-            z.close()
+    return validate(doc, _load_npz(os.path.join(directory, "weights.npz")), directory)
 
 
 def validate(doc, npz, path="<program>"):
     """Check the spec's Validity rules 1-6 on a parsed program.json and its weights (an object
-    with `files` and `__getitem__`, e.g. np.load(...) of weights.npz or a dict; None = missing)."""
+    with `files` and `__getitem__`, e.g. what `_load_npz` returns; None = missing)."""
     r1 = "rule 1: header"
     if doc.get("format") != FORMAT:
         raise _err("program", r1, f"format {doc.get('format')!r}, expected {FORMAT!r}")
@@ -389,10 +400,7 @@ def _check_linear(op, w, files, npz, S, m_in, m_out, rotset):
         name = f"{key}_{suffix}"
         if name not in files:
             raise _err(w, r4, f"weights.npz has no array `{name}`")
-        try:
-            arrays[suffix] = npz[name]
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-            raise _err(w, r4, f"weights.npz array `{name}` cannot be read ({e})")
+        arrays[suffix] = np.asarray(npz[name])
     index, diag, bias = arrays["index"], arrays["diag"], arrays["bias"]
     if index.dtype != np.int64 or index.ndim != 2 or index.shape[1] != 3:
         raise _err(w, r4, f"`{key}_index` must be int64 [D, 3], is {index.dtype} {list(index.shape)}")

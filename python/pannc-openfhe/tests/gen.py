@@ -284,3 +284,30 @@ def rel_err(a, b):
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(np.max(np.abs(b)), 1e-300))
 
 
+
+
+def boot_mix(S, seed=0):
+    """Multi-ciphertext bootstrap of a pending product: input [2, 8, 8] -> conv3x3 2->2 (pad 1)
+    -> square-0.25 -> bootstrap (every ciphertext) -> cheb3 -> dense 128->5.
+    Returns (builder, reference)."""
+    rng = np.random.default_rng(seed)
+    b = Builder(S, name=f"boot_mix_s{S}_seed{seed}")
+    w1 = rng.normal(0, 0.15, (2, 2, 3, 3))
+    b1 = rng.normal(0, 0.05, 2)
+    w2 = rng.normal(0, 0.1, (5, 128))
+    b2 = rng.normal(0, 0.1, 5)
+    x = b.input("x", [2, 8, 8])
+    A1, s1 = conv_matrix(w1, 8, 8, 1, 1)
+    h = b.linear(x, A1, np.repeat(b1, 64), s1)
+    h = b.poly(h, SQUARE)
+    h = b.bootstrap(h)
+    h = b.poly(h, CHEB3)
+    y = b.linear(h, w2, b2, [5])
+    b.output("y", y)
+
+    def reference(img):
+        t = conv_reference(img, w1, b1, 1, 1)
+        t = cheb3(t * t - 0.25)
+        return w2 @ t.ravel() + b2
+
+    return b, reference
