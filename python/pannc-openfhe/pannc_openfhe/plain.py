@@ -8,6 +8,7 @@ Every ciphertext is replaced by its vector of S float64 slots: `rotate` is a cyc
 import numpy as np
 
 from . import circuit as v1
+from .program import positions
 
 
 def pack(x, shape, slots):
@@ -81,8 +82,14 @@ def run(prog, samples, trace=None):
 
 
 def used_mask(prog, v):
-    """Boolean [m, S]: the used slots of value v."""
+    """Boolean [m, S]: the used slots of value v (compact or multiplexed layout)."""
     m, S = prog.cts(v), prog.slots
     mask = np.zeros(m * S, dtype=bool)
-    mask[: prog.numel(v)] = True
+    mask[positions(prog.values[v])] = True
     return mask.reshape(m, S)
+
+
+def tensor(prog, v, cts):
+    """The tensor value v holds in its slot vectors [m, S] (any layout)."""
+    val = prog.values[v]
+    return np.asarray(cts).reshape(-1)[positions(val)].reshape(val["shape"])

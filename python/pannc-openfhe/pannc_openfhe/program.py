@@ -29,6 +29,31 @@ def _numel(shape):
     return n
 
 
+def extent(val):
+    """Slot positions a value spans: numel (compact) or ceil(C / g^2) * Hg * Wg (multiplexed)."""
+    lay = val.get("layout")
+    if lay is None:
+        return _numel(val["shape"])
+    C = val["shape"][0]
+    g = lay["gap"]
+    Hg, Wg = lay["grid"]
+    return -(-C // (g * g)) * Hg * Wg
+
+
+def positions(val):
+    """Flat slot position of every element (row-major element order) of a value."""
+    shape = val["shape"]
+    lay = val.get("layout")
+    if lay is None:
+        return np.arange(_numel(shape), dtype=np.int64)
+    C, H, W = shape
+    g = lay["gap"]
+    Hg, Wg = lay["grid"]
+    c, h, w = np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij")
+    f = (c // (g * g)) * Hg * Wg + (g * h + (c % (g * g)) // g) * Wg + g * w + (c % g)
+    return f.reshape(-1).astype(np.int64)
+
+
 def is_integer(c):
     return float(c) == math.floor(float(c)) and math.isfinite(float(c))
 
@@ -261,9 +286,21 @@ def validate(doc, npz, path="<program>"):
         shape = val.get("shape")
         if not isinstance(shape, list) or not all(_int(d) and d >= 1 for d in shape):
             raise _err(w, "rule 2: shapes", f"shape {shape!r} is not a list of positive integers")
-        want = -(-_numel(shape) // S)
+        lay = val.get("layout")
+        if lay is not None:
+            ok = (isinstance(lay, dict) and len(shape) == 3 and _int(lay.get("gap")) and lay["gap"] >= 1
+                  and isinstance(lay.get("grid"), list) and len(lay["grid"]) == 2 and all(_int(t) for t in lay["grid"]))
+            if not ok:
+                raise _err(w, "rule 2: shapes", f"layout {lay!r} needs a rank-3 shape, an integer gap >= 1 and a grid [Hg, Wg]")
+            g, (Hg, Wg) = lay["gap"], lay["grid"]
+            if g * shape[1] > Hg or g * shape[2] > Wg:
+                raise _err(w, "rule 2: shapes", f"layout gap {g} x shape {shape[1:]} does not fit grid {[Hg, Wg]}")
+            what = f"extent {extent(val)}"
+        else:
+            what = f"numel {_numel(shape)}"
+        want = -(-extent(val) // S)
         if val.get("ciphertexts") != want:
-            raise _err(w, "rule 2: shapes", f"ciphertexts {val.get('ciphertexts')!r}, but ceil(numel {_numel(shape)} / slots {S}) = {want}")
+            raise _err(w, "rule 2: shapes", f"ciphertexts {val.get('ciphertexts')!r}, but ceil({what} / slots {S}) = {want}")
         if not _int(val.get("level")) or val["level"] < 0:
             raise _err(w, "rule 3: levels", f"level {val.get('level')!r} is not a non-negative integer")
         rg = val.get("range")
@@ -277,6 +314,8 @@ def validate(doc, npz, path="<program>"):
             raise _err(w, "rule 2: shapes", f"shape {inp['shape']} differs from value {i}'s {values[i]['shape']}")
         if values[i]["level"] != 0:
             raise _err(w, "rule 3: levels", f"inputs are encrypted at level 0, value {i} says {values[i]['level']}")
+        if values[i].get("layout") is not None:
+            raise _err(w, "rule 2: shapes", "graph inputs are compact (no `layout`)")
     # Rotation keys.
     rots = doc["rotations"]
     if not isinstance(rots, list) or not all(_int(k) and 1 <= k < S for k in rots):
@@ -334,6 +373,8 @@ def validate(doc, npz, path="<program>"):
             a, b = operand("a"), operand("b")
             if values[a]["shape"] != values[b]["shape"]:
                 raise _err(w, r2, f"operands have shapes {values[a]['shape']} and {values[b]['shape']}")
+            if values[a].get("layout") != values[b].get("layout"):
+                raise _err(w, r2, f"operands have layouts {values[a].get('layout')} and {values[b].get('layout')}")
             if shape_out != values[a]["shape"]:
                 raise _err(w, r2, f"result shape {shape_out} differs from its operands' {values[a]['shape']}")
             lv = max(level[a], level[b])
@@ -378,6 +419,8 @@ def validate(doc, npz, path="<program>"):
         v = o.get("value") if isinstance(o, dict) else None
         if not _int(v) or not 0 <= v < len(values):
             raise _err(f"output #{i} ({o.get('name') if isinstance(o, dict) else '?'})", "rule 6: outputs", f"names value {v!r}, which is not defined")
+        if values[v].get("layout") is not None:
+            raise _err(f"output #{i} ({o.get('name')})", "rule 2: shapes", f"value {v} has a layout; graph outputs are compact")
         if o.get("shape") is not None and list(o["shape"]) != values[v]["shape"]:
             raise _err(f"output #{i} ({o.get('name')})", "rule 2: shapes", f"shape {o['shape']} differs from value {v}'s {values[v]['shape']}")
     if not outputs:

@@ -84,12 +84,17 @@ def conv_reference(x, w, b, stride=1, pad=0):
     return y + b[:, None, None]
 
 
-def diagonals(A, bias, S):
-    """Generalised diagonals of y = A x + b with x, y packed S slots per ciphertext."""
+def diagonals(A, bias, S, in_val=None, out_val=None):
+    """Generalised diagonals of y = A x + b with x, y packed S slots per ciphertext, in the
+    layouts of the value records `in_val`, `out_val` (compact when None)."""
+    from pannc_openfhe.program import extent, positions
+
     n_out, n_in = A.shape
-    m_out, m_in = -(-n_out // S), -(-n_in // S)
+    in_val = in_val or {"shape": [n_in]}
+    out_val = out_val or {"shape": [n_out]}
+    m_out, m_in = -(-extent(out_val) // S), -(-extent(in_val) // S)
     Ap = np.zeros((m_out * S, m_in * S))
-    Ap[:n_out, :n_in] = A
+    Ap[np.ix_(positions(out_val), positions(in_val))] = A
     s = np.arange(S)
     index, diag = [], []
     for o in range(m_out):
@@ -101,7 +106,7 @@ def diagonals(A, bias, S):
                     index.append((o, i, k))
                     diag.append(d)
     bp = np.zeros(m_out * S)
-    bp[:n_out] = bias
+    bp[positions(out_val)] = bias
     index = np.array(index, dtype=np.int64).reshape(-1, 3)
     diag = np.array(diag, dtype=np.float64).reshape(-1, S)
     return index, diag, bp.reshape(m_out, S)
@@ -129,10 +134,14 @@ class Builder:
         self.rot = set()
         self.levels_cap = levels
 
-    def _value(self, shape, level, rng=None):
+    def _value(self, shape, level, rng=None, layout=None):
+        from pannc_openfhe.program import extent
+
         v = len(self.values)
-        n = int(np.prod(shape))
-        val = {"id": v, "shape": list(shape), "ciphertexts": -(-n // self.S), "level": level}
+        val = {"id": v, "shape": list(shape), "level": level}
+        if layout is not None:
+            val["layout"] = layout
+        val["ciphertexts"] = -(-extent(val) // self.S)
         if rng is not None:
             val["range"] = list(rng)
         self.values.append(val)
@@ -150,15 +159,21 @@ class Builder:
     def shape(self, v):
         return self.values[v]["shape"]
 
-    def _op(self, op, shape, level):
-        out = self._value(shape, level)
+    def layout(self, v):
+        return self.values[v].get("layout")
+
+    def _op(self, op, shape, level, layout=None):
+        out = self._value(shape, level, layout=layout)
         op = dict(op, out=out, level=level)
         self.ops.append(op)
         return out
 
-    def linear(self, x, A, bias, out_shape, n1=None):
+    def linear(self, x, A, bias, out_shape, n1=None, layout=None):
         key = f"L{len(self.ops)}"
-        index, diag, b = diagonals(A, bias, self.S)
+        out_val = {"shape": list(out_shape)}
+        if layout is not None:
+            out_val["layout"] = layout
+        index, diag, b = diagonals(A, bias, self.S, self.values[x], out_val)
         ks = sorted(set(int(k) for k in index[:, 2]))
         n1 = n1 or best_n1(ks, self.S)
         for k in ks:
@@ -171,23 +186,23 @@ class Builder:
         self.arrays[f"{key}_diag"] = diag
         self.arrays[f"{key}_bias"] = b
         return self._op({"op": "linear", "in": x, "weights": key, "n1": n1, "diagonals": int(index.shape[0]),
-                         "out_shape": list(out_shape)}, out_shape, self.lv(x) + 1)
+                         "out_shape": list(out_shape)}, out_shape, self.lv(x) + 1, layout)
 
     def poly(self, x, circuit):
-        return self._op({"op": "poly", "in": x, "circuit": circuit}, self.shape(x), self.lv(x) + circuit["depth"])
+        return self._op({"op": "poly", "in": x, "circuit": circuit}, self.shape(x), self.lv(x) + circuit["depth"], self.layout(x))
 
     def add(self, a, b):
-        return self._op({"op": "add", "a": a, "b": b}, self.shape(a), max(self.lv(a), self.lv(b)))
+        return self._op({"op": "add", "a": a, "b": b}, self.shape(a), max(self.lv(a), self.lv(b)), self.layout(a))
 
     def mul_const(self, a, c):
-        return self._op({"op": "mul_const", "a": a, "c": c}, self.shape(a), self.lv(a) + (0 if float(c).is_integer() else 1))
+        return self._op({"op": "mul_const", "a": a, "c": c}, self.shape(a), self.lv(a) + (0 if float(c).is_integer() else 1), self.layout(a))
 
     def rotate(self, a, k):
         self.rot.add(k)
-        return self._op({"op": "rotate", "a": a, "k": k}, self.shape(a), self.lv(a))
+        return self._op({"op": "rotate", "a": a, "k": k}, self.shape(a), self.lv(a), self.layout(a))
 
     def bootstrap(self, x):
-        return self._op({"op": "bootstrap", "in": x}, self.shape(x), 0)
+        return self._op({"op": "bootstrap", "in": x}, self.shape(x), 0, self.layout(x))
 
     def output(self, name, v):
         self.outputs.append({"name": name, "value": v, "shape": self.shape(v)})
@@ -309,5 +324,38 @@ def boot_mix(S, seed=0):
         t = conv_reference(img, w1, b1, 1, 1)
         t = cheb3(t * t - 0.25)
         return w2 @ t.ravel() + b2
+
+    return b, reference
+
+
+def mux_cnn(S, seed=0):
+    """Multiplexed layout (docs/packed-format.md): input [2, 8, 8] (compact) -> conv3x3 2->4
+    stride 2 pad 1 into gap 2 on the 8x8 grid -> square-0.25 -> conv3x3 4->4 pad 1 (same layout)
+    -> residual add -> bootstrap -> dense 64->5 (compact). Returns (builder, reference)."""
+    rng = np.random.default_rng(seed)
+    b = Builder(S, name=f"mux_cnn_s{S}_seed{seed}")
+    mux = {"gap": 2, "grid": [8, 8]}
+    w1 = rng.normal(0, 0.2, (4, 2, 3, 3))
+    b1 = rng.normal(0, 0.05, 4)
+    w2 = rng.normal(0, 0.15, (4, 4, 3, 3))
+    b2 = rng.normal(0, 0.05, 4)
+    w3 = rng.normal(0, 0.2, (5, 64))
+    b3 = rng.normal(0, 0.1, 5)
+    x = b.input("x", [2, 8, 8])
+    A1, s1 = conv_matrix(w1, 8, 8, 2, 1)
+    h = b.linear(x, A1, np.repeat(b1, 16), s1, layout=mux)
+    p = b.poly(h, SQUARE)
+    A2, s2 = conv_matrix(w2, 4, 4, 1, 1)
+    g = b.linear(p, A2, np.repeat(b2, 16), s2, layout=mux)
+    r = b.add(p, g)
+    r = b.bootstrap(r)
+    y = b.linear(r, w3, b3, [5])
+    b.output("y", y)
+
+    def reference(img):
+        t = conv_reference(img, w1, b1, 2, 1)
+        t = t * t - 0.25
+        t = t + conv_reference(t, w2, b2, 1, 1)
+        return w3 @ t.ravel() + b3
 
     return b, reference

@@ -80,6 +80,18 @@ class Encrypted(unittest.TestCase):
         self.assertLess(gen.rel_err(out[0], want[0]), 1e-4)
         self.assertLess(gen.rel_err(out[0], ref(img)), 1e-4)
 
+    def test_multiplexed_layout_with_bootstrap(self):
+        b, ref = gen.mux_cnn(64, seed=1)
+        prog = load(b)
+        run = Runner(prog, Params(prog, ring_dim=RING, insecure=True), log=QUIET)
+        img = gen.images(1, seed=8)[0][:2]
+        want, vals = plain.run(prog, [img])
+        out, rec = run.run([img], ref_vals=vals, progress=False)
+        self.assertEqual(rec["counts"]["bootstraps"], 1)
+        self.assertEqual(rec["level_mismatches"], [])
+        self.assertLess(gen.rel_err(out[0], want[0]), 1e-4)
+        self.assertLess(gen.rel_err(out[0], ref(img)), 1e-4)
+
     def test_full_packing_without_bootstrap_and_level_checks_fail_when_wrong(self):
         b, ref = gen.small_cnn(RING // 2, seed=1, bootstrap=False)
         prog = load(b)

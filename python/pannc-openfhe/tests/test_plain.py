@@ -44,6 +44,25 @@ class PlainSemantics(unittest.TestCase):
                     self.assertEqual(out[0].shape, (10,))
                     self.assertLess(gen.rel_err(out[0], ref(img)), 1e-12, (S, seed))
 
+    def test_multiplexed_layout(self):
+        """A stride-2 conv into a multiplexed layout (gap 2), a conv within it, a residual
+        add, a dense layer back to compact: equals the dense reference; the multiplexed
+        value's used slots are exactly its elements' positions."""
+        for S in (64, 256):
+            b, ref = gen.mux_cnn(S)
+            with tempfile.TemporaryDirectory() as d:
+                p = program.load(b.write(d))
+            self.assertEqual(p.values[1]["layout"], {"gap": 2, "grid": [8, 8]})
+            m = plain.used_mask(p, 1)
+            self.assertEqual(int(m.sum()), 64)
+            self.assertEqual(m.reshape(-1)[:64].tolist(), [True] * 64)  # 4 channels fill the 8x8 grid
+            img = gen.images(1, seed=2)[0][:2]
+            out, vals = plain.run(p, [img])
+            self.assertLess(gen.rel_err(out[0], ref(img)), 1e-12)
+            # The tensor read back through the layout is the strided convolution.
+            t = gen.conv_reference(img, *_mux_w1(S))
+            self.assertLess(gen.rel_err(plain.tensor(p, 1, vals[1]), t), 1e-12)
+
     def test_random_linear_maps(self):
         """Random dense maps between multi-ciphertext tensors, several n1: the diagonal form
         equals A @ x + b, and every rotation it needs is a key."""
@@ -81,6 +100,13 @@ class PlainSemantics(unittest.TestCase):
         junk = vals[v8].copy()
         junk[0][64:] = 1e6
         np.testing.assert_array_equal(plain.linear(p.linear[p.ops[-1]["weights"]], junk), y)
+
+
+def _mux_w1(S):
+    rng = np.random.default_rng(0)
+    w1 = rng.normal(0, 0.2, (4, 2, 3, 3))
+    b1 = rng.normal(0, 0.05, 4)
+    return w1, b1, 2, 1
 
 
 def _base():
@@ -153,6 +179,29 @@ class Validation(unittest.TestCase):
         def out_shape(d):
             d["ops"][0]["out_shape"] = [4, 4, 4]
         self.check(out_shape, "rule 2", "out_shape")
+
+    def test_layouts(self):
+        b, _ = gen.mux_cnn(64)
+        doc, arrays = b.doc(), dict(b.arrays)
+
+        def run(mutate, needle):
+            d2 = copy.deepcopy(doc)
+            mutate(d2)
+            with tempfile.TemporaryDirectory() as d:
+                b.write(d, d2, arrays)
+                with self.assertRaises(ProgramError) as cm:
+                    program.load(d)
+            self.assertIn("rule 2", str(cm.exception))
+            self.assertIn(needle, str(cm.exception))
+
+        run(lambda d: d["values"][1]["layout"].update(grid=[6, 8]), "does not fit grid")
+        run(lambda d: d["values"][1].update(ciphertexts=2), "ceil(extent 64 / slots 64) = 1")
+        run(lambda d: d["values"][0].update(layout={"gap": 1, "grid": [8, 8]}), "graph inputs are compact")
+
+        def add(d):
+            j = _first(d, "add")
+            d["values"][d["ops"][j]["b"]]["layout"] = {"gap": 1, "grid": [4, 4]}
+        run(add, "layout")
 
     def test_levels(self):
         self.check(lambda d: d["ops"][0].update(level=2), "rule 3", "declared level 2, the level rule gives 1")
