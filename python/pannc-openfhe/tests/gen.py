@@ -169,11 +169,25 @@ class Builder:
         return out
 
     def linear(self, x, A, bias, out_shape, n1=None, layout=None):
-        key = f"L{len(self.ops)}"
         out_val = {"shape": list(out_shape)}
         if layout is not None:
             out_val["layout"] = layout
         index, diag, b = diagonals(A, bias, self.S, self.values[x], out_val)
+        return self.linear_diagonals(x, index, diag, b, out_shape, n1, layout)
+
+    def conv(self, x, w, bias, stride=1, pad=1, n1=None, layout=None):
+        """A 2-D convolution from its taps (any size: no dense matrix)."""
+        _, H, W = self.shape(x)
+        co, _, kh, kw = w.shape
+        out_shape = [co, (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1]
+        out_val = {"shape": out_shape}
+        if layout is not None:
+            out_val["layout"] = layout
+        index, diag, b = conv_diagonals(w, bias, self.values[x], out_val, stride, pad, self.S)
+        return self.linear_diagonals(x, index, diag, b, out_shape, n1, layout)
+
+    def linear_diagonals(self, x, index, diag, b, out_shape, n1=None, layout=None):
+        key = f"L{len(self.ops)}"
         ks = sorted(set(int(k) for k in index[:, 2]))
         n1 = n1 or best_n1(ks, self.S)
         for k in ks:
@@ -359,3 +373,47 @@ def mux_cnn(S, seed=0):
         return w3 @ t.ravel() + b3
 
     return b, reference
+
+
+def conv_diagonals(w, bias, in_val, out_val, stride, pad, S):
+    """Generalised diagonals of a 2-D convolution straight from its taps (no dense matrix):
+    input value record `in_val` [C_in, H, W], output `out_val` [C_out, Ho, Wo], any layouts."""
+    from pannc_openfhe.program import extent, positions
+
+    co_n, ci_n, kh, kw = w.shape
+    _, H, W = in_val["shape"]
+    _, Ho, Wo = out_val["shape"]
+    pin = positions(in_val).reshape(ci_n, H, W)
+    pout = positions(out_val).reshape(co_n, Ho, Wo)
+    m_out = -(-extent(out_val) // S)
+    rows = {}
+    for dy in range(kh):
+        for dx in range(kw):
+            y = np.arange(Ho)
+            x = np.arange(Wo)
+            iy = y * stride + dy - pad
+            ix = x * stride + dx - pad
+            vy, vx = (iy >= 0) & (iy < H), (ix >= 0) & (ix < W)
+            yy, xx = np.meshgrid(y[vy], x[vx], indexing="ij")
+            iyy, ixx = np.meshgrid(iy[vy], ix[vx], indexing="ij")
+            for co in range(co_n):
+                so = pout[co][yy, xx].ravel()
+                for ci in range(ci_n):
+                    si = pin[ci][iyy, ixx].ravel()
+                    o, s = so // S, so % S
+                    i = si // S
+                    k = (si % S - s) % S
+                    keys = (o * (1 << 20) + i) * S + k
+                    for kv in np.unique(keys):
+                        sel = keys == kv
+                        kk = int(kv)
+                        row = rows.get(kk)
+                        if row is None:
+                            row = rows[kk] = np.zeros(S)
+                        row[s[sel]] += w[co, ci, dy, dx]
+    order = sorted(rows)
+    index = np.array([((kk // S) >> 20, (kk // S) & ((1 << 20) - 1), kk % S) for kk in order], dtype=np.int64).reshape(-1, 3)
+    diag = np.array([rows[kk] for kk in order]).reshape(-1, S)
+    b = np.zeros(m_out * S)
+    b[positions(out_val)] = np.repeat(bias, Ho * Wo)
+    return index, diag, b.reshape(m_out, S)
