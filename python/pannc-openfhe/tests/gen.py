@@ -31,6 +31,7 @@ CHEB3 = {
     ],
     "outputs": [{"name": "y", "value": 9}],
     "depth": 2,
+    "stats": {"ct_ct_mults": 2, "ct_const_mults": 2, "ct_int_mults": 1, "additions": 1, "const_additions": 3, "negations": 0},
 }
 CHEB3_COEFFS = [0.5, 0.75, 0.5, 0.3]
 
@@ -47,6 +48,7 @@ SQUARE = {
     ],
     "outputs": [{"name": "y", "value": 2}],
     "depth": 1,
+    "stats": {"ct_ct_mults": 1, "ct_const_mults": 0, "ct_int_mults": 0, "additions": 0, "const_additions": 1, "negations": 0},
 }
 
 
@@ -224,12 +226,7 @@ class Builder:
     def doc(self):
         depth = max(v["level"] for v in self.values)
         levels = self.levels_cap if self.levels_cap is not None else depth
-        counts = {"linear": 0, "poly": 0, "bootstraps": 0}
-        for op in self.ops:
-            if op["op"] in counts:
-                counts[op["op"]] += 1
-            if op["op"] == "bootstrap":
-                counts["bootstraps"] += self.values[op["in"]]["ciphertexts"]
+        counts = self.stats()
         return {
             "format": "pannc-circuit",
             "version": 3,
@@ -248,6 +245,29 @@ class Builder:
                      "bootstrap": {"level_budget": [3, 3], "secret": "uniform_ternary", "input_bound": 1.0},
                      "security": "HEStd_128_classic"},
         }
+
+    def stats(self):
+        """`stats` as the spec counts them (per sample)."""
+        st = {"linear": 0, "poly": 0, "bootstraps": 0, "rotations": 0, "ct_ct_mults": 0, "pt_mults": 0, "keys": len(self.rot)}
+        for op in self.ops:
+            k = op["op"]
+            if k == "linear":
+                st["linear"] += 1
+                index, n1 = self.arrays[op["weights"] + "_index"], op["n1"]
+                baby = {(int(i), int(kk) % n1) for _, i, kk in index if int(kk) % n1}
+                giant = {(int(o), int(kk) // n1) for o, _, kk in index if int(kk) // n1}
+                st["rotations"] += len(baby) + len(giant)
+                st["pt_mults"] += int(index.shape[0])
+            elif k == "poly":
+                st["poly"] += 1
+                st["ct_ct_mults"] += self.values[op["in"]]["ciphertexts"] * sum(1 for e in op["circuit"]["ops"] if e["op"] == "mul")
+            elif k == "mul_const":
+                st["pt_mults"] += self.values[op["a"]]["ciphertexts"]
+            elif k == "rotate":
+                st["rotations"] += 1
+            elif k == "bootstrap":
+                st["bootstraps"] += self.values[op["in"]]["ciphertexts"]
+        return st
 
     def write(self, directory, doc=None, arrays=None):
         os.makedirs(directory, exist_ok=True)
