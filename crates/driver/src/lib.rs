@@ -10,14 +10,16 @@
 //! ```text
 //! imported ──compile──► PANN ──lowered──► lowered (ONNX)
 //!                        ├──simulate──► outputs, out-of-range counts
-//!                        └──emit_ckks──► pannc-circuit (+ bootstraps, checked)
+//!                        ├──emit_ckks──► pannc-circuit v1/v2 (slot-per-sample, + bootstraps, checked)
+//!                        └──emit_packed──► pannc-circuit v3 (packed: rotations, bootstraps; checked
+//!                                          against the interpreter)
 //! ```
 
 use pannc_interp::RunOptions;
 use pannc_ir::{verify_form, Form, Graph, Op, Tensor, ValueId};
 use pannc_passes::{Context, PassError, Pipeline};
 
-pub use pannc_ckks::{EmitOptions, Emitted};
+pub use pannc_ckks::{EmitOptions, Emitted, PackedEmitOptions, PackedEmitted, Security};
 pub use pannc_passes::{ActivationReport, Policy, Report};
 
 /// Errors of the driver: a pass failed, a stage broke its promise, or the interpreter or the
@@ -153,6 +155,19 @@ pub fn lowered(g: &Graph) -> Result<Graph, DriverError> {
 pub fn emit_ckks(g: &Graph, opts: &EmitOptions) -> Result<Emitted, DriverError> {
     check_form(g, "emit ckks", Form::Pann)?;
     Ok(pannc_ckks::emit(g, opts)?)
+}
+
+/// Lowers a PANN to a packed CKKS program (`pannc-circuit` version 3; see
+/// [`pannc_ckks::emit_packed`]): checked against the interpreter on random data and on
+/// `calib` (one batch-first tensor per graph input) before it is returned, bootstraps placed
+/// under `opts.max_level`.
+pub fn emit_packed(
+    g: &Graph,
+    calib: &[Tensor],
+    opts: &PackedEmitOptions,
+) -> Result<PackedEmitted, DriverError> {
+    check_form(g, "emit ckks", Form::Pann)?;
+    Ok(pannc_ckks::emit_packed(g, calib, opts)?)
 }
 
 /// Per polynomial node: how many of its inputs fell outside the interval it is accurate on.
