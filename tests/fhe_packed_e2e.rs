@@ -159,3 +159,121 @@ fn runner_refuses_invalid_programs_before_keygen() {
         assert!(!err.contains("context"), "{case}: {err}");
     }
 }
+
+fn argmax(row: &[f64]) -> usize {
+    (0..row.len()).fold(0, |b, j| if row[j] > row[b] { j } else { b })
+}
+
+/// `fixtures/resnet_digits` (stem conv, a residual block with a stride-2 conv and a 1×1
+/// stride-2 shortcut, three ReLU polynomials, global average pool, dense) compiled to a packed
+/// program with bootstraps (levels between bootstraps capped so that at least one is needed),
+/// run encrypted by the OpenFHE runner at ring dimension 2^12 (`--insecure`) with real
+/// `EvalBootstrap`s on a few test images: the decrypted logits equal pannc's plaintext
+/// simulation of the PANN within 1e-2 of the largest logit, the classes agree, every
+/// ciphertext is at its planned level.
+#[test]
+fn resnet_digits_runs_encrypted_with_real_bootstraps() {
+    let Some(py) = openfhe_python("resnet_digits_runs_encrypted_with_real_bootstraps") else {
+        return;
+    };
+    use pannc_driver as pann;
+    let fx = fixture("resnet_digits");
+    let m = load(&fx.join("model.onnx"));
+    let calib = pannc::npy::read(&fx.join("calib_x.npy")).unwrap();
+    let mut g = m.graph.clone();
+    let policy = pann::Policy {
+        alpha: 7,
+        ..Default::default()
+    };
+    pann::compile(&mut g, vec![calib.clone()], policy).unwrap();
+    let max_level = 10;
+    let opts = pann::PackedEmitOptions {
+        max_level: Some(max_level),
+        security: pann::Security::Insecure,
+        ..Default::default()
+    };
+    let e = pann::emit_packed(&g, std::slice::from_ref(&calib), &opts).unwrap();
+    let p = &e.program;
+    assert!(p.stats.bootstraps >= 1, "no bootstrap: {:?}", p.stats);
+    assert!(p.depth <= max_level);
+    let dir = tmp("resnet-digits-packed");
+    let prog = dir.join("program");
+    packed::write_dir(&prog, p, &e.weights).unwrap();
+
+    let n = 3;
+    let x = pannc::npy::read(&fx.join("test_x.npy"))
+        .unwrap()
+        .slice_batch(0, n);
+    let sim = pann::simulate(&g, std::slice::from_ref(&x), 64).unwrap();
+    let sim = sim.outputs[0].to_f64_vec();
+    let k = sim.len() / n;
+    let (xp, yp, rp) = (
+        dir.join("x.npy"),
+        dir.join("y.npy"),
+        dir.join("report.json"),
+    );
+    pannc::npy::write(&xp, &x).unwrap();
+    let t0 = std::time::Instant::now();
+    let o = runner(
+        &py,
+        &[
+            "run",
+            prog.to_str().unwrap(),
+            "--input",
+            xp.to_str().unwrap(),
+            "--output",
+            yp.to_str().unwrap(),
+            "--insecure",
+            "--ring-dim",
+            "4096",
+            "--threads",
+            "1",
+            "--report",
+            rp.to_str().unwrap(),
+        ],
+    );
+    let secs = t0.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "runner failed:\n{stderr}");
+    assert!(stderr.contains("INSECURE"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rp).unwrap()).unwrap();
+    assert_eq!(report["ring_dim"].as_u64(), Some(4096));
+    assert_eq!(report["insecure"].as_bool(), Some(true));
+    let samples = report["per_sample"].as_array().unwrap();
+    assert_eq!(samples.len(), n);
+    for s in samples {
+        assert_eq!(
+            s["counts"]["bootstraps"].as_u64(),
+            Some(p.stats.bootstraps as u64)
+        );
+        assert_eq!(s["level_mismatches"].as_array().map(Vec::len), Some(0));
+        // Real bootstraps: they take time (a decrypt/re-encrypt stand-in takes milliseconds).
+        for t in s["seconds"]["bootstrap_each"].as_array().unwrap() {
+            assert!(t.as_f64().unwrap() > 0.3, "{t}");
+        }
+    }
+    let y = read_f64(&yp);
+    assert_eq!(y.len(), n * k);
+    let mut worst = 0.0f64;
+    for i in 0..n {
+        let (a, s) = (&y[i * k..(i + 1) * k], &sim[i * k..(i + 1) * k]);
+        let scale = s.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let err = a
+            .iter()
+            .zip(s)
+            .fold(0.0f64, |m, (p, q)| m.max((p - q).abs()))
+            / scale;
+        worst = worst.max(err);
+        assert_eq!(
+            argmax(a),
+            argmax(s),
+            "image {i}: classes differ: {a:?} vs {s:?}"
+        );
+    }
+    eprintln!(
+        "resnet_digits on OpenFHE (ring 2^12, insecure): {n} images in {secs:.1} s, {} bootstraps each, decrypted vs simulated max error {worst:.2e} of the largest logit",
+        p.stats.bootstraps
+    );
+    assert!(worst < 1e-2, "decrypted vs simulated: {worst}");
+}

@@ -111,7 +111,7 @@ def make_context(prog, params):
 class Runner:
     """A CKKS context with keys for one program; `run(sample)` executes it on one sample."""
 
-    def __init__(self, prog, params, log=None, trace=True):
+    def __init__(self, prog, params, log=None, trace=True, stage=None):
         import openfhe as ofhe
 
         self.o = ofhe
@@ -121,6 +121,9 @@ class Runner:
         self.trace = trace
         self.S = prog.slots
         self.times = {}
+        self._stage = stage if stage is not None else {}
+        self._stage["times"] = self.times
+        self.stage = "context"
         t0 = time.time()
         cc, self.depth, self.boot_depth = make_context(prog, params)
         self.base = self.depth - params.levels
@@ -138,15 +141,19 @@ class Runner:
                  f"slots {self.S}{' (sparse packing)' if self.ring_dim > 2 * self.S else ''}, depth {self.depth} "
                  f"= {params.levels} levels + {self.boot_depth} for bootstrapping, log2 Q = {self.log_q}, "
                  f"scale 2^{params.scale_bits}, first modulus 2^{params.first_mod_bits} ({self.times['context']:.1f} s)")
+        self.stage = "bootstrap setup"
         if params.bootstraps:
             t = time.time()
             cc.EvalBootstrapSetup(params.level_budget, [0, 0], self.S)
             self.times["bootstrap_setup"] = time.time() - t
+            self.log(f"bootstrap setup (precomputed encodings) {self.times['bootstrap_setup']:.1f} s, peak RSS {peak_rss_mb():.0f} MB")
+        self.stage = "key generation"
         t = time.time()
         self.keys = cc.KeyGen()
         cc.EvalMultKeyGen(self.keys.secretKey)
         self.times["keygen"] = time.time() - t
         self.rss_keys = {"after_keygen_mb": peak_rss_mb()}
+        self.stage = "bootstrap keys"
         if params.bootstraps:
             t = time.time()
             cc.EvalBootstrapKeyGen(self.keys.secretKey, self.S)
@@ -154,6 +161,7 @@ class Runner:
             self.log(f"bootstrap keys for {self.S} slots, level budget {params.level_budget} ({self.times['bootstrap_keygen']:.1f} s)")
             self.rss_keys["after_bootstrap_keys_mb"] = peak_rss_mb()
         n_auto_before = self._auto_keys()
+        self.stage = "rotation keys"
         t = time.time()
         if prog.rotations:
             cc.EvalRotateKeyGen(self.keys.secretKey, list(prog.rotations))
@@ -168,7 +176,17 @@ class Runner:
         }
         self.log(f"keys: {len(prog.rotations)} rotation keys for the program ({self.times['rotation_keygen']:.1f} s), "
                  f"{n_auto} automorphism keys in all, peak RSS {peak_rss_mb():.0f} MB")
+        self.stage = "self-check"
         self._self_check()
+        self.stage = "ready"
+
+    @property
+    def stage(self):
+        return self._stage.get("stage")
+
+    @stage.setter
+    def stage(self, name):
+        self._stage["stage"] = name
 
     def _auto_keys(self):
         try:
@@ -400,6 +418,7 @@ class Runner:
                 mismatches.append({"what": what, "planned": want, "openfhe": got})
 
         t0 = time.time()
+        cpu0 = time.process_time()
         vals = [None] * len(prog.values)
         for i, x in enumerate(samples):
             packed = plain.pack(x, prog.values[i]["shape"], self.S)
@@ -413,6 +432,7 @@ class Runner:
             k = op["op"]
             out = n_in + j
             t = time.time()
+            c0 = time.process_time()
             before = dict((kk, st[kk]) for kk in ("baby_rotations", "giant_rotations", "pt_mults", "ct_ct_mults", "bootstraps"))
             if k == "linear":
                 y = self.op_linear(op, vals[op["in"]], st)
@@ -446,10 +466,11 @@ class Runner:
             else:
                 raise ValueError(f"unknown op {k}")
             dt = time.time() - t
+            dc = time.process_time() - c0
             vals[out] = y
             for n, ct in enumerate(y):
                 check(ct, op["level"], f"op #{j} ({k}) value {out} ct {n}")
-            rec = {"op": j, "kind": k, "out": out, "level": op["level"], "seconds": round(dt, 3),
+            rec = {"op": j, "kind": k, "out": out, "level": op["level"], "seconds": round(dt, 3), "cpu_seconds": round(dc, 3),
                    "openfhe_level": [self.consumed(ct) for ct in y]}
             for kk, v0 in before.items():
                 if st[kk] != v0:
@@ -463,9 +484,10 @@ class Runner:
                 rec["max_abs_err"] = err
                 rec["max_abs_ref"] = scale
             op_records.append(rec)
-            kind = by_kind.setdefault(k, {"count": 0, "seconds": 0.0})
+            kind = by_kind.setdefault(k, {"count": 0, "seconds": 0.0, "cpu_seconds": 0.0})
             kind["count"] += 1
             kind["seconds"] += dt
+            kind["cpu_seconds"] += dc
             if progress:
                 extra = " ".join(f"{kk}={rec[kk]}" for kk in ("baby_rotations", "giant_rotations", "pt_mults", "ct_ct_mults", "bootstraps") if kk in rec)
                 errs = f" err {rec['max_abs_err']:.1e} (|ref| {rec['max_abs_ref']:.2g})" if "max_abs_err" in rec else ""
@@ -485,7 +507,9 @@ class Runner:
         t_dec = time.time() - t
         for kind in by_kind.values():
             kind["seconds"] = round(kind["seconds"], 3)
+            kind["cpu_seconds"] = round(kind["cpu_seconds"], 3)
         return outs, {
+            "cpu_seconds": round(time.process_time() - cpu0, 3),
             "seconds": {"encrypt": round(t_enc, 3), "ops": round(t_ops, 3), "decrypt": round(t_dec, 3),
                         "linear_baby_rotations": round(st["t_baby"], 3), "linear_pt_mults": round(st["t_mult"], 3),
                         "linear_giant_rotations": round(st["t_giant"], 3),

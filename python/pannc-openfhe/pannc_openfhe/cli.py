@@ -157,10 +157,18 @@ def cmd_run(a):
         if a.insecure:
             log("WARNING: INSECURE parameters (HEStd_NotSet, ring dimension %s): for tests and measurements only, NOT 128-bit secure"
                 % (params.ring_dim or "chosen by OpenFHE"))
+        stage = {}
         try:
-            runner = Runner(prog, params, log=log, trace=not a.no_trace)
-        except (RuntimeError, ValueError) as e:
-            return _die(f"OpenFHE setup: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            runner = Runner(prog, params, log=log, trace=not a.no_trace, stage=stage)
+        except (RuntimeError, ValueError, MemoryError) as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if a.report:  # what was measured up to the failure
+                report.update({"error": f"OpenFHE setup failed during {stage.get('stage')}: {type(e).__name__}: {msg}",
+                               "peak_rss_mb": round(peak_rss_mb(), 1), "setup_seconds": stage.get("times"),
+                               "wall_seconds": round(time.time() - t_start, 3)})
+                with open(a.report, "w") as f:
+                    json.dump(report, f, indent=1)
+            return _die(f"OpenFHE setup failed during {stage.get('stage')}: {type(e).__name__}: {msg}")
         report.update({
             "security": "INSECURE: HEStd_NotSet (test parameters)" if a.insecure else "HEStd_128_classic",
             "insecure": bool(a.insecure),
@@ -175,6 +183,7 @@ def cmd_run(a):
             "keys": runner.key_counts,
             "self_check": runner.self_check,
             "setup_seconds": {k: round(v, 3) for k, v in runner.times.items()},
+            "setup_cpu_seconds": round(time.process_time(), 3),
             "rss_mb": dict(runner.rss_keys),
             "randomness": "OpenFHE's own (not seedable from Python); no other randomness in the runner",
         })
@@ -195,7 +204,7 @@ def cmd_run(a):
                 m = rec["level_mismatches"][0]
                 log(f"error: level mismatch at {m['what']}: planned {m['planned']}, OpenFHE {m['openfhe']} "
                     f"({len(rec['level_mismatches'])} mismatches)")
-            log(f"sample {s + 1}: {rec['seconds_total']:.1f} s, outputs vs plaintext: max |err| "
+            log(f"sample {s + 1}: {rec['seconds_total']:.1f} s wall, {rec['cpu_seconds']:.1f} s CPU (all threads), outputs vs plaintext: max |err| "
                 f"{max(e[0] for e in errs):.2e}, relative {max(e[1] for e in errs):.2e}, argmax agree {all(rec['argmax_agree'])}, "
                 f"{rec['counts']['bootstraps']} bootstraps, {rec['counts']['baby_rotations'] + rec['counts']['giant_rotations'] + rec['counts']['rotate_ops']} rotations")
             if a.tol is not None and max(e[1] for e in errs) > a.tol:
