@@ -111,7 +111,7 @@ def make_context(prog, params):
 class Runner:
     """A CKKS context with keys for one program; `run(sample)` executes it on one sample."""
 
-    def __init__(self, prog, params, log=None, trace=True, stage=None):
+    def __init__(self, prog, params, log=None, trace=True, stage=None, on_stage=None):
         import openfhe as ofhe
 
         self.o = ofhe
@@ -121,6 +121,7 @@ class Runner:
         self.trace = trace
         self.S = prog.slots
         self.times = {}
+        self._on_stage = on_stage
         self._stage = stage if stage is not None else {}
         self._stage["times"] = self.times
         self.stage = "context"
@@ -186,7 +187,12 @@ class Runner:
 
     @stage.setter
     def stage(self, name):
+        """Entering a setup stage: recorded (with the peak RSS so far) and reported to
+        `on_stage`, so that a process killed by the allocator still leaves a record."""
         self._stage["stage"] = name
+        self._stage.setdefault("rss_mb_entering", {})[name] = round(peak_rss_mb(), 1)
+        if self._on_stage:
+            self._on_stage(self._stage)
 
     def _auto_keys(self):
         try:

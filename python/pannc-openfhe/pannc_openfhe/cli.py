@@ -158,8 +158,20 @@ def cmd_run(a):
             log("WARNING: INSECURE parameters (HEStd_NotSet, ring dimension %s): for tests and measurements only, NOT 128-bit secure"
                 % (params.ring_dim or "chosen by OpenFHE"))
         stage = {}
+
+        def on_stage(st):
+            # Rewrite the report as setup advances: an allocation failure inside OpenFHE
+            # (std::bad_alloc) aborts the process, and this record is what remains.
+            if a.report:
+                partial = dict(report, status=f"setup: {st['stage']}", setup_stage=st["stage"],
+                               setup_rss_mb_entering=st.get("rss_mb_entering"),
+                               setup_seconds={k: round(v, 3) for k, v in st.get("times", {}).items()},
+                               wall_seconds=round(time.time() - t_start, 3))
+                with open(a.report, "w") as f:
+                    json.dump(partial, f, indent=1)
+
         try:
-            runner = Runner(prog, params, log=log, trace=not a.no_trace, stage=stage)
+            runner = Runner(prog, params, log=log, trace=not a.no_trace, stage=stage, on_stage=on_stage)
         except (RuntimeError, ValueError, MemoryError) as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             if a.report:  # what was measured up to the failure
@@ -219,6 +231,7 @@ def cmd_run(a):
         if name in outs_to:
             np.save(outs_to[name], y)
     report["wall_seconds"] = round(time.time() - t_start, 3)
+    report["status"] = "done" if ok else "failed checks"
     report["host"]["loadavg_end"] = list(os.getloadavg())
     if a.report:
         with open(a.report, "w") as f:
