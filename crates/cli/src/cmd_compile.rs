@@ -674,9 +674,15 @@ fn summarize_packed(e: &driver::PackedEmitted, secs: f64) {
             p.depth, p.ckks.levels
         ),
     }
+    let keys: Vec<String> = p.rotations.iter().take(12).map(|k| k.to_string()).collect();
     eprintln!(
-        "rotations: {} per sample, {} keys; {} plaintext products, {} ct×ct",
-        p.stats.rotations, p.stats.keys, p.stats.pt_mults, p.stats.ct_ct_mults
+        "rotations: {} per sample, {} plaintext products, {} ct×ct; rotation keys: {} ({}{})",
+        p.stats.rotations,
+        p.stats.pt_mults,
+        p.stats.ct_ct_mults,
+        p.stats.keys,
+        keys.join(", "),
+        if p.rotations.len() > 12 { ", …" } else { "" }
     );
     eprintln!(
         "check: {} values vs the interpreter (f64): random inputs max rel. error {:.2e}, {} calibration samples {:.2e}",

@@ -138,6 +138,18 @@ pub fn default_slots(g: &Graph) -> Result<usize, CkksError> {
     Ok(n.next_power_of_two().max(2))
 }
 
+/// `Some(c)` when the map is `c` times the identity with `c` a non-zero integer of modest size.
+fn integer_scale(m: &Map) -> Option<i64> {
+    match m {
+        Map::Identity { scale, .. }
+            if *scale != 0.0 && scale.fract() == 0.0 && scale.abs() <= (1u64 << 20) as f64 =>
+        {
+            Some(*scale as i64)
+        }
+        _ => None,
+    }
+}
+
 struct Lowerer<'g> {
     g: &'g Graph,
     opts: &'g PackedOptions,
@@ -515,9 +527,14 @@ impl Lowerer<'_> {
                 if x.shape.len() < 2 {
                     return Err(unsupported(g, id, "needs [N, C, spatial...]"));
                 }
-                let l = linear::global_average_pool(&x.shape);
-                let z = vec![0.0; l.rows()];
-                x.apply(&l, &z, os)
+                match self.gap_by_rotations(&x, &os, &n.name) {
+                    Some(f) => f,
+                    None => {
+                        let l = linear::global_average_pool(&x.shape);
+                        let z = vec![0.0; l.rows()];
+                        x.apply(&l, &z, os)
+                    }
+                }
             }
             Op::Flatten { axis } => {
                 let x = self.form(id, ins[0])?.clone();
@@ -584,6 +601,100 @@ impl Lowerer<'_> {
         self.guard(id, &form)?;
         self.forms.insert(out, form);
         Ok(())
+    }
+
+    /// GlobalAveragePool of a form whose terms are scaled copies of one-ciphertext `[C, H, W]`
+    /// values: each source is summed over its pixel grid by rotations (`rotate` + `add`, no
+    /// level), leaving channel `c`'s sum at the position of `(c, 0, 0)`, and the form reads
+    /// those positions. Without it the pool composes into the next linear op as a `C×HW`-wide
+    /// dense block, whose diagonals are as many as the tensor's slots (1 577 for the ResNet's
+    /// last layer instead of ≤ 320 here). `None` when the form does not qualify.
+    fn gap_by_rotations(&mut self, x: &Form, os: &[usize], node: &str) -> Option<Form> {
+        let [c, h, w] = x.shape[..] else { return None };
+        if h * w <= 1 || os.iter().product::<usize>() != c {
+            return None;
+        }
+        let ok = x.terms.iter().all(|(src, m)| {
+            let v = &self.p.values[*src as usize];
+            matches!(m, Map::Identity { .. }) && v.ciphertexts == 1 && v.shape == x.shape
+        });
+        if !ok || x.terms.is_empty() {
+            return None;
+        }
+        let n = c * h * w;
+        let pool = (h * w) as f64;
+        let mut terms = Vec::new();
+        for (src, m) in &x.terms {
+            let Map::Identity { scale, .. } = m else {
+                return None;
+            };
+            let v = self.p.values[*src as usize].clone();
+            let (gap, wg) = v.layout.map_or((1, w), |l| (l.gap, l.grid[1]));
+            let rows = self.sum_by_rotations(*src, gap, w, node);
+            let total = self.sum_by_rotations(rows, gap * wg, h, node);
+            let a = scale / pool;
+            let csr = maps::Csr::build(c, n, |r, push| push(r * h * w, a));
+            terms.push((total, Map::Sparse(csr)));
+        }
+        let bias = (0..c)
+            .map(|r| x.bias[r * h * w..(r + 1) * h * w].iter().sum::<f64>() / pool)
+            .collect();
+        Some(Form {
+            shape: os.to_vec(),
+            terms,
+            bias,
+        })
+    }
+
+    /// `Σ_{t<count} rot_{t·step}(x)` by doubling: ⌊log₂ count⌋ + popcount(count) − 1
+    /// rotations, no level.
+    fn sum_by_rotations(&mut self, x: u32, step: usize, count: usize, node: &str) -> u32 {
+        let s = self.s;
+        let v = self.p.values[x as usize].clone();
+        let rot = |me: &mut Self, a: u32, k: usize| -> u32 {
+            let k = k % s;
+            if k == 0 {
+                return a;
+            }
+            me.push_op(
+                OpKind::Rotate { a, k },
+                v.shape.clone(),
+                v.layout,
+                Meaning::Partial,
+                node,
+            )
+        };
+        let add = |me: &mut Self, a: u32, b: u32| -> u32 {
+            me.push_op(
+                OpKind::Add { a, b },
+                v.shape.clone(),
+                v.layout,
+                Meaning::Partial,
+                node,
+            )
+        };
+        // powers[i] = Σ_{t<2^i} rot_{t·step}(x)
+        let mut powers = vec![x];
+        while (1usize << powers.len()) <= count {
+            let i = powers.len() - 1;
+            let p = powers[i];
+            let r = rot(self, p, (1 << i) * step);
+            let q = add(self, p, r);
+            powers.push(q);
+        }
+        let mut acc: Option<u32> = None;
+        let mut offset = 0usize;
+        for i in (0..powers.len()).rev() {
+            if count >> i & 1 == 1 {
+                let t = rot(self, powers[i], offset * step);
+                acc = Some(match acc {
+                    None => t,
+                    Some(a) => add(self, a, t),
+                });
+                offset += 1 << i;
+            }
+        }
+        acc.unwrap_or(x)
     }
 
     fn reshaped(&self, id: NodeId, mut x: Form, out: ValueId) -> Result<Form, CkksError> {
@@ -941,9 +1052,11 @@ impl Lowerer<'_> {
             });
         }
         let shape = f.shape.clone();
+        // Terms that need no linear op: the identity, or an integer multiple of it (a
+        // `mul_const` by an integer costs no level), on a source of the same shape.
         let free_ok = |s: &Self, src: u32, m: &Map| {
             let sv = &s.p.values[src as usize];
-            m.is_identity() && sv.shape == shape && (!output || sv.layout.is_none())
+            integer_scale(m).is_some() && sv.shape == shape && (!output || sv.layout.is_none())
         };
         // Output layout: that of the highest-level identity term, else the cheapest candidate.
         let free_pick = terms
@@ -992,11 +1105,38 @@ impl Lowerer<'_> {
             free[k] = false;
         }
         let single = terms.len() == 1;
+        let v_ir = v;
         let mut parts = Vec::with_capacity(terms.len());
         let mut bias_done = false;
         for (k, (src, m)) in terms.iter().enumerate() {
             if free[k] {
-                parts.push(*src);
+                match integer_scale(m) {
+                    Some(1) => parts.push(*src),
+                    Some(c) => {
+                        let v = self.p.values[*src as usize].clone();
+                        let meaning = if single {
+                            Meaning::Affine {
+                                ir: v_ir,
+                                scale,
+                                shift,
+                            }
+                        } else {
+                            Meaning::Partial
+                        };
+                        let id = self.push_op(
+                            OpKind::MulConst {
+                                a: *src,
+                                c: c as f64,
+                            },
+                            v.shape,
+                            v.layout,
+                            meaning,
+                            &origin,
+                        );
+                        parts.push(id);
+                    }
+                    None => unreachable!("free terms have integer scales"),
+                }
                 continue;
             }
             let bias = if bias_done {

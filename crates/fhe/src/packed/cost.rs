@@ -83,8 +83,9 @@ pub fn choose_n1(index: &[[usize; 3]], slots: usize) -> Bsgs {
     let mut giant_seen = vec![0usize; m_out * (s + 1)];
     let mut amount_seen = vec![0usize; s + 1];
     let mut best: Option<(usize, usize, usize)> = None; // (rotations, keys, n1)
-    for n1 in 1..=s.min(max_k + 1).max(1) {
+    'n1: for n1 in 1..=s.min(max_k + 1).max(1) {
         let (mut rot, mut keys) = (0usize, 0usize);
+        let bound = best.map_or(usize::MAX, |b| b.0);
         for &(i, k) in &ik {
             let j = k % n1;
             if j != 0 {
@@ -92,6 +93,9 @@ pub fn choose_n1(index: &[[usize; 3]], slots: usize) -> Bsgs {
                 if *e != n1 {
                     *e = n1;
                     rot += 1;
+                    if rot > bound {
+                        continue 'n1;
+                    }
                 }
                 if amount_seen[j] != n1 {
                     amount_seen[j] = n1;
@@ -106,6 +110,9 @@ pub fn choose_n1(index: &[[usize; 3]], slots: usize) -> Bsgs {
                 if *e != n1 {
                     *e = n1;
                     rot += 1;
+                    if rot > bound {
+                        continue 'n1;
+                    }
                 }
                 let a = (g * n1) % (s + 1);
                 if amount_seen[a] != n1 {
