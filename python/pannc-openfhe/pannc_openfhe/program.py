@@ -109,6 +109,30 @@ class Program:
     def bootstrap_ops(self):
         return [op for op in self.ops if op["op"] == "bootstrap"]
 
+    def spec_stats(self):
+        """`stats` as docs/packed-format.md defines them, recomputed from the ops."""
+        st = {"linear": 0, "poly": 0, "bootstraps": 0, "rotations": 0, "ct_ct_mults": 0, "pt_mults": 0,
+              "keys": len(self.rotations)}
+        for op in self.ops:
+            k = op["op"]
+            if k == "linear":
+                lin = self.linear[op["weights"]]
+                st["linear"] += 1
+                baby = {(int(i), int(kk) % lin.n1) for _, i, kk in lin.index if int(kk) % lin.n1}
+                giant = {(int(o), int(kk) // lin.n1) for o, _, kk in lin.index if int(kk) // lin.n1}
+                st["rotations"] += len(baby) + len(giant)
+                st["pt_mults"] += int(lin.index.shape[0])
+            elif k == "poly":
+                st["poly"] += 1
+                st["ct_ct_mults"] += self.cts(op["in"]) * sum(1 for e in op["circuit"]["ops"] if e["op"] == "mul")
+            elif k == "mul_const":
+                st["pt_mults"] += self.cts(op["a"])
+            elif k == "rotate":
+                st["rotations"] += 1
+            elif k == "bootstrap":
+                st["bootstraps"] += self.cts(op["in"])
+        return st
+
     def counts(self):
         """Per-sample counts recomputed from the ops (the runner reports these, not `stats`)."""
         c = {"linear": 0, "poly": 0, "add": 0, "mul_const": 0, "rotate": 0, "bootstrap": 0,
@@ -362,7 +386,7 @@ def validate(doc, npz, path="<program>"):
             if op.get("out_shape") is not None and list(op["out_shape"]) != shape_out:
                 raise _err(w, r2, f"out_shape {op['out_shape']} differs from value {out}'s shape {shape_out}")
             lv = level[a] + 1
-            linear[op.get("weights")] = _check_linear(op, w, files, npz, S, values[a]["ciphertexts"], values[out]["ciphertexts"], rotset)
+            linear[op.get("weights")] = _check_linear(op, w, files, npz, S, values[a], values[out], rotset)
         elif k == "poly":
             a = operand("in")
             d = check_circuit_v1(op.get("circuit"), w)
@@ -425,11 +449,26 @@ def validate(doc, npz, path="<program>"):
             raise _err(f"output #{i} ({o.get('name')})", "rule 2: shapes", f"shape {o['shape']} differs from value {v}'s {values[v]['shape']}")
     if not outputs:
         raise _err("program", "rule 6: outputs", "no outputs")
-    return Program(doc, linear, path)
+    prog = Program(doc, linear, path)
+    if doc.get("stats") is not None:
+        want = prog.spec_stats()
+        got = {k: doc["stats"].get(k) for k in want}
+        if got != want:
+            diff = ", ".join(f"{k} {got[k]!r} (ops give {want[k]})" for k in want if got[k] != want[k])
+            raise _err("program", "stats", f"declared stats differ from the ops: {diff}")
+    return prog
 
 
-def _check_linear(op, w, files, npz, S, m_in, m_out, rotset):
+def _used(val, S):
+    m = val["ciphertexts"]
+    mask = np.zeros(m * S, dtype=bool)
+    mask[positions(val)] = True
+    return mask.reshape(m, S)
+
+
+def _check_linear(op, w, files, npz, S, in_val, out_val, rotset):
     r4 = "rule 4: linear"
+    m_in, m_out = in_val["ciphertexts"], out_val["ciphertexts"]
     key = op.get("weights")
     if not isinstance(key, str) or not key:
         raise _err(w, r4, "`weights` is not a key prefix")
@@ -470,6 +509,21 @@ def _check_linear(op, w, files, npz, S, m_in, m_out, rotset):
         keyed = (o * m_in + i) * S + k
         if np.any(np.diff(keyed) <= 0):
             raise _err(w, r4, f"`{key}_index` rows must be sorted by (o, i, k), each once")
+        # Garbage stays out: no diagonal reads an unused input slot or writes an unused output
+        # slot, and the bias is zero in unused slots (spec, "Slots and layouts").
+        used_in, used_out = _used(in_val, S), _used(out_val, S)
+        s = np.arange(S)
+        for r in range(D):
+            nz = diag[r] != 0
+            if not nz.any():
+                continue
+            bad = nz & ~(used_out[o[r]] & used_in[i[r]][(s + k[r]) % S])
+            if bad.any():
+                slot = int(np.argmax(bad))
+                raise _err(w, r4, f"`{key}_diag` row {r} (o={o[r]}, i={i[r]}, k={k[r]}) is nonzero at slot {slot}, "
+                           "where it reads an unused input slot or writes an unused output slot")
+    if np.any(bias[~_used(out_val, S)] != 0):
+        raise _err(w, r4, f"`{key}_bias` is nonzero in an unused output slot")
     lin = Linear(index, diag, bias, n1, S)
     missing = [r for r in lin.rotations() if r not in rotset]
     if missing:

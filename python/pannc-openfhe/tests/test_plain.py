@@ -262,6 +262,32 @@ class Validation(unittest.TestCase):
                 program.load(d)
             self.assertIn("weights.npz", str(cm.exception))
 
+    def test_garbage_stays_out(self):
+        """Diagonals may not read unused input slots or write unused output slots; the bias is
+        zero in unused slots."""
+        # ciphertext 1 of the [3, 8, 8] input (192 elements, S = 128) uses slots 0..63 only
+        def read_unused_ct1(a):
+            idx, x = a["L0_index"], a["L0_diag"].copy()
+            r = next(r for r in range(len(idx)) if tuple(idx[r]) == (0, 1, 0))
+            x[r, 100] = 0.5
+            a["L0_diag"] = x
+        self.check(lambda d: None, "rule 4", "reads an unused input slot", read_unused_ct1)
+
+        def write_unused(a):
+            idx, x = a["L2_index"], a["L2_diag"].copy()  # conv 2: [4, 4, 4] output, 64 of 128 slots
+            x[0, 100] = 0.5
+            a["L2_diag"] = x
+        self.check(lambda d: None, "rule 4", "writes an unused output slot", write_unused)
+
+        def bias(a):
+            x = a["L2_bias"].copy()
+            x[0, 100] = 1.0
+            a["L2_bias"] = x
+        self.check(lambda d: None, "rule 4", "bias` is nonzero in an unused output slot", bias)
+
+    def test_stats(self):
+        self.check(lambda d: d["stats"].update(rotations=1), "stats", "rotations 1 (ops give")
+
     def test_rotation_without_key(self):
         b, doc, _ = _base()
         lin0 = doc["ops"][0]
