@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
 
@@ -111,8 +112,6 @@ def cmd_run(a):
 
             params = Params(prog, ring_dim=a.ring_dim, insecure=a.insecure, scale_bits=a.scale_bits,
                             first_mod_bits=a.first_mod_bits, secret=a.secret)
-            if a.ring_dim and not a.insecure and a.ring_dim < 1 << 15:
-                raise ValueError(f"--ring-dim {a.ring_dim} cannot be 128-bit secure at these depths: add --insecure for test sizes")
     except ValueError as e:
         return _die(e)
 
@@ -174,6 +173,9 @@ def cmd_run(a):
             runner = Runner(prog, params, log=log, trace=not a.no_trace, stage=stage, on_stage=on_stage)
         except (RuntimeError, ValueError, MemoryError) as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            msg = re.sub(r"^\S+\.(?:cpp|h):l\.\d+:", "", msg)  # OpenFHE's source location
+            if stage.get("stage") == "context" and a.ring_dim and not a.insecure:
+                msg += f" (ring dimension {a.ring_dim} is not 128-bit secure at this depth: --insecure for test sizes)"
             if a.report:  # what was measured up to the failure
                 report.update({"error": f"OpenFHE setup failed during {stage.get('stage')}: {type(e).__name__}: {msg}",
                                "peak_rss_mb": round(peak_rss_mb(), 1), "setup_seconds": stage.get("times"),

@@ -143,14 +143,12 @@ class Program:
             c[k] += 1
             if k == "linear":
                 lin = self.linear[op["weights"]]
-                m_in = self.cts(op["in"])
                 baby = {(int(i), int(kk) % lin.n1) for _, i, kk in lin.index if int(kk) % lin.n1}
                 giant = {(int(o), int(kk) // lin.n1) for o, _, kk in lin.index if int(kk) // lin.n1}
                 c["baby_rotations"] += len(baby)
                 c["giant_rotations"] += len(giant)
                 c["rotations"] += len(baby) + len(giant)
                 c["pt_mults"] += len(lin.index)
-                del m_in
             elif k == "poly":
                 n = self.cts(op["in"])
                 c["ct_ct_mults"] += n * sum(1 for e in op["circuit"]["ops"] if e["op"] == "mul")
