@@ -204,11 +204,24 @@ pub fn emit_packed(
     let mut placement = None;
     if let Some(l) = opts.max_level {
         if depth0 > l {
+            // Normalised values only: polynomial inputs (calibrated into [-1, 1] with a margin)
+            // and outputs, measured within the bound on every slot.
+            let n_in = p.inputs.len();
+            let mut near_poly = vec![false; p.values.len()];
+            for (j, op) in p.ops.iter().enumerate() {
+                if let fhe::packed::OpKind::Poly { input, .. } = op.kind {
+                    near_poly[input as usize] = true;
+                    near_poly[n_in + j] = true;
+                }
+            }
             let eligible: Vec<bool> = ranges
                 .used
                 .iter()
                 .zip(&ranges.unused_max)
-                .map(|(r, &u)| r.is_some_and(|[lo, hi]| lo >= -bound && hi <= bound) && u <= bound)
+                .zip(&near_poly)
+                .map(|((r, &u), &near)| {
+                    near && r.is_some_and(|[lo, hi]| lo >= -bound && hi <= bound) && u <= bound
+                })
                 .collect();
             let pl = bootstrap::place(&p, l, &eligible)?;
             let q = bootstrap::insert(&p, &w, &pl.refreshed)?;

@@ -598,6 +598,21 @@ impl Lowerer<'_> {
                 ))
             }
         };
+        let mut form = form;
+        if matches!(
+            n.op,
+            Op::Conv { .. }
+                | Op::Gemm { .. }
+                | Op::MatMul
+                | Op::BatchNormalization { .. }
+                | Op::AveragePool { .. }
+                | Op::GlobalAveragePool
+                | Op::Transpose { .. }
+                | Op::Concat { .. }
+        ) || (matches!(n.op, Op::Mul | Op::Div))
+        {
+            form.note(&n.name);
+        }
         self.guard(id, &form)?;
         self.forms.insert(out, form);
         Ok(())
@@ -643,6 +658,7 @@ impl Lowerer<'_> {
             shape: os.to_vec(),
             terms,
             bias,
+            via: Default::default(),
         })
     }
 
@@ -899,6 +915,7 @@ impl Lowerer<'_> {
                 },
             )],
             bias: vec![0.0; input.numel()],
+            via: Default::default(),
         };
         if slope != 0.0 {
             let c = slope * os * p.in_scale;
@@ -1159,6 +1176,10 @@ impl Lowerer<'_> {
             } else {
                 Meaning::Partial
             };
+            let node = match f.via.get(src) {
+                Some(names) if !names.is_empty() => names.join(" + "),
+                _ => origin.clone(),
+            };
             let id = self.push_op(
                 OpKind::Linear {
                     input: *src,
@@ -1170,7 +1191,7 @@ impl Lowerer<'_> {
                 shape.clone(),
                 lay,
                 meaning,
-                &origin,
+                &node,
             );
             parts.push(id);
         }

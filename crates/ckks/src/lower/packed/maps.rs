@@ -248,6 +248,8 @@ pub struct Form {
     /// `(packed source value, map)`, sources distinct, in first-use order.
     pub terms: Vec<(u32, Map)>,
     pub bias: Vec<f64>,
+    /// Per source: the IR nodes whose maps were composed into its term (for reports).
+    pub via: std::collections::BTreeMap<u32, Vec<String>>,
 }
 
 impl Form {
@@ -262,6 +264,7 @@ impl Form {
             shape,
             terms: vec![(src, Map::Identity { n, scale: 1.0 })],
             bias: vec![0.0; n],
+            via: Default::default(),
         }
     }
 
@@ -275,6 +278,7 @@ impl Form {
             shape,
             terms: self.terms.iter().map(|(s, m)| (*s, m.after(l))).collect(),
             bias,
+            via: self.via.clone(),
         }
     }
 
@@ -294,6 +298,7 @@ impl Form {
                 .zip(g)
                 .map(|((b, f), g)| b * f + g)
                 .collect(),
+            via: self.via.clone(),
         }
     }
 
@@ -307,15 +312,35 @@ impl Form {
                 None => terms.push((*s, m.scaled(b))),
             }
         }
+        let mut via = self.via.clone();
+        for (src, names) in &other.via {
+            let v = via.entry(*src).or_default();
+            for n in names {
+                if !v.contains(n) {
+                    v.push(n.clone());
+                }
+            }
+        }
         Form {
             shape: self.shape.clone(),
             terms,
+            via,
             bias: self
                 .bias
                 .iter()
                 .zip(&other.bias)
                 .map(|(x, y)| a * x + b * y)
                 .collect(),
+        }
+    }
+
+    /// Records that `node`'s map was composed into every term.
+    pub fn note(&mut self, node: &str) {
+        for (src, _) in &self.terms {
+            let v = self.via.entry(*src).or_default();
+            if v.last().map(String::as_str) != Some(node) {
+                v.push(node.to_string());
+            }
         }
     }
 
