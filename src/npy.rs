@@ -1,4 +1,4 @@
-//! Reading and writing `.npy` arrays (f32, f64, i64; C order, little-endian).
+//! Reading and writing `.npy` arrays (f32, f64, i64, bool; C order, little-endian).
 
 use pannc_ir::Tensor;
 use std::path::Path;
@@ -13,13 +13,13 @@ pub enum NpyError {
     },
     #[error("{path}: not a valid .npy file ({msg})")]
     Format { path: String, msg: String },
-    #[error("{path}: unsupported dtype '{dtype}' (expected float32, float64 or int64)")]
+    #[error("{path}: unsupported dtype '{dtype}' (expected float32, float64, int64 or bool)")]
     DType { path: String, dtype: String },
     #[error("{path}: {msg}")]
     Shape { path: String, msg: String },
 }
 
-/// Reads a .npy file of f32, f64 or i64 (any shape, C order).
+/// Reads a .npy file of f32, f64, i64 or bool (any shape, C order).
 pub fn read(path: &Path) -> Result<Tensor, NpyError> {
     let p = || path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: p(), source })?;
@@ -74,6 +74,7 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor, NpyError> {
     let size = match header.descr.as_str() {
         "<f4" => 4,
         "<f8" | "<i8" => 8,
+        "|b1" => 1,
         _ => {
             return Err(NpyError::DType {
                 path: String::new(),
@@ -93,6 +94,7 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor, NpyError> {
     let t = match header.descr.as_str() {
         "<f4" => Tensor::from_f32(&shape, le(data, f32::from_le_bytes)),
         "<f8" => Tensor::from_f64(&shape, le(data, f64::from_le_bytes)),
+        "|b1" => Tensor::from_bool(&shape, data.iter().map(|&b| b != 0).collect()),
         _ => Tensor::from_i64(&shape, le(data, i64::from_le_bytes)),
     };
     t.ok_or_else(|| NpyError::Shape {
@@ -278,6 +280,7 @@ pub fn write(path: &Path, t: &Tensor) -> Result<(), NpyError> {
         Tensor::F32(a) => write_elems(&mut w, &shape, a.iter().copied()),
         Tensor::F64(a) => write_elems(&mut w, &shape, a.iter().copied()),
         Tensor::I64(a) => write_elems(&mut w, &shape, a.iter().copied()),
+        Tensor::Bool(a) => write_elems(&mut w, &shape, a.iter().copied()),
     }
     .map_err(io)?;
     std::io::Write::flush(&mut w).map_err(io)

@@ -71,6 +71,7 @@ fn run_small(g: &pannc::ir::Graph) {
             DType::F32 => Tensor::from_f32(&shape, vec![1.0; n]),
             DType::F64 => Tensor::from_f64(&shape, vec![1.0; n]),
             DType::I64 => Tensor::from_i64(&shape, vec![1; n]),
+            DType::Bool => Tensor::from_bool(&shape, vec![true; n]),
         };
         let Some(t) = t else { return };
         g.value_mut(v).ty = Some(TensorType::known(ty.dtype, &shape));

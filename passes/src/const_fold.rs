@@ -41,7 +41,8 @@ impl Pass for ConstFold {
         // Partially known shape vectors, keyed by value.
         let mut sym: HashMap<ValueId, Vec<SymInt>> = HashMap::new();
         for id in order {
-            if matches!(g.node(id).op, Op::Constant(_)) {
+            // Opaque nodes (kept, not interpreted) cannot be evaluated.
+            if matches!(g.node(id).op, Op::Constant(_) | Op::Opaque(_)) {
                 continue;
             }
             if self.fold_node(g, id)? {

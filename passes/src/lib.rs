@@ -18,7 +18,6 @@ mod bias_correct;
 mod const_fold;
 mod context;
 mod dce;
-mod drop_final_softmax;
 mod fold_batchnorm;
 mod lower_maxpool;
 mod lower_poly;
@@ -26,6 +25,7 @@ mod range_control;
 mod recognize;
 mod remove_identity;
 pub mod shaping;
+mod split_tail;
 mod util;
 
 pub use approximate::Approximate;
@@ -33,13 +33,13 @@ pub use bias_correct::BiasCorrect;
 pub use const_fold::ConstFold;
 pub use context::{ActivationReport, CalibError, Choice, Context, Policy, Report};
 pub use dce::Dce;
-pub use drop_final_softmax::DropFinalSoftmax;
 pub use fold_batchnorm::FoldBatchNorm;
 pub use lower_maxpool::LowerMaxPool;
 pub use lower_poly::LowerPoly;
 pub use range_control::RangeControl;
 pub use recognize::Recognize;
 pub use remove_identity::RemoveIdentity;
+pub use split_tail::SplitTail;
 
 use pannc_ir::Graph;
 
@@ -83,8 +83,8 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(ConstFold),
         Box::new(Dce),
         Box::new(Recognize),
+        Box::new(SplitTail),
         Box::new(FoldBatchNorm),
-        Box::new(DropFinalSoftmax),
         Box::new(LowerMaxPool),
         Box::new(Approximate),
         Box::new(BiasCorrect),
@@ -147,9 +147,9 @@ impl Pipeline {
             Box::new(RemoveIdentity),
             Box::new(ConstFold),
             Box::new(Recognize),
+            Box::new(SplitTail),
             Box::new(Dce),
             Box::new(FoldBatchNorm),
-            Box::new(DropFinalSoftmax),
             Box::new(LowerMaxPool),
         ])
     }

@@ -9,10 +9,15 @@ use pannc_passes::{Pipeline, Policy};
 use std::path::PathBuf;
 
 /// Compile a trained network into a PANN: fold batch-norm, calibrate ranges, replace every
-/// nonlinearity with a polynomial, fold the range scaling into linear layers, and emit ONNX
-/// and/or the CKKS circuit (pannc-circuit JSON, slot-per-sample packing; MLPs only).
+/// nonlinearity with a polynomial, fold the range scaling into linear layers, and emit ONNX,
+/// a packed CKKS program (`--emit ckks`: one sample per ciphertext, convolutions as rotations,
+/// bootstraps; any CNN of the supported ops) or a slot-per-sample CKKS circuit (`--emit
+/// circuit`/`--circuit`; MLPs only).
 ///
 /// Examples:
+///   pannc compile fixtures/resnet_fmnist/model.onnx --calib fixtures/resnet_fmnist/calib_x.npy \
+///       --alpha 7 --techniques shape+bias --emit ckks --max-level 10 -o resnet.ckks
+///   python -m pannc_openfhe run resnet.ckks --input x.npy --output y.npy
 ///   pannc compile fixtures/resnet_fmnist/model.onnx --calib fixtures/resnet_fmnist/calib_x.npy \
 ///       --alpha 9 -o pann.onnx --report report.json \
 ///       --check fixtures/resnet_fmnist/test_x.npy --labels fixtures/resnet_fmnist/test_y.npy
@@ -55,19 +60,38 @@ pub struct CompileArgs {
     /// (default: the composite at --alpha).
     #[arg(long, value_name = "METHOD:N")]
     pub relu: Option<String>,
-    /// Where to write the PANN: ONNX (polynomials as Mul/Add), or the circuit with
-    /// `--emit circuit` (stdout when -o is absent).
+    /// Where to write the PANN: ONNX (polynomials as Mul/Add); with `--emit ckks` a directory
+    /// (program.json + weights.npz); with `--emit circuit` the circuit (stdout when absent).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// What -o writes: `onnx` (default) or `circuit` (pannc-circuit JSON).
-    #[arg(long, value_parser = ["onnx", "circuit"], default_value = "onnx")]
+    /// What -o writes: `onnx` (default); `ckks`, a packed CKKS program (pannc-circuit v3,
+    /// docs/packed-format.md: each sample's tensors packed in the slots of one ciphertext,
+    /// convolutions and dense layers as rotation-based linear maps, real bootstraps under
+    /// --max-level; checked against the interpreter before it is written); `circuit`, the
+    /// slot-per-sample circuit (pannc-circuit JSON v1/v2; MLPs only).
+    #[arg(long, value_parser = ["onnx", "ckks", "circuit"], default_value = "onnx")]
     pub emit: String,
+    /// `--emit ckks`: slots per ciphertext (a power of two); tensors larger than S span several
+    /// ciphertexts. Default: the smallest power of two holding the largest tensor.
+    #[arg(long, value_name = "S")]
+    pub slots: Option<usize>,
+    /// `--emit ckks`: plan test-size CKKS parameters (ring dimension 2·S, at least 2^12;
+    /// `HEStd_NotSet`) instead of 128-bit security (`HEStd_128_classic`). Never for real data.
+    #[arg(long)]
+    pub insecure: bool,
+    /// `--emit ckks`: calibration samples evaluated in plaintext against the interpreter
+    /// before writing (they also measure the ranges bootstraps need).
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub check_samples: usize,
     /// Also write the CKKS circuit (pannc-circuit JSON; one ciphertext per feature, samples in
     /// the slots) here. Supports Gemm/MatMul, Add/Sub, Flatten/Reshape and polynomials.
     #[arg(long, value_name = "OUT.json")]
     pub circuit: Option<PathBuf>,
-    /// Level budget of the CKKS parameters: when the circuit is deeper, place bootstraps at
-    /// layer boundaries, refreshing the fewest ciphertexts (circuit format version 2).
+    /// Level budget of the CKKS parameters between bootstraps: when the program is deeper,
+    /// place bootstraps refreshing the fewest ciphertexts. `--emit ckks`: on normalised values
+    /// (polynomial inputs and outputs), residual branches refreshed only where needed; with
+    /// OpenFHE's recipe (depth 30, level budget [3,3], uniform ternary) L = 10. `--circuit`:
+    /// at layer boundaries (circuit format version 2).
     #[arg(long, value_name = "L")]
     pub max_level: Option<u32>,
     /// Plan every activation's polynomial as a CKKS circuit and check its levels with
@@ -85,14 +109,21 @@ pub struct CompileArgs {
     #[arg(long, requires = "check")]
     pub labels: Option<PathBuf>,
     /// Run only these passes, in this order (comma-separated). Passes: remove-identity,
-    /// const-fold, dce, recognize, fold-batchnorm, drop-final-softmax, lower-maxpool,
-    /// approximate, bias-correct, range-control, lower-poly.
+    /// const-fold, dce, recognize, split-tail, fold-batchnorm, lower-maxpool, approximate,
+    /// bias-correct, range-control, lower-poly.
     #[arg(long, value_delimiter = ',')]
     pub passes: Vec<String>,
     /// Print the IR after this pass (repeatable; `all` for every pass).
     #[arg(long = "print-after", value_name = "PASS")]
     pub print_after: Vec<String>,
-    /// Error out on a final Softmax instead of removing it.
+    /// Where to write the client-side tail that follows the logits (Softmax, ArgMax,
+    /// scikit-learn's ZipMap/ArrayFeatureExtractor/label casts): it is not run under encryption
+    /// but split off as a plaintext ONNX graph that reads the PANN's outputs by name. Default:
+    /// next to -o (`NAME.tail.onnx`, or `DIR/tail.onnx` with --emit ckks).
+    #[arg(long, value_name = "OUT.onnx")]
+    pub tail: Option<PathBuf>,
+    /// Keep Softmax/LogSoftmax in the network instead of splitting them off with the tail
+    /// (an error: pannc cannot approximate them).
     #[arg(long)]
     pub keep_softmax: bool,
     /// Choose each ReLU's approximation (composite α, minimax degree, fitted degree; bias
@@ -193,7 +224,7 @@ pub fn run(a: &CompileArgs) -> Result<()> {
     };
     let t0 = std::time::Instant::now();
     let mut chosen = None;
-    let report = match &a.budget {
+    let compiled = match &a.budget {
         None => driver::compile_with(&mut graph, calib, opts, |name, g| {
             if a.print_after.iter().any(|p| p == name || p == "all") {
                 println!("; after {name}\n{}", pannc_ir::print(g));
@@ -216,12 +247,47 @@ pub fn run(a: &CompileArgs) -> Result<()> {
             let (g, report) = driver::compile_prepared(&prepared, result.policy.clone())?;
             graph = g;
             chosen = Some(result);
-            report
+            driver::Compiled {
+                report,
+                tail: prepared.tail().cloned(),
+            }
         }
     };
+    let report = compiled.report;
     summarize(&report);
     if let Some(r) = &chosen {
         summarize_budget(r);
+    }
+    if let Some(tail) = &compiled.tail {
+        let path = a.tail.clone().or_else(|| {
+            a.output.as_ref().map(|o| match a.emit.as_str() {
+                "ckks" => o.join("tail.onnx"),
+                _ => o.with_extension("tail.onnx"),
+            })
+        });
+        match path {
+            Some(p) => {
+                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                let mut m = model.clone();
+                m.graph = tail.clone();
+                pannc_onnx::export_to_path(&m, &p, &pannc_onnx::ExportOptions::default())?;
+                eprintln!(
+                    "wrote the plaintext tail to {} (inputs: {})",
+                    p.display(),
+                    tail.inputs()
+                        .iter()
+                        .map(|&v| tail.value(v).name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            None => eprintln!("note: the tail was not written; give --tail FILE or -o"),
+        }
+    } else if a.tail.is_some() {
+        eprintln!("note: the model has no client-side tail; --tail writes nothing");
     }
     eprintln!("compiled in {:.2} s", t0.elapsed().as_secs_f64());
 
@@ -241,7 +307,8 @@ pub fn run(a: &CompileArgs) -> Result<()> {
     }
     if let Some(x) = &a.check {
         let x = check_input(&graph, load::read_npy(x)?, "--check")?;
-        let backbone = driver::simulate(&model.graph, std::slice::from_ref(&x), 500)?.outputs;
+        let backbone = driver::backbone_of(&model.graph, &graph)?;
+        let backbone = driver::simulate(&backbone, std::slice::from_ref(&x), 500)?.outputs;
         let sim = driver::simulate(&graph, std::slice::from_ref(&x), 500)?;
         let (outs, oor) = (sim.outputs, sim.out_of_range);
         let dev = driver::deviation(&outs[0], &backbone[0]);
@@ -324,8 +391,47 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         }
     }
     let want_circuit = a.circuit.is_some() || a.emit == "circuit";
-    if !want_circuit && a.max_level.is_some() {
-        bail!("--max-level needs --circuit or --emit circuit");
+    let want_packed = a.emit == "ckks";
+    if !want_circuit && !want_packed && a.max_level.is_some() {
+        bail!("--max-level needs --emit ckks, --emit circuit or --circuit");
+    }
+    if !want_packed && (a.slots.is_some() || a.insecure) {
+        bail!("--slots and --insecure need --emit ckks");
+    }
+    if want_packed {
+        let Some(dir) = &a.output else {
+            bail!("--emit ckks needs -o DIR (the program directory: program.json, weights.npz)");
+        };
+        let calib = match &a.calib {
+            Some(p) => vec![check_input(&model.graph, load::read_npy(p)?, "--calib")?],
+            None => bail!("--emit ckks needs --calib (the program is checked on calibration samples and bootstraps need their ranges)"),
+        };
+        let t0 = std::time::Instant::now();
+        let opts = driver::PackedEmitOptions {
+            lower: pannc_ckks::lower::packed::PackedOptions {
+                slots: a.slots,
+                ..Default::default()
+            },
+            max_level: a.max_level,
+            security: if a.insecure {
+                driver::Security::Insecure
+            } else {
+                driver::Security::Classic128
+            },
+            check_samples: a.check_samples,
+            ..Default::default()
+        };
+        let e = driver::emit_packed(&graph, &calib, &opts)?;
+        let secs = t0.elapsed().as_secs_f64();
+        let size = fhe::packed::write_dir(dir, &e.program, &e.weights)?;
+        summarize_packed(&e, secs);
+        eprintln!(
+            "wrote {} (program.json {} B, weights.npz {:.1} MB)",
+            dir.display(),
+            e.json.len(),
+            size as f64 / 1e6
+        );
+        json["ckks"] = packed_report(&e, secs, size);
     }
     if want_circuit {
         let t0 = std::time::Instant::now();
@@ -378,9 +484,11 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         let lowered = driver::lowered(&graph)?;
         let mut m = model.clone();
         m.graph = lowered;
-        let bytes = pannc_onnx::export(&m)?;
-        std::fs::write(out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
-        eprintln!("wrote {}", out.display());
+        // Weights go to OUT.data only past protobuf's 2 GiB limit.
+        match pannc_onnx::export_to_path(&m, out, &pannc_onnx::ExportOptions::default())? {
+            Some(data) => eprintln!("wrote {} (weights in {})", out.display(), data.display()),
+            None => eprintln!("wrote {}", out.display()),
+        }
     }
     Ok(())
 }
@@ -584,6 +692,224 @@ fn summarize_circuit(c: &fhe::Circuit, plain_depth: u32, placed: Option<&fhe::Bo
         c.ckks.log_q_estimate,
         c.ckks.security
     );
+}
+
+/// Per op of a packed program: its cost counts.
+fn op_counts(p: &fhe::packed::Program, j: usize) -> (usize, usize, usize, usize) {
+    use fhe::packed::OpKind;
+    let op = &p.ops[j];
+    let cts = |v: u32| p.values[v as usize].ciphertexts;
+    match &op.kind {
+        OpKind::Linear { .. } => (0, 0, 0, 0),
+        OpKind::Poly { input, circuit } => {
+            (0, 0, circuit.stats.ct_ct_mults as usize * cts(*input), 0)
+        }
+        OpKind::Bootstrap { input } => (0, 0, 0, cts(*input)),
+        OpKind::Rotate { .. } => (1, 0, 0, 0),
+        OpKind::MulConst { a, .. } => (0, cts(*a), 0, 0),
+        OpKind::Add { .. } => (0, 0, 0, 0),
+    }
+}
+
+fn summarize_packed(e: &driver::PackedEmitted, secs: f64) {
+    use fhe::packed::{cost, OpKind};
+    let p = &e.program;
+    let model = cost::CostModel::at(p.ckks.ring_dim);
+    eprintln!(
+        "packed CKKS program '{}': {} slots, {} ops ({} linear, {} poly), depth {} ({} without bootstraps)",
+        p.name, p.slots, p.ops.len(), p.stats.linear, p.stats.poly, p.depth, e.depth_without_bootstraps
+    );
+    eprintln!(
+        "{:>3} {:<9} {:<34} {:>4} {:>9} {:>5} {:>6} {:>4} {:>5} {:>5} {:>8}",
+        "op", "kind", "node", "cts", "level", "diag", "n1", "baby", "giant", "ct×ct", "est s"
+    );
+    for (j, op) in p.ops.iter().enumerate() {
+        let node = p
+            .layers
+            .iter()
+            .find(|l| l.op == j)
+            .map_or("", |l| l.node.as_str());
+        let args = op.kind.args();
+        let lin = args
+            .iter()
+            .map(|&a| p.values[a as usize].level)
+            .max()
+            .unwrap_or(0);
+        let cts = p.values[op.out as usize].ciphertexts;
+        let (mut st, diag, n1, baby, giant) = match &op.kind {
+            OpKind::Linear { weights, n1, .. } => {
+                let w = &e.weights[weights];
+                let b = cost::Bsgs::new(&w.index, *n1, p.slots);
+                let st = fhe::packed::Stats {
+                    rotations: b.rotations(),
+                    pt_mults: w.index.len(),
+                    ..Default::default()
+                };
+                (
+                    st,
+                    w.index.len().to_string(),
+                    n1.to_string(),
+                    b.baby.len().to_string(),
+                    b.giant.len().to_string(),
+                )
+            }
+            _ => (
+                fhe::packed::Stats::default(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ),
+        };
+        let (r, pt, cc, bs) = op_counts(p, j);
+        st.rotations += r;
+        st.pt_mults += pt;
+        st.ct_ct_mults = cc;
+        st.bootstraps = bs;
+        let kind = match &op.kind {
+            OpKind::Poly { circuit, .. } => format!("poly/{}", circuit.depth),
+            k => k.name().to_string(),
+        };
+        eprintln!(
+            "{:>3} {:<9} {:<34} {:>4} {:>4}→{:<4} {:>5} {:>6} {:>4} {:>5} {:>5} {:>8.1}",
+            j,
+            truncate(&kind, 9),
+            truncate(node, 34),
+            cts,
+            lin,
+            op.level,
+            diag,
+            n1,
+            baby,
+            giant,
+            if cc > 0 {
+                cc.to_string()
+            } else {
+                String::new()
+            },
+            model.seconds(&st)
+        );
+    }
+    match &e.placement {
+        Some(pl) => {
+            let at: Vec<String> = p
+                .ops
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| matches!(o.kind, OpKind::Bootstrap { .. }))
+                .map(|(j, o)| {
+                    let OpKind::Bootstrap { input } = o.kind else {
+                        unreachable!()
+                    };
+                    let src = &p.ops[j - 1];
+                    let node = p
+                        .layers
+                        .iter()
+                        .find(|l| l.op == j)
+                        .map_or("?", |l| l.node.as_str());
+                    let r = p.values[input as usize]
+                        .range
+                        .unwrap_or([f64::NAN, f64::NAN]);
+                    format!(
+                        "value {input} ({} of '{node}', range [{:.2}, {:.2}])",
+                        src.kind.name(),
+                        r[0],
+                        r[1]
+                    )
+                })
+                .collect();
+            eprintln!(
+                "bootstraps: {} ciphertexts refreshed ({}; max level {}):",
+                pl.ciphertexts,
+                if pl.exact {
+                    "minimal"
+                } else {
+                    "state set truncated: not proven minimal"
+                },
+                p.ckks.levels
+            );
+            for a in at {
+                eprintln!("  {a}");
+            }
+        }
+        None => eprintln!(
+            "bootstraps: none (depth {} ≤ levels {})",
+            p.depth, p.ckks.levels
+        ),
+    }
+    let keys: Vec<String> = p.rotations.iter().take(12).map(|k| k.to_string()).collect();
+    eprintln!(
+        "rotations: {} per sample, {} plaintext products, {} ct×ct; rotation keys: {} ({}{})",
+        p.stats.rotations,
+        p.stats.pt_mults,
+        p.stats.ct_ct_mults,
+        p.stats.keys,
+        keys.join(", "),
+        if p.rotations.len() > 12 { ", …" } else { "" }
+    );
+    eprintln!(
+        "check: {} values vs the interpreter (f64): random inputs max rel. error {:.2e}, {} calibration samples {:.2e}",
+        e.check.values_checked, e.check.random_max_rel_error, e.check.samples, e.check.calib_max_rel_error
+    );
+    let c = &p.ckks;
+    eprintln!(
+        "CKKS: ring dimension {}, {} slots, scale 2^{}, first prime {} bits, {} levels + {} for bootstrapping = multiplicative depth {}, log QP ≈ {} bits, {}{}",
+        c.ring_dim,
+        c.slots,
+        c.scale_bits,
+        c.first_mod_bits,
+        c.levels,
+        e.multiplicative_depth - c.levels,
+        e.multiplicative_depth,
+        e.log_qp,
+        c.security,
+        if c.security == "HEStd_NotSet" { " (INSECURE test parameters: never use them for real data)" } else { " (128-bit security)" }
+    );
+    if let Some(est) = &p.estimate {
+        eprintln!(
+            "estimated encrypted time: {:.0} s per sample ({})",
+            est.seconds, est.model
+        );
+    }
+    eprintln!("packed program built and checked in {secs:.2} s");
+}
+
+fn packed_report(e: &driver::PackedEmitted, secs: f64, size: u64) -> serde_json::Value {
+    use fhe::packed::OpKind;
+    let p = &e.program;
+    serde_json::json!({
+        "slots": p.slots,
+        "depth": p.depth,
+        "depth_without_bootstraps": e.depth_without_bootstraps,
+        "stats": &p.stats,
+        "ckks": &p.ckks,
+        "multiplicative_depth": e.multiplicative_depth,
+        "log_qp": e.log_qp,
+        "estimate": &p.estimate,
+        "check": &e.check,
+        "seconds": secs,
+        "weights_bytes": size,
+        "bootstraps": e.placement.as_ref().map(|pl| serde_json::json!({
+            "ciphertexts": pl.ciphertexts, "minimal": pl.exact,
+            "values": p.ops.iter().filter_map(|o| match o.kind { OpKind::Bootstrap { input } => Some(input), _ => None }).collect::<Vec<_>>(),
+        })),
+        "ops": p.ops.iter().enumerate().map(|(j, o)| {
+            let mut r = serde_json::json!({
+                "op": o.kind.name(),
+                "node": p.layers.iter().find(|l| l.op == j).map(|l| l.node.clone()),
+                "level_in": o.kind.args().iter().map(|&a| p.values[a as usize].level).max(),
+                "level": o.level,
+                "ciphertexts": p.values[o.out as usize].ciphertexts,
+            });
+            if let OpKind::Linear { weights, n1, diagonals, .. } = &o.kind {
+                let b = fhe::packed::cost::Bsgs::new(&e.weights[weights].index, *n1, p.slots);
+                r["diagonals"] = (*diagonals).into();
+                r["n1"] = (*n1).into();
+                r["rotations"] = b.rotations().into();
+            }
+            r
+        }).collect::<Vec<_>>(),
+    })
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -1,13 +1,19 @@
 //! `pannc inspect`: what a model contains and whether pannc supports it.
+//!
+//! A model that loads is described (inputs, outputs, op histogram, parameters, nodes kept
+//! without interpretation). A model that does not load prints nothing but the error (one line
+//! on stderr, exit code 1); with `--json`, stdout also gets `{model, error, unsupported}` with
+//! the unsupported ops grouped by type.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use pannc_onnx::{OnnxError, UnsupportedGroup};
 use serde::Serialize;
 use std::path::PathBuf;
 
 /// Show a model's inputs, outputs, op histogram, parameter count and unsupported ops.
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
-    /// The ONNX model to inspect.
+    /// The ONNX model to inspect (its external data files, if any, next to it).
     pub model: PathBuf,
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
@@ -19,16 +25,34 @@ pub struct InspectArgs {
 #[derive(Serialize)]
 struct Io {
     name: String,
+    /// `f32`, ...; for values only kept, not typed, their ONNX type (`seq(map(INT64,
+    /// tensor(FLOAT)))`) or `?`.
     dtype: String,
-    shape: Vec<String>,
+    /// `None` when the value is not a typed tensor.
+    shape: Option<Vec<String>>,
 }
 
+/// Nodes of one op type: unsupported ones, or opaque ones kept without interpretation.
 #[derive(Serialize)]
-struct Unsupported {
+struct Group {
     op_type: String,
-    node: String,
     domain: String,
-    opset: Option<i64>,
+    count: usize,
+    first_node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl From<UnsupportedGroup> for Group {
+    fn from(g: UnsupportedGroup) -> Group {
+        Group {
+            op_type: g.op_type,
+            domain: g.domain,
+            count: g.count,
+            first_node: g.first_node,
+            reason: Some(g.reason),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -41,87 +65,104 @@ struct Report {
     outputs: Vec<Io>,
     ops: Vec<(String, usize)>,
     parameters: usize,
-    unsupported: Vec<Unsupported>,
-    /// Why the model could not be imported, other than unsupported ops.
-    error: Option<String>,
+    /// Nodes pannc keeps but does not interpret (scikit-learn's `ai.onnx.ml` tail).
+    kept: Vec<Group>,
+    /// Always empty in a report (a model with unsupported ops does not load).
+    unsupported: Vec<Group>,
+}
+
+/// What `--json` prints for a model that does not load.
+#[derive(Serialize)]
+struct Failure {
+    model: String,
+    error: String,
+    unsupported: Vec<Group>,
 }
 
 pub fn run(args: &InspectArgs) -> Result<()> {
     args.mem.apply()?;
-    let bytes = crate::load::read_model_file(&args.model)?;
-    let ops =
-        pannc_onnx::op_histogram(&bytes).with_context(|| format!("{}", args.model.display()))?;
-    let mut report = Report {
-        model: args.model.display().to_string(),
-        ir_version: 0,
-        opset: 0,
-        producer: String::new(),
-        inputs: vec![],
-        outputs: vec![],
-        ops,
-        parameters: 0,
-        unsupported: vec![],
-        error: None,
-    };
-    match pannc_onnx::import_with_limits(&bytes, &crate::load::limits()?) {
-        Ok(mut model) => {
-            report.ir_version = model.ir_version;
-            report.opset = model.graph.opset;
-            report.producer = format!("{} {}", model.producer_name, model.producer_version)
-                .trim()
-                .to_string();
-            report.parameters = parameter_count(&model.graph);
-            if let Err(e) = crate::load::canonicalize(&mut model.graph) {
-                report.error = Some(format!("{e:#}"));
+    match report(args) {
+        Ok(r) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print_text(&r);
             }
-            let g = &model.graph;
-            let io = |v: pannc_ir::ValueId| {
-                let val = g.value(v);
-                let (dtype, shape) = match &val.ty {
-                    Some(t) => (
-                        t.dtype.to_string(),
-                        t.shape.iter().map(|d| d.to_string()).collect(),
-                    ),
-                    None => ("?".into(), vec![]),
+            Ok(())
+        }
+        Err((error, unsupported)) => {
+            if args.json {
+                let f = Failure {
+                    model: args.model.display().to_string(),
+                    error: error.clone(),
+                    unsupported,
                 };
-                Io {
-                    name: val.name.clone(),
-                    dtype,
-                    shape,
-                }
-            };
-            report.inputs = g.inputs().iter().map(|&v| io(v)).collect();
-            report.outputs = g.outputs().iter().map(|&v| io(v)).collect();
+                println!("{}", serde_json::to_string_pretty(&f)?);
+            }
+            Err(anyhow::anyhow!(error))
         }
-        Err(pannc_onnx::OnnxError::Unsupported(list)) => {
-            report.unsupported = list
+    }
+}
+
+/// The report of a model that loads; else the one-line error and the unsupported ops.
+fn report(args: &InspectArgs) -> Result<Report, (String, Vec<Group>)> {
+    let fail = |e: anyhow::Error| (format!("{e:#}"), vec![]);
+    let path = &args.model;
+    let bytes = crate::load::read_model_file(path).map_err(fail)?;
+    let ops = pannc_onnx::op_histogram(&bytes).map_err(|e| {
+        (
+            format!("{}: {}", path.display(), crate::load::describe(&e)),
+            vec![],
+        )
+    })?;
+    let limits = crate::load::limits().map_err(fail)?;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut model = pannc_onnx::import_with_dir(&bytes, dir, &limits).map_err(|e| {
+        let groups = match &e {
+            OnnxError::Unsupported(list) => pannc_onnx::group_unsupported(list)
                 .into_iter()
-                .map(|u| Unsupported {
-                    op_type: u.op_type,
-                    node: u.node,
-                    domain: u.domain,
-                    opset: u.opset,
-                })
-                .collect();
+                .map(Group::from)
+                .collect(),
+            _ => vec![],
+        };
+        (
+            format!("{}: {}", path.display(), crate::load::describe(&e)),
+            groups,
+        )
+    })?;
+    let parameters = parameter_count(&model.graph);
+    crate::load::canonicalize(&mut model.graph)
+        .map_err(|e| (format!("{}: {e:#}", path.display()), vec![]))?;
+    let g = &model.graph;
+    let io = |v: pannc_ir::ValueId| {
+        let val = g.value(v);
+        let (dtype, shape) = match &val.ty {
+            Some(t) => (
+                t.dtype.to_string(),
+                Some(t.shape.iter().map(|d| d.to_string()).collect()),
+            ),
+            None => (foreign_type(g, v).unwrap_or_else(|| "?".into()), None),
+        };
+        Io {
+            name: val.name.clone(),
+            dtype,
+            shape,
         }
-        Err(e) => report.error = Some(crate::load::describe(&e)),
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_text(&report);
-    }
-    if !report.unsupported.is_empty() {
-        anyhow::bail!(
-            "{}: {} unsupported op node(s) (listed above)",
-            report.model,
-            report.unsupported.len()
-        );
-    }
-    if let Some(e) = &report.error {
-        anyhow::bail!("{}: {e}", report.model);
-    }
-    Ok(())
+    };
+    Ok(Report {
+        model: path.display().to_string(),
+        ir_version: model.ir_version,
+        opset: g.opset,
+        producer: format!("{} {}", model.producer_name, model.producer_version)
+            .trim()
+            .to_string(),
+        inputs: g.inputs().iter().map(|&v| io(v)).collect(),
+        outputs: g.outputs().iter().map(|&v| io(v)).collect(),
+        ops,
+        parameters,
+        kept: kept(g),
+        unsupported: vec![],
+    })
 }
 
 /// Number of floating-point constant elements (weights, biases, batch-norm statistics).
@@ -133,6 +174,46 @@ fn parameter_count(g: &pannc_ir::Graph) -> usize {
             _ => None,
         })
         .sum()
+}
+
+/// The kept (non-tensor) type of a value computed by an opaque node, e.g. ZipMap's sequence of
+/// maps.
+fn foreign_type(g: &pannc_ir::Graph, v: pannc_ir::ValueId) -> Option<String> {
+    let pannc_ir::Producer::Node { node, port } = g.value(v).producer() else {
+        return None;
+    };
+    let pannc_ir::Op::Opaque(o) = &g.node(node).op else {
+        return None;
+    };
+    pannc_onnx::foreign_type_name(o.foreign_types.get(port)?.as_ref()?)
+}
+
+/// Opaque nodes grouped by domain and op type, in the graph's order.
+fn kept(g: &pannc_ir::Graph) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    let Ok(order) = g.topo_order() else {
+        return groups;
+    };
+    for id in order {
+        let node = g.node(id);
+        let pannc_ir::Op::Opaque(o) = &node.op else {
+            continue;
+        };
+        match groups
+            .iter_mut()
+            .find(|x| x.op_type == o.op_type && x.domain == o.domain)
+        {
+            Some(x) => x.count += 1,
+            None => groups.push(Group {
+                op_type: o.op_type.clone(),
+                domain: o.domain.clone(),
+                count: 1,
+                first_node: node.name.clone(),
+                reason: None,
+            }),
+        }
+    }
+    groups
 }
 
 fn print_text(r: &Report) {
@@ -150,7 +231,10 @@ fn print_text(r: &Report) {
     let io = |label: &str, list: &[Io]| {
         println!("{label}:");
         for x in list {
-            println!("  {:<24} {}[{}]", x.name, x.dtype, x.shape.join(","));
+            match &x.shape {
+                Some(s) => println!("  {:<24} {}[{}]", x.name, x.dtype, s.join(",")),
+                None => println!("  {:<24} {}", x.name, x.dtype),
+            }
         }
     };
     io("inputs", &r.inputs);
@@ -160,18 +244,23 @@ fn print_text(r: &Report) {
     for (op, n) in &r.ops {
         println!("  {op:<24} {n}");
     }
-    if r.unsupported.is_empty() {
-        println!("unsupported ops: none");
-    } else {
-        println!("unsupported ops ({}):", r.unsupported.len());
-        for u in &r.unsupported {
-            let dom = if u.domain.is_empty() {
-                String::new()
-            } else {
-                format!("{}.", u.domain)
-            };
-            let opset = u.opset.map_or("?".to_string(), |o| o.to_string());
-            println!("  {dom}{} (node '{}', opset {opset})", u.op_type, u.node);
-        }
+    if !r.kept.is_empty() {
+        let items: Vec<String> = r
+            .kept
+            .iter()
+            .map(|g| {
+                let dom = if g.domain.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}.", g.domain)
+                };
+                format!(
+                    "{dom}{} ×{} (first: '{}')",
+                    g.op_type, g.count, g.first_node
+                )
+            })
+            .collect();
+        println!("kept, not interpreted: {}", items.join(", "));
     }
+    println!("unsupported ops: none");
 }

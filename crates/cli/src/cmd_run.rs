@@ -8,6 +8,11 @@ use std::path::PathBuf;
 
 /// Run a model on .npy inputs with pannc's reference interpreter.
 ///
+/// A model exported with a fixed batch size b (inputs declared [1,3,64,64], as PyTorch's
+/// exporters write for a batch-1 example) accepts any multiple of b samples: it runs b at a
+/// time and the outputs are concatenated. Nodes kept without interpretation (scikit-learn's
+/// ai.onnx.ml tail) make the run fail, naming the node.
+///
 /// Example: pannc run fixtures/resnet_fmnist/model.onnx --input fixtures/resnet_fmnist/test_x.npy --output logits.npy
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {

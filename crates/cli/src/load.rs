@@ -94,11 +94,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// the graph (typed integer data may take more bytes on disk than in memory), and never over
 /// 2 GiB, protobuf's limit on a message (larger ONNX models must use external data).
 pub fn max_model_file_bytes(limits: &Limits) -> u64 {
-    limits
-        .max_total_bytes
-        .saturating_mul(2)
-        .saturating_add(16 << 20)
-        .min(PROTOBUF_MAX)
+    limits.max_model_file_bytes()
 }
 
 /// Protobuf's limit on the size of a message: 2 GiB.
@@ -111,7 +107,7 @@ pub fn read_model_file(path: &Path) -> Result<Vec<u8>> {
     let max = max_model_file_bytes(&limits()?);
     let too_big = |size: Option<u64>| {
         let why = if max == PROTOBUF_MAX {
-            "protobuf's limit on a message (larger ONNX models keep their weights in external data, which pannc does not read)".to_string()
+            "protobuf's limit on a message (larger ONNX models keep their weights in external data files)".to_string()
         } else {
             format!("what a model within the memory limit may have; raise it with --max-memory or {MAX_MEMORY_ENV}")
         };
@@ -151,9 +147,11 @@ pub fn describe(e: &OnnxError) -> String {
     }
 }
 
-/// Imports model bytes under the limits in force.
+/// Imports the bytes of the model file `path` under the limits in force; external tensor data
+/// is read from files in the model's directory (and only there).
 pub fn import(path: &Path, bytes: &[u8]) -> Result<pannc_onnx::Model> {
-    pannc_onnx::import_with_limits(bytes, &limits()?)
+    let dir = path.parent().unwrap_or(Path::new("."));
+    pannc_onnx::import_with_dir(bytes, dir, &limits()?)
         .map_err(|e| anyhow!("{}: {}", path.display(), describe(&e)))
 }
 

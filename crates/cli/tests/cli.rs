@@ -47,15 +47,88 @@ const X: &str = "fixtures/gelu_digits/test_x.npy";
 
 #[test]
 fn inspect_lists_every_unsupported_op_at_once() {
+    // Text: the error alone, one line, every unsupported op type named once with its count.
+    let out = pannc(&["inspect", "fixtures/bad/unsupported_op.onnx"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (e, l, f) = (
+        err.find("Einsum ×1 (first: 'einsum_node'"),
+        err.find("LSTM ×1 (first: 'lstm_node'"),
+        err.find("com.example.FancyOp ×1 (first: 'custom_node'"),
+    );
+    assert!(
+        e < l && l < f && e.is_some(),
+        "grouped in file order: {err}"
+    );
+    // JSON: the same groups.
     let out = pannc(&["inspect", "fixtures/bad/unsupported_op.onnx", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let list = report["unsupported"].as_array().unwrap();
-    assert!(list.len() >= 2, "{report}");
+    let ops: Vec<&str> = list
+        .iter()
+        .map(|u| u["op_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["Einsum", "LSTM", "FancyOp"], "{report}");
     for u in list {
-        assert!(u["op_type"].as_str().is_some_and(|s| !s.is_empty()));
-        assert!(u["node"].as_str().is_some());
+        assert_eq!(u["count"], 1);
+        assert!(u["first_node"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("_node")));
     }
+    assert!(
+        report.get("parameters").is_none(),
+        "no half-report: {report}"
+    );
+}
+
+/// Unsupported nodes are grouped by op type in order of first occurrence, with counts.
+#[test]
+fn inspect_groups_unsupported_ops_with_counts() {
+    use pannc_ir::{DType, Dim, Graph, Op, TensorType};
+    let mut g = Graph::new("grouping", 17);
+    let ty = TensorType::new(DType::F32, vec![Dim::Sym("N".into()), Dim::Known(4)]);
+    let mut x = g.add_input("x", Some(ty)).unwrap();
+    for _ in 0..3 {
+        x = g.add_simple("", Op::Relu, &[x]).unwrap();
+    }
+    g.set_outputs(vec![x]);
+    let bytes = pannc_onnx::export_graph(&g).unwrap();
+    // Rename the op types of the written nodes: Relu → Mish for the first and third node,
+    // Relu → Celu for the second (same byte length, so the protobuf stays valid).
+    let text = bytes.clone();
+    let mut k = 0;
+    let mut patched = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        if text[i..].starts_with(b"Relu") {
+            patched.extend_from_slice(if k == 1 { b"Celu" } else { b"Mish" });
+            k += 1;
+            i += 4;
+        } else {
+            patched.push(text[i]);
+            i += 1;
+        }
+    }
+    assert_eq!(k, 3);
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("grouping.onnx");
+    std::fs::write(&p, patched).unwrap();
+    let out = pannc(&["inspect", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("3 unsupported node(s): Mish ×2 (first: "),
+        "{err}"
+    );
+    let mish = err.find("Mish ×2").unwrap();
+    let celu = err.find("Celu ×1").unwrap();
+    assert!(mish < celu, "{err}");
 }
 
 #[test]
@@ -77,6 +150,7 @@ fn inspect_describes_a_fixture() {
     assert!(ops.contains(&("Conv".into(), 15)), "{ops:?}");
     assert!(r["parameters"].as_u64().unwrap() > 10_000);
     assert!(r["unsupported"].as_array().unwrap().is_empty());
+    assert!(r["kept"].as_array().unwrap().is_empty());
     let text = pannc(&["inspect", "fixtures/resnet_fmnist/model.onnx"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
@@ -347,4 +421,111 @@ fn check_counts_non_finite_logits_as_failures() {
         r["check"]
     );
     assert!(r["check"]["first_outside"].as_str().is_some());
+}
+
+/// A batch-1 export (the default exporters' form when the example input has batch 1) runs on
+/// all the samples given: `pannc run` gives exactly what it gives for the same network
+/// exported with a symbolic batch.
+#[test]
+fn run_accepts_many_samples_for_a_batch_one_export() {
+    use pannc_ir::{Dim, TensorType};
+    let model = root().join("fixtures/gelu_digits/model.onnx");
+    let mut m = pannc_onnx::import_path(&model, &pannc_onnx::Limits::default()).unwrap();
+    let x = m.graph.inputs()[0];
+    let ty = m.graph.value(x).ty.clone().unwrap();
+    assert!(matches!(ty.shape[0], Dim::Sym(_)), "{ty}");
+    let mut shape = ty.shape.clone();
+    shape[0] = Dim::Known(1);
+    m.graph.value_mut(x).ty = Some(TensorType::new(ty.dtype, shape));
+    pannc_interp::infer_types(&mut m.graph).unwrap();
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let batch1 = tmp.join("gelu_digits_batch1.onnx");
+    std::fs::write(&batch1, pannc_onnx::export(&m).unwrap()).unwrap();
+    let text = pannc(&["inspect", batch1.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("f32[1,64]"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+    let (a, b) = (tmp.join("batch1-logits.npy"), tmp.join("batchN-logits.npy"));
+    for (model, out) in [(batch1.as_path(), &a), (model.as_path(), &b)] {
+        let o = pannc(&[
+            "run",
+            model.to_str().unwrap(),
+            "-i",
+            X,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let n = pannc::npy::read(&root().join(X)).unwrap().shape()[0];
+    assert!(n > 1);
+    assert_eq!(pannc::npy::read(&a).unwrap().shape(), &[n, 10]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}
+
+/// A model with an `ai.onnx.ml` node (a Normalizer after a MatMul, hand-encoded): `inspect`
+/// describes it and lists the node as kept; `run` refuses with one line naming it.
+#[test]
+fn kept_nodes_are_listed_by_inspect_and_refused_by_run() {
+    use pannc_ir::{DType, Dim, Graph, Op, Opaque, Tensor, TensorType};
+    // NodeProto: input (1), output (2), name (3), op_type (4), domain (7), as protobuf strings.
+    let field = |tag: u8, s: &str| {
+        let mut v = vec![tag << 3 | 2, s.len() as u8];
+        v.extend_from_slice(s.as_bytes());
+        v
+    };
+    let mut encoded = Vec::new();
+    for (tag, s) in [
+        (1, "h"),
+        (2, "y"),
+        (3, "norm"),
+        (4, "Normalizer"),
+        (7, "ai.onnx.ml"),
+    ] {
+        encoded.extend(field(tag, s));
+    }
+    let mut g = Graph::new("kept", 17);
+    let ty = TensorType::new(DType::F32, vec![Dim::Sym("N".into()), Dim::Known(3)]);
+    let x = g.add_input("x", Some(ty.clone())).unwrap();
+    let w = g
+        .add_constant("w", Tensor::from_f32(&[3, 3], vec![0.5; 9]).unwrap())
+        .unwrap();
+    let h = g.add_simple("mm", Op::MatMul, &[x, w]).unwrap();
+    g.rename_value(h, "h".into()).unwrap();
+    let op = Op::Opaque(Box::new(Opaque {
+        domain: "ai.onnx.ml".into(),
+        op_type: "Normalizer".into(),
+        encoded,
+        foreign_types: vec![None],
+    }));
+    let (_, outs) = g.add_node("norm", op, &[h], &["y".into()]).unwrap();
+    g.value_mut(outs[0]).ty = Some(ty);
+    g.set_outputs(outs);
+    let mut m = pannc_onnx::Model::from_graph(g);
+    m.opset_imports.push(("ai.onnx.ml".into(), 1));
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kept.onnx");
+    std::fs::write(&p, pannc_onnx::export(&m).unwrap()).unwrap();
+    let p = p.to_str().unwrap();
+    let out = pannc(&["inspect", p]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("kept, not interpreted: ai.onnx.ml.Normalizer ×1 (first: 'norm')")
+            && text.contains("ai.onnx.ml::Normalizer"),
+        "{text}"
+    );
+    let xs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kept-x.npy");
+    pannc::npy::write(&xs, &Tensor::from_f32(&[2, 3], vec![1.0; 6]).unwrap()).unwrap();
+    let out = pannc(&["run", p, "-i", xs.to_str().unwrap()]);
+    assert_one_line_error(
+        &out,
+        "node 'norm' (Opaque): ai.onnx.ml.Normalizer is kept",
+        "run",
+    );
 }

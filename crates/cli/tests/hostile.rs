@@ -118,7 +118,34 @@ const EXPECTED: &[(&str, &str)] = &[
     ("deep_nesting", "recursion limit"),
     ("duplicate_name", "defined twice"),
     ("empty", "no graph"),
-    ("external_data", "external data"),
+    (
+        "ext_absolute_path",
+        "location '/etc/passwd' is an absolute path",
+    ),
+    (
+        "ext_bad_offset",
+        "offset '12abc' is not a non-negative decimal integer",
+    ),
+    ("ext_directory", "location '.' is not a regular file"),
+    ("ext_huge", "per-tensor limit"),
+    (
+        "ext_length_mismatch",
+        "length 60 disagrees with its shape [4, 4] of FLOAT",
+    ),
+    ("ext_no_location", "has no 'location'"),
+    (
+        "ext_parent_dir",
+        "location '../README.md' has a '..' component",
+    ),
+    (
+        "ext_past_end",
+        "runs past the end of 'ext_small.data' (16 bytes)",
+    ),
+    (
+        "ext_symlink_outside",
+        "resolves (through a symbolic link) to a file outside the model's directory",
+    ),
+    ("external_data", "location 'weights.bin' does not exist"),
     ("huge_dims", "per-tensor limit"),
     ("huge_input_shape", "value 'x'"),
     ("huge_rank", "rank 100000"),
@@ -354,4 +381,90 @@ fn fixed_fuzz_findings_are_one_line_errors() {
             one_line_error(&r, needle, &format!("{cmd} {file}"));
         }
     }
+}
+
+/// External data never reaches outside the model's directory. A model in `sandbox/model/`
+/// whose weight lives in an external file is pointed, by rewriting the location stored in the
+/// file, at a sentinel next to that directory — through `..`, and through symbolic links — and
+/// at a FIFO there (opening one blocks until a writer comes, so any read would hang past the
+/// deadline). Every variant is refused at once without the sentinel's bytes in the error; the
+/// same model pointing at a copy of the data inside its directory loads and runs.
+#[test]
+fn external_data_stays_in_the_model_directory() {
+    use pannc_ir::{DType, Dim, Graph, Op, Tensor, TensorType};
+    let base = tmp().join("ext-sandbox");
+    let _ = std::fs::remove_dir_all(&base);
+    let dir = base.join("model");
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // x [N, 16] + w [16], w written to "m.onnx.data" (11 characters).
+    let mut g = Graph::new("ext", 17);
+    let ty = TensorType::new(DType::F32, vec![Dim::Sym("N".into()), Dim::Known(16)]);
+    let x = g.add_input("x", Some(ty)).unwrap();
+    let w = g
+        .add_constant("w", Tensor::from_f32(&[16], vec![0.25; 16]).unwrap())
+        .unwrap();
+    let y = g.add_simple("add", Op::Add, &[x, w]).unwrap();
+    g.set_outputs(vec![y]);
+    let opts = pannc_onnx::ExportOptions {
+        max_inline_bytes: 0,
+        min_external_tensor_bytes: 0,
+        ..Default::default()
+    };
+    let model = dir.join("m.onnx");
+    let data = pannc_onnx::export_to_path(&pannc_onnx::Model::from_graph(g), &model, &opts)
+        .unwrap()
+        .expect("forced external data");
+    let bytes = std::fs::read(&model).unwrap();
+    assert_eq!(bytes.windows(11).filter(|w| w == b"m.onnx.data").count(), 1);
+
+    // 64 bytes (the size of w) that must never show up anywhere.
+    let sentinel: Vec<u8> = b"SENTINEL:".iter().cycle().take(64).copied().collect();
+    std::fs::write(base.join("sec.data"), &sentinel).unwrap();
+    std::fs::copy(&data, dir.join("inside.data")).unwrap();
+    std::os::unix::fs::symlink("../sec.data", dir.join("lnk_sec.bin")).unwrap();
+    let st = Command::new("mkfifo")
+        .arg(base.join("fif.data"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "mkfifo");
+    std::os::unix::fs::symlink("../fif.data", dir.join("lnk_fif.bin")).unwrap();
+    std::os::unix::fs::symlink(base.join("sec.data"), dir.join("lnk_abs.bin")).unwrap();
+
+    let variant = |location: &str| -> String {
+        assert_eq!(location.len(), 11);
+        let mut b = bytes.clone();
+        let at = b.windows(11).position(|w| w == b"m.onnx.data").unwrap();
+        b[at..at + 11].copy_from_slice(location.as_bytes());
+        let p = dir.join(format!("{}.onnx", location.replace(['/', '.'], "_")));
+        std::fs::write(&p, b).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let x = tmp().join("ext-x.npy");
+    pannc::npy::write(&x, &Tensor::from_f32(&[2, 16], vec![1.0; 32]).unwrap()).unwrap();
+    let x = x.to_str().unwrap();
+
+    for (location, needle) in [
+        ("../sec.data", "has a '..' component"),
+        ("../fif.data", "has a '..' component"),
+        ("lnk_sec.bin", "outside the model's directory"),
+        ("lnk_abs.bin", "outside the model's directory"),
+        ("lnk_fif.bin", "outside the model's directory"),
+    ] {
+        let p = variant(location);
+        for args in [vec!["inspect", &p], vec!["run", &p, "-i", x]] {
+            let r = pannc(&args, &[]);
+            let line = one_line_error(&r, needle, &format!("{args:?}"));
+            assert!(line.contains(&format!("'{location}'")), "{line}");
+            assert!(
+                !line.contains("SENTINEL") && !r.stdout.contains("SENTINEL"),
+                "{line}"
+            );
+        }
+    }
+    // The control: inside the directory, it loads and computes x + 0.25.
+    let p = variant("inside.data");
+    let r = pannc(&["run", &p, "-i", x], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("min=1.25, max=1.25"), "{}", r.stdout);
 }

@@ -10,7 +10,9 @@
 //! ```text
 //! imported ──compile──► PANN ──lowered──► lowered (ONNX)
 //!                        ├──simulate──► outputs, out-of-range counts
-//!                        └──emit_ckks──► pannc-circuit (+ bootstraps, checked)
+//!                        ├──emit_ckks──► pannc-circuit v1/v2 (slot-per-sample, + bootstraps, checked)
+//!                        └──emit_packed──► pannc-circuit v3 (packed: rotations, bootstraps; checked
+//!                                          against the interpreter)
 //! ```
 
 use pannc_interp::RunOptions;
@@ -18,7 +20,7 @@ use pannc_ir::{verify_form, Form, Graph, Op, Tensor, ValueId};
 use pannc_passes::{Context, PassError, Pipeline};
 
 pub use pannc_ckks::levels::ActivationLevels;
-pub use pannc_ckks::{EmitOptions, Emitted};
+pub use pannc_ckks::{EmitOptions, Emitted, PackedEmitOptions, PackedEmitted, Security};
 pub use pannc_interp::Memo;
 pub use pannc_passes::{ActivationReport, Policy, Report};
 
@@ -89,7 +91,7 @@ fn check_form(g: &Graph, stage: &'static str, form: Form) -> Result<(), DriverEr
 /// Compiles `g` into a PANN in place with the default pipeline and returns the report.
 /// `calib` holds one batch-first tensor per graph input.
 pub fn compile(g: &mut Graph, calib: Vec<Tensor>, policy: Policy) -> Result<Report, DriverError> {
-    compile_with(
+    Ok(compile_with(
         g,
         calib,
         CompileOptions {
@@ -97,7 +99,18 @@ pub fn compile(g: &mut Graph, calib: Vec<Tensor>, policy: Policy) -> Result<Repo
             ..CompileOptions::default()
         },
         |_, _| {},
-    )
+    )?
+    .report)
+}
+
+/// What [`compile_with`] made besides the PANN itself (compiled in place).
+#[derive(Debug)]
+pub struct Compiled {
+    pub report: Report,
+    /// The client-side tail after the logits (softmax, argmax, `ai.onnx.ml` post-processing),
+    /// split off to run in plaintext on the decrypted outputs: a graph whose inputs are the
+    /// PANN outputs it reads, by name.
+    pub tail: Option<Graph>,
 }
 
 /// Compiles `g` in place with `opts`, calling `after(pass, graph)` after every pass (for
@@ -108,7 +121,7 @@ pub fn compile_with(
     calib: Vec<Tensor>,
     opts: CompileOptions,
     after: impl FnMut(&'static str, &Graph),
-) -> Result<Report, DriverError> {
+) -> Result<Compiled, DriverError> {
     check_form(g, "import", Form::Imported)?;
     let full = opts.pipeline.is_none();
     let pipeline = opts.pipeline.unwrap_or_else(Pipeline::pann);
@@ -122,7 +135,10 @@ pub fn compile_with(
         check_form(g, "compile", Form::Pann)?;
     }
     cx.report.levels = pannc_passes::analysis::levels(g)?;
-    Ok(cx.report)
+    Ok(Compiled {
+        report: cx.report,
+        tail: cx.tail,
+    })
 }
 
 /// Runs `pipeline`, verifying the graph after every pass when `verify`.
@@ -166,6 +182,8 @@ pub struct Prepared {
     ranges: pannc_passes::analysis::Ranges,
     /// What the prefix passes reported (notes on a removed softmax, a lowered max-pool).
     report: Report,
+    /// The client-side tail `split-tail` took off (see [`Compiled::tail`]).
+    tail: Option<Graph>,
     keep_softmax: bool,
 }
 
@@ -180,6 +198,10 @@ impl Prepared {
     }
     pub fn calib(&self) -> &[Tensor] {
         &self.calib
+    }
+    /// The client-side tail split off the backbone (the same for every compilation).
+    pub fn tail(&self) -> Option<&Graph> {
+        self.tail.as_ref()
     }
 }
 
@@ -214,6 +236,7 @@ pub fn prepare(g: &Graph, calib: Vec<Tensor>, policy: &Policy) -> Result<Prepare
         calib: cx.calib,
         ranges,
         report: cx.report,
+        tail: cx.tail,
         keep_softmax: policy.keep_softmax,
     })
 }
@@ -241,6 +264,7 @@ pub fn compile_prepared_with(
         ranges: p.ranges.clone(),
         report: p.report.clone(),
         memo,
+        tail: p.tail.clone(),
     };
     run_pipeline(
         &Pipeline::pann_approximation(),
@@ -252,6 +276,24 @@ pub fn compile_prepared_with(
     check_form(&g, "compile", Form::Pann)?;
     cx.report.levels = pannc_passes::analysis::levels(&g)?;
     Ok((g, cx.report))
+}
+
+/// The part of the original network a PANN stands for: `original` with the outputs of
+/// `pann` (found by name; the tail split off by `split-tail` ends there) and nothing else.
+pub fn backbone_of(original: &Graph, pann: &Graph) -> Result<Graph, DriverError> {
+    let mut g = original.clone();
+    let mut outs = Vec::new();
+    for &v in pann.outputs() {
+        let name = &pann.value(v).name;
+        outs.push(g.find_value(name).ok_or_else(|| DriverError::Form {
+            stage: "backbone",
+            form: Form::Imported,
+            errors: format!("the original network has no value '{name}' (a PANN output)"),
+        })?);
+    }
+    g.set_outputs(outs);
+    Pipeline::new(vec![Box::new(pannc_passes::Dce)]).run(&mut g)?;
+    Ok(g)
 }
 
 /// The compiled graph as ONNX runtimes can run it: polynomials lowered to Mul/Add.
@@ -291,6 +333,19 @@ pub fn poly_levels(
 pub fn emit_ckks(g: &Graph, opts: &EmitOptions) -> Result<Emitted, DriverError> {
     check_form(g, "emit ckks", Form::Pann)?;
     Ok(pannc_ckks::emit(g, opts)?)
+}
+
+/// Lowers a PANN to a packed CKKS program (`pannc-circuit` version 3; see
+/// [`pannc_ckks::emit_packed`]): checked against the interpreter on random data and on
+/// `calib` (one batch-first tensor per graph input) before it is returned, bootstraps placed
+/// under `opts.max_level`.
+pub fn emit_packed(
+    g: &Graph,
+    calib: &[Tensor],
+    opts: &PackedEmitOptions,
+) -> Result<PackedEmitted, DriverError> {
+    check_form(g, "emit ckks", Form::Pann)?;
+    Ok(pannc_ckks::emit_packed(g, calib, opts)?)
 }
 
 /// Per polynomial node: how many of its inputs fell outside the interval it is accurate on.

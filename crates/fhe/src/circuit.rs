@@ -632,7 +632,16 @@ impl Circuit {
     /// Serialise to pretty JSON (deterministic). The document is version 1
     /// unless it has bootstrap points.
     pub fn to_json(&self) -> Result<String> {
-        let doc = Document {
+        Ok(serde_json::to_string_pretty(&self.document())?)
+    }
+
+    /// The document as a JSON value (what [`Circuit::to_json`] prints).
+    pub fn to_value(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::to_value(self.document())?)
+    }
+
+    fn document(&self) -> Document {
+        Document {
             format: FORMAT_NAME.to_string(),
             version: self.version(),
             name: self.name.clone(),
@@ -646,13 +655,16 @@ impl Circuit {
             plan: self.plan.clone(),
             layers: self.layers.clone(),
             bootstraps: self.bootstraps.clone(),
-        };
-        Ok(serde_json::to_string_pretty(&doc)?)
+        }
     }
 
     /// Parse and validate a circuit document (versions 1 and 2).
     pub fn from_json(text: &str) -> Result<Circuit> {
-        let v: serde_json::Value = serde_json::from_str(text)?;
+        Circuit::from_value(serde_json::from_str(text)?)
+    }
+
+    /// [`Circuit::from_json`] on a parsed document.
+    pub fn from_value(v: serde_json::Value) -> Result<Circuit> {
         match v.get("format").and_then(|f| f.as_str()) {
             Some(FORMAT_NAME) => {}
             other => {

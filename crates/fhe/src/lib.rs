@@ -38,3 +38,4 @@ pub use error::{FheError, Result};
 pub use plan::{
     plan_chebyshev, plan_composite, Combine, InputMode, PlanOptions, Stage, DEGREE_HARD_LIMIT,
 };
+pub mod packed;

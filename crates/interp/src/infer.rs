@@ -61,6 +61,8 @@ struct Ctx<'g> {
     folded: HashMap<ValueId, Tensor>,
     used_names: HashSet<String>,
     next: usize,
+    /// Outputs of opaque nodes and values computed from them.
+    foreign: HashSet<ValueId>,
 }
 
 impl<'g> Ctx<'g> {
@@ -111,6 +113,7 @@ pub(crate) fn infer(g: &Graph) -> Result<Inferred, InterpError> {
         folded: HashMap::new(),
         used_names: HashSet::new(),
         next: 0,
+        foreign: HashSet::new(),
     };
     for (i, &v) in g.inputs().iter().enumerate() {
         let val = g.value(v);
@@ -150,20 +153,46 @@ fn infer_node(cx: &mut Ctx<'_>, id: NodeId) -> Result<(), InterpError> {
             format!("takes {lo}..={hi} inputs, has {}", ins.len()),
         ));
     }
-    let max_out = match op {
-        Op::MaxPool { .. } | Op::Dropout => 2,
-        _ => 1,
+    let (min_out, max_out) = match op {
+        Op::MaxPool { .. } | Op::Dropout => (1, 2),
+        Op::LayerNormalization { .. } => (1, 3),
+        Op::Split { num_outputs, .. } => (*num_outputs, *num_outputs),
+        Op::Opaque(_) => (0, usize::MAX),
+        _ => (1, 1),
     };
-    if outs.is_empty() || outs.len() > max_out {
+    if outs.is_empty() || outs.len() < min_out || outs.len() > max_out {
         return Err(op_err(
             op,
-            format!("has {} outputs, expected 1..={max_out}", outs.len()),
+            format!(
+                "has {} outputs, expected {}",
+                outs.len(),
+                if min_out == max_out {
+                    min_out.to_string()
+                } else {
+                    format!("{min_out}..={max_out}")
+                }
+            ),
         ));
+    }
+    // Opaque nodes keep their declared output types; what depends on an untyped opaque
+    // output stays untyped (it belongs to the part of the graph pannc does not interpret).
+    if let Op::Opaque(_) = op {
+        for &v in outs {
+            cx.foreign.insert(v);
+            if let Some(t) = &g.value(v).ty {
+                cx.types.insert(v, t.clone());
+            }
+        }
+        return Ok(());
     }
     let mut its: Vec<TensorType> = Vec::with_capacity(ins.len());
     for &v in ins {
         match cx.types.get(&v) {
             Some(t) => its.push(t.clone()),
+            None if cx.foreign.contains(&v) => {
+                cx.foreign.extend(outs.iter().copied());
+                return Ok(());
+            }
             None => {
                 return Err(op_err(
                     op,
@@ -171,6 +200,9 @@ fn infer_node(cx: &mut Ctx<'_>, id: NodeId) -> Result<(), InterpError> {
                 ))
             }
         }
+    }
+    if ins.iter().any(|v| cx.foreign.contains(v)) {
+        cx.foreign.extend(outs.iter().copied());
     }
     // Constant folding of small all-known subgraphs.
     let all_known = !matches!(op, Op::Constant(_))
@@ -267,6 +299,13 @@ fn sym_value(cx: &Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Opti
             cx.ints(ins[0])
         }
         Op::Cast { to: DType::I64 } => cx.ints(ins[0]),
+        Op::Size => {
+            let n = its[0]
+                .known_shape()?
+                .iter()
+                .try_fold(1i64, |a, &d| a.checked_mul(i64::try_from(d).ok()?))?;
+            Some(vec![SymInt::K(n)])
+        }
         Op::Gather { axis } => {
             let data = cx.ints(ins[0])?;
             if its[0].shape.len() != 1 || !(*axis == 0 || *axis == -1) {
@@ -288,6 +327,36 @@ fn sym_value(cx: &Ctx<'_>, op: &Op, ins: &[ValueId], its: &[TensorType]) -> Opti
             }
             Some(v)
         }
+        Op::Slice => {
+            if its[0].shape.len() != 1 {
+                return None;
+            }
+            let data = cx.ints(ins[0])?;
+            let c: Vec<Vec<i64>> = ins[1..]
+                .iter()
+                .map(|&v| cx.const_ints(v))
+                .collect::<Option<_>>()?;
+            let params = eval::slice_params(
+                op,
+                1,
+                &c[0],
+                &c[1],
+                c.get(2).map(Vec::as_slice),
+                c.get(3).map(Vec::as_slice),
+            )
+            .ok()?;
+            match params[0] {
+                None => Some(data),
+                Some((s, e, st)) => {
+                    let (first, len) = eval::slice_axis(data.len(), s, e, st);
+                    Some(
+                        (0..len as i64)
+                            .map(|k| data[(first + k * st) as usize].clone())
+                            .collect(),
+                    )
+                }
+            }
+        }
         _ => None,
     }
 }
@@ -300,6 +369,66 @@ fn need_float(op: &Op, t: &TensorType) -> Result<(), InterpError> {
         ));
     }
     Ok(())
+}
+
+fn need_num(op: &Op, t: &TensorType) -> Result<(), InterpError> {
+    if t.dtype == DType::Bool {
+        return Err(op_err(op, "expects numbers, got bool"));
+    }
+    Ok(())
+}
+
+fn need_bool(op: &Op, t: &TensorType) -> Result<(), InterpError> {
+    if t.dtype != DType::Bool {
+        return Err(op_err(
+            op,
+            format!("expects a bool tensor, got {}", t.dtype),
+        ));
+    }
+    Ok(())
+}
+
+/// A 1-D i64 input (shapes, repeats, slice bounds).
+fn need_ints(op: &Op, t: &TensorType, what: &str) -> Result<(), InterpError> {
+    if t.dtype != DType::I64 || t.rank() > 1 {
+        return Err(op_err(
+            op,
+            format!("{what} must be a 1-D i64 tensor, got {t}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The dimensions a shape input (Expand) asks for: its value where tracked (symbolic entries
+/// as symbols), else fresh symbols for each of its (known) length.
+fn shape_spec(
+    cx: &mut Ctx<'_>,
+    op: &Op,
+    v: ValueId,
+    t: &TensorType,
+) -> Result<Vec<Dim>, InterpError> {
+    need_ints(op, t, "shape")?;
+    match cx.ints(v) {
+        Some(list) => list
+            .into_iter()
+            .map(|e| match e {
+                SymInt::K(k) => usize::try_from(k)
+                    .map(Dim::Known)
+                    .map_err(|_| op_err(op, format!("shape has negative dimension {k}"))),
+                SymInt::S(s) => Ok(Dim::Sym(s)),
+            })
+            .collect(),
+        None => match t.shape.first().and_then(kn) {
+            Some(k) => {
+                check_rank(op, k)?;
+                Ok((0..k).map(|_| cx.fresh()).collect())
+            }
+            None => Err(op_err(
+                op,
+                "cannot infer the output rank from a shape of unknown length",
+            )),
+        },
+    }
 }
 
 fn same_dtypes(op: &Op, its: &[TensorType]) -> Result<DType, InterpError> {
@@ -627,7 +756,7 @@ fn rule(
             }
             vec![t0.clone()]
         }
-        Op::Dropout => vec![t0.clone()],
+        Op::Dropout => vec![t0.clone(), ty(DType::Bool, t0.shape.clone())],
         Op::LeakyRelu { .. }
         | Op::Sigmoid
         | Op::Tanh
@@ -638,7 +767,7 @@ fn rule(
             need_float(op, t0)?;
             vec![t0.clone()]
         }
-        Op::Softmax { axis } => {
+        Op::Softmax { axis } | Op::LogSoftmax { axis } => {
             need_float(op, t0)?;
             eval::norm_axis(op, *axis, t0.rank())?;
             vec![t0.clone()]
@@ -676,38 +805,7 @@ fn rule(
             noop_with_empty_axes,
         } => {
             need_float(op, t0)?;
-            let axes = match ins.get(1) {
-                Some(&a) => match cx.const_ints(a) {
-                    Some(v) => Some(v),
-                    None if *keepdims => {
-                        let d = (0..t0.rank()).map(|_| cx.fresh()).collect();
-                        return Ok(vec![ty(t0.dtype, d)]);
-                    }
-                    None => {
-                        return Err(op_err(
-                            op,
-                            "axes must be a constant to infer the output rank",
-                        ))
-                    }
-                },
-                None => None,
-            };
-            match eval::reduce_axes(op, axes.as_deref(), t0.rank(), *noop_with_empty_axes)? {
-                None => vec![t0.clone()],
-                Some(ax) => {
-                    let d = t0
-                        .shape
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, d)| match (ax.contains(&i), *keepdims) {
-                            (true, true) => Some(Dim::Known(1)),
-                            (true, false) => None,
-                            (false, _) => Some(d.clone()),
-                        })
-                        .collect();
-                    vec![ty(t0.dtype, d)]
-                }
-            }
+            reduce_rule(cx, op, ins, t0, *keepdims, *noop_with_empty_axes)?
         }
         Op::Flatten { axis } => {
             let r = t0.rank() as i64;
@@ -943,9 +1041,321 @@ fn rule(
             };
             vec![ty(value.dtype(), d)]
         }
+        Op::HardSigmoid { .. }
+        | Op::HardSwish
+        | Op::Sqrt
+        | Op::Reciprocal
+        | Op::Exp
+        | Op::Log
+        | Op::Floor
+        | Op::Ceil => {
+            need_float(op, t0)?;
+            vec![t0.clone()]
+        }
+        Op::Neg | Op::Abs => {
+            need_num(op, t0)?;
+            vec![t0.clone()]
+        }
+        Op::Pow => {
+            need_num(op, t0)?;
+            need_num(op, &its[1])?;
+            vec![ty(t0.dtype, broadcast(cx, op, &t0.shape, &its[1].shape)?)]
+        }
+        Op::Max | Op::Min => {
+            let dt = same_dtypes(op, its)?;
+            need_num(op, t0)?;
+            let mut shape = t0.shape.clone();
+            for t in &its[1..] {
+                shape = broadcast(cx, op, &shape, &t.shape)?;
+            }
+            vec![ty(dt, shape)]
+        }
+        Op::Size => vec![TensorType::known(DType::I64, &[])],
+        Op::Mod { .. } => {
+            let dt = same_dtypes(op, its)?;
+            need_num(op, t0)?;
+            vec![ty(dt, broadcast(cx, op, &t0.shape, &its[1].shape)?)]
+        }
+        Op::Equal | Op::Less | Op::LessOrEqual | Op::Greater | Op::GreaterOrEqual => {
+            same_dtypes(op, its)?;
+            if !matches!(op, Op::Equal) {
+                need_num(op, t0)?;
+            }
+            vec![ty(
+                DType::Bool,
+                broadcast(cx, op, &t0.shape, &its[1].shape)?,
+            )]
+        }
+        Op::And | Op::Or | Op::Xor => {
+            need_bool(op, t0)?;
+            need_bool(op, &its[1])?;
+            vec![ty(
+                DType::Bool,
+                broadcast(cx, op, &t0.shape, &its[1].shape)?,
+            )]
+        }
+        Op::Not => {
+            need_bool(op, t0)?;
+            vec![t0.clone()]
+        }
+        Op::Where => {
+            need_bool(op, t0)?;
+            if its[1].dtype != its[2].dtype {
+                return Err(op_err(
+                    op,
+                    format!("X is {} but Y is {}", its[1].dtype, its[2].dtype),
+                ));
+            }
+            let xy = broadcast(cx, op, &its[1].shape, &its[2].shape)?;
+            vec![ty(its[1].dtype, broadcast(cx, op, &t0.shape, &xy)?)]
+        }
+        Op::Expand => {
+            let spec = shape_spec(cx, op, ins[1], &its[1])?;
+            vec![ty(t0.dtype, broadcast(cx, op, &t0.shape, &spec)?)]
+        }
+        Op::Tile => {
+            need_ints(op, &its[1], "repeats")?;
+            let d = match cx.const_ints(ins[1]) {
+                Some(r) => {
+                    if r.len() != t0.rank() {
+                        return Err(op_err(
+                            op,
+                            format!(
+                                "repeats has {} entries for a rank-{} input",
+                                r.len(),
+                                t0.rank()
+                            ),
+                        ));
+                    }
+                    let mut d = Vec::with_capacity(r.len());
+                    for (x, &k) in t0.shape.iter().zip(&r) {
+                        let k = usize::try_from(k).map_err(|_| {
+                            op_err(op, format!("repeats {r:?} has a negative entry"))
+                        })?;
+                        d.push(match (kn(x), k) {
+                            (_, 1) => x.clone(),
+                            (Some(n), k) => Dim::Known(
+                                n.checked_mul(k)
+                                    .ok_or_else(|| op_err(op, "tiled size overflows"))?,
+                            ),
+                            (None, 0) => Dim::Known(0),
+                            (None, _) => cx.fresh(),
+                        });
+                    }
+                    let ks: Vec<usize> = d.iter().filter_map(kn).collect();
+                    eval::checked_numel(op, &ks)?;
+                    d
+                }
+                None => (0..t0.rank()).map(|_| cx.fresh()).collect(),
+            };
+            vec![ty(t0.dtype, d)]
+        }
+        Op::Slice => {
+            for (t, what) in its[1..].iter().zip(["starts", "ends", "axes", "steps"]) {
+                need_ints(op, t, what)?;
+            }
+            let consts: Option<Vec<Vec<i64>>> =
+                ins[1..].iter().map(|&v| cx.const_ints(v)).collect();
+            let r = t0.rank();
+            let d = match consts {
+                Some(c) => {
+                    let params = eval::slice_params(
+                        op,
+                        r,
+                        &c[0],
+                        &c[1],
+                        c.get(2).map(Vec::as_slice),
+                        c.get(3).map(Vec::as_slice),
+                    )?;
+                    let mut d = Vec::with_capacity(r);
+                    for (x, p) in t0.shape.iter().zip(&params) {
+                        d.push(match (p, kn(x)) {
+                            (None, _) => x.clone(),
+                            (Some((s, e, st)), Some(n)) => {
+                                Dim::Known(eval::slice_axis(n, *s, *e, *st).1)
+                            }
+                            // the whole axis (exporters write end = i64::MAX)
+                            (Some((0, e, 1)), None) if *e >= i32::MAX as i64 => x.clone(),
+                            (Some(_), None) => cx.fresh(),
+                        });
+                    }
+                    d
+                }
+                None => (0..r).map(|_| cx.fresh()).collect(),
+            };
+            vec![ty(t0.dtype, d)]
+        }
+        Op::Split { axis, num_outputs } => {
+            if t0.rank() == 0 {
+                return Err(op_err(op, "cannot split a scalar"));
+            }
+            let ax = eval::norm_axis(op, *axis, t0.rank())?;
+            let split = match ins.get(1) {
+                Some(&v) => {
+                    need_ints(op, &its[1], "split")?;
+                    Some(
+                        cx.const_ints(v)
+                            .ok_or_else(|| op_err(op, "split must be a constant"))?,
+                    )
+                }
+                None => None,
+            };
+            let sizes: Option<Vec<usize>> = match (kn(&t0.shape[ax]), &split) {
+                (Some(n), sp) => Some(eval::split_sizes(op, n, sp.as_deref(), *num_outputs)?),
+                (None, Some(sp)) => Some(eval::split_sizes(
+                    op,
+                    sp.iter().map(|&v| v.max(0) as usize).sum(),
+                    Some(sp),
+                    *num_outputs,
+                )?),
+                (None, None) => None,
+            };
+            (0..*num_outputs)
+                .map(|i| {
+                    let mut d = t0.shape.clone();
+                    d[ax] = match &sizes {
+                        Some(sz) => Dim::Known(sz[i]),
+                        None => cx.fresh(),
+                    };
+                    ty(t0.dtype, d)
+                })
+                .collect()
+        }
+        Op::GatherND { batch_dims } => {
+            if its[1].dtype != DType::I64 {
+                return Err(op_err(
+                    op,
+                    format!("indices must be i64, got {}", its[1].dtype),
+                ));
+            }
+            let out = eval::gather_nd_shape(
+                op,
+                &t0.shape,
+                &its[1].shape,
+                its[1].shape.last().and_then(kn),
+                *batch_dims,
+                |a: &Dim, b: &Dim| matches!((kn(a), kn(b)), (Some(x), Some(y)) if x != y),
+            )?;
+            vec![ty(t0.dtype, out)]
+        }
+        Op::Range => {
+            let dt = same_dtypes(op, its)?;
+            need_num(op, t0)?;
+            for (t, what) in its.iter().zip(["start", "limit", "delta"]) {
+                if t.known_shape()
+                    .is_none_or(|s| s.iter().product::<usize>() != 1)
+                {
+                    return Err(op_err(
+                        op,
+                        format!("{what} must be a scalar, has shape {}", fmt_dims(&t.shape)),
+                    ));
+                }
+            }
+            vec![ty(dt, vec![cx.fresh()])]
+        }
+        Op::ArgMax { axis, keepdims, .. } | Op::ArgMin { axis, keepdims, .. } => {
+            need_num(op, t0)?;
+            if t0.rank() == 0 {
+                return Err(op_err(op, "input must have rank ≥ 1"));
+            }
+            let ax = eval::norm_axis(op, *axis, t0.rank())?;
+            let d = t0
+                .shape
+                .iter()
+                .enumerate()
+                .filter_map(|(i, d)| match (i == ax, *keepdims) {
+                    (true, true) => Some(Dim::Known(1)),
+                    (true, false) => None,
+                    (false, _) => Some(d.clone()),
+                })
+                .collect();
+            vec![ty(DType::I64, d)]
+        }
+        Op::ReduceSum {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceMax {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceMin {
+            keepdims,
+            noop_with_empty_axes,
+        } => {
+            if matches!(op, Op::ReduceSum { .. }) {
+                need_num(op, t0)?;
+            }
+            reduce_rule(cx, op, ins, t0, *keepdims, *noop_with_empty_axes)?
+        }
+        Op::LayerNormalization { axis, .. } => {
+            need_float(op, t0)?;
+            for (t, what) in its[1..].iter().zip(["scale", "B"]) {
+                if t.dtype != t0.dtype {
+                    return Err(op_err(
+                        op,
+                        format!("{what} is {} but X is {}", t.dtype, t0.dtype),
+                    ));
+                }
+            }
+            if t0.rank() == 0 {
+                return Err(op_err(op, "input must have rank ≥ 1"));
+            }
+            let ax = eval::norm_axis(op, *axis, t0.rank())?;
+            let mut stat = t0.shape[..ax].to_vec();
+            stat.extend(std::iter::repeat_n(Dim::Known(1), t0.rank() - ax));
+            vec![t0.clone(), ty(t0.dtype, stat.clone()), ty(t0.dtype, stat)]
+        }
+        Op::Opaque(_) => return Err(op_err(op, "opaque nodes have no inference rule")),
         #[allow(unreachable_patterns)]
         _ => return Err(op_err(op, "is not supported by shape inference")),
     })
+}
+
+/// Output type of the reductions (`(data, axes?)`), whose axes must be constant unless
+/// `keepdims` keeps the rank.
+fn reduce_rule(
+    cx: &mut Ctx<'_>,
+    op: &Op,
+    ins: &[ValueId],
+    t0: &TensorType,
+    keepdims: bool,
+    noop_with_empty_axes: bool,
+) -> Result<Vec<TensorType>, InterpError> {
+    let axes = match ins.get(1) {
+        Some(&a) => match cx.const_ints(a) {
+            Some(v) => Some(v),
+            None if keepdims => {
+                let d = (0..t0.rank()).map(|_| cx.fresh()).collect();
+                return Ok(vec![TensorType::new(t0.dtype, d)]);
+            }
+            None => {
+                return Err(op_err(
+                    op,
+                    "axes must be a constant to infer the output rank",
+                ))
+            }
+        },
+        None => None,
+    };
+    Ok(
+        match eval::reduce_axes(op, axes.as_deref(), t0.rank(), noop_with_empty_axes)? {
+            None => vec![t0.clone()],
+            Some(ax) => {
+                let d = t0
+                    .shape
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, d)| match (ax.contains(&i), keepdims) {
+                        (true, true) => Some(Dim::Known(1)),
+                        (true, false) => None,
+                        (false, _) => Some(d.clone()),
+                    })
+                    .collect();
+                vec![TensorType::new(t0.dtype, d)]
+            }
+        },
+    )
 }
 
 /// Largest rank a computed shape may have (the importer's limit for declared shapes).

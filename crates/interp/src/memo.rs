@@ -57,11 +57,13 @@ impl Memo {
     pub fn new(data: &[Tensor], budget_bytes: usize) -> Memo {
         let mut h = DefaultHasher::new();
         for t in data {
+            format!("{:?}", t.dtype()).hash(&mut h);
             t.shape().hash(&mut h);
             match t {
                 Tensor::F32(a) => a.iter().for_each(|x| x.to_bits().hash(&mut h)),
                 Tensor::F64(a) => a.iter().for_each(|x| x.to_bits().hash(&mut h)),
                 Tensor::I64(a) => a.iter().for_each(|x| x.hash(&mut h)),
+                Tensor::Bool(a) => a.iter().for_each(|x| x.hash(&mut h)),
             }
         }
         Memo {
@@ -181,7 +183,7 @@ fn value_hashes(g: &Graph, data: u64) -> Result<Vec<u64>, InterpError> {
             Op::Constant(t) => {
                 "constant".hash(&mut h);
                 t.shape().hash(&mut h);
-                t.dtype().size().hash(&mut h);
+                format!("{:?}", t.dtype()).hash(&mut h);
                 for x in t.to_f64_vec() {
                     x.to_bits().hash(&mut h);
                 }

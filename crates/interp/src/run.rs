@@ -50,6 +50,11 @@ impl Default for RunOptions {
 /// symbolic dimensions match any size but must bind to the same size across inputs.
 /// Nodes run in topological order and intermediate tensors are freed after their last use.
 /// The result is bitwise independent of `batch_chunk` and `threads`.
+///
+/// A model exported for a fixed batch size (every input declares the same known first
+/// dimension `b`, as exporters write when the example input had batch 1) accepts `n = k·b`
+/// samples: it runs `k` times on `b` samples each (in parallel, like batch chunks) and the
+/// outputs, which must then all have first dimension `b`, are concatenated.
 pub fn run(g: &Graph, inputs: &[Tensor], opts: &RunOptions) -> Result<Vec<Tensor>, InterpError> {
     run_hooked(g, inputs, opts, None)
 }
@@ -73,39 +78,51 @@ pub fn run_hooked(
 ) -> Result<Vec<Tensor>, InterpError> {
     let mut plan = Plan::new(g, opts.precision, hook.map(|h| &h.nodes))?;
     plan.hook = hook;
-    let batch = check_inputs(g, inputs, opts.precision)?;
     let f64_mode = opts.precision == Precision::F64;
     let promote = |t: &Tensor| -> Option<Tensor> {
         (f64_mode && t.dtype() == DType::F32).then(|| t.cast(DType::F64))
     };
-
-    let chunk = opts.batch_chunk;
-    let split = match &batch {
-        Some((sym, n)) if chunk > 0 && *n > chunk && !inputs.is_empty() => chunkable(g, sym),
-        _ => false,
+    let fixed = fixed_batch(g, inputs);
+    let ranges: Vec<(usize, usize)> = match fixed {
+        // A model exported for batches of exactly b: runs of b samples.
+        Some(b) => {
+            let n = inputs[0].shape()[0];
+            (0..n).step_by(b).map(|s| (s, s + b)).collect()
+        }
+        None => {
+            let batch = check_inputs(g, inputs, opts.precision)?;
+            let chunk = opts.batch_chunk;
+            let split = match &batch {
+                Some((sym, n)) if chunk > 0 && *n > chunk && !inputs.is_empty() => {
+                    chunkable(g, sym)
+                }
+                _ => false,
+            };
+            if !split {
+                let args = inputs.iter().map(|t| match promote(t) {
+                    Some(p) => Arg::Own(p),
+                    None => Arg::Ref(t),
+                });
+                return plan.exec(args.collect());
+            }
+            let n = batch.as_ref().map_or(0, |b| b.1);
+            (0..n)
+                .step_by(chunk)
+                .map(|s| (s, (s + chunk).min(n)))
+                .collect()
+        }
     };
-    if !split {
-        let args = inputs.iter().map(|t| match promote(t) {
-            Some(p) => Arg::Own(p),
-            None => Arg::Ref(t),
-        });
-        return plan.exec(args.collect());
-    }
-    let n = batch.as_ref().map_or(0, |b| b.1);
-    let ranges: Vec<(usize, usize)> = (0..n)
-        .step_by(chunk)
-        .map(|s| (s, (s + chunk).min(n)))
-        .collect();
     let work = || -> Result<Vec<Vec<Tensor>>, InterpError> {
         ranges
             .par_iter()
             .map(|&(s, e)| {
-                let args = inputs
-                    .iter()
-                    .map(|t| {
-                        let c = slice0(t, s, e);
-                        Arg::Own(promote(&c).unwrap_or(c))
-                    })
+                let part: Vec<Tensor> = inputs.iter().map(|t| slice0(t, s, e)).collect();
+                if fixed.is_some() {
+                    check_inputs(g, &part, opts.precision)?;
+                }
+                let args = part
+                    .into_iter()
+                    .map(|c| Arg::Own(promote(&c).unwrap_or(c)))
                     .collect();
                 plan.exec(args)
             })
@@ -123,9 +140,50 @@ pub fn run_hooked(
     } else {
         work()?
     };
+    if let (Some(b), Some(first)) = (fixed, parts.first()) {
+        for (i, t) in first.iter().enumerate() {
+            if t.shape().first() != Some(&b) {
+                return Err(InterpError::Graph {
+                    graph: g.name.clone(),
+                    msg: format!(
+                        "the model is declared for batches of {b} and was given {} samples, but output '{}' (shape {:?}) does not have the batch as its first axis, so the runs of {b} cannot be put together",
+                        inputs[0].shape()[0],
+                        g.value(g.outputs()[i]).name,
+                        t.shape()
+                    ),
+                });
+            }
+        }
+    }
     (0..g.outputs().len())
         .map(|i| concat0(g, i, &parts))
         .collect()
+}
+
+/// The declared batch `b` of a model exported for a fixed batch size, when `inputs` hold a
+/// multiple of it: every graph input declares the same known first dimension `b`, and every
+/// given input has the declared rank and the same first dimension `n = k·b` with `k > 1`.
+/// (Exporters specialise the batch dimension to the example's, usually 1.)
+fn fixed_batch(g: &Graph, inputs: &[Tensor]) -> Option<usize> {
+    if inputs.is_empty() || inputs.len() != g.inputs().len() {
+        return None;
+    }
+    let (mut b, mut n) = (None, None);
+    for (&v, t) in g.inputs().iter().zip(inputs) {
+        let ty = g.value(v).ty.as_ref()?;
+        let Some(Dim::Known(d)) = ty.shape.first() else {
+            return None;
+        };
+        if *d == 0 || t.shape().len() != ty.rank() || b.replace(*d).is_some_and(|x| x != *d) {
+            return None;
+        }
+        let m = t.shape()[0];
+        if n.replace(m).is_some_and(|x| x != m) {
+            return None;
+        }
+    }
+    let (b, n) = (b?, n?);
+    (n > b && n % b == 0).then_some(b)
 }
 
 fn slice0(t: &Tensor, s: usize, e: usize) -> Tensor {
@@ -134,6 +192,9 @@ fn slice0(t: &Tensor, s: usize, e: usize) -> Tensor {
         Tensor::F32(a) => Tensor::F32(a.slice_axis(Axis(0), sl).as_standard_layout().into_owned()),
         Tensor::F64(a) => Tensor::F64(a.slice_axis(Axis(0), sl).as_standard_layout().into_owned()),
         Tensor::I64(a) => Tensor::I64(a.slice_axis(Axis(0), sl).as_standard_layout().into_owned()),
+        Tensor::Bool(a) => {
+            Tensor::Bool(a.slice_axis(Axis(0), sl).as_standard_layout().into_owned())
+        }
     }
 }
 
@@ -166,6 +227,7 @@ fn concat0(g: &Graph, i: usize, parts: &[Vec<Tensor>]) -> Result<Tensor, InterpE
         Tensor::F32(_) => cat!(F32),
         Tensor::F64(_) => cat!(F64),
         Tensor::I64(_) => cat!(I64),
+        Tensor::Bool(_) => cat!(Bool),
     })
 }
 
@@ -361,6 +423,31 @@ impl<'g> Plan<'g> {
             is_output[o.index()] = true;
         }
         let f64_mode = prec == Precision::F64;
+        // Nodes kept without interpretation: refuse up front, naming the first one that is
+        // not a constant (the one the user will recognise, e.g. ai.onnx.ml ZipMap).
+        let opaque: Vec<NodeId> = order
+            .iter()
+            .copied()
+            .filter(|&id| matches!(g.node(id).op, Op::Opaque(_)))
+            .collect();
+        if let Some(&first) = opaque
+            .iter()
+            .find(|&&id| !g.node(id).inputs().is_empty())
+            .or(opaque.first())
+        {
+            let Op::Opaque(o) = &g.node(first).op else {
+                unreachable!("filtered")
+            };
+            return Err(InterpError::Node {
+                node: node_label(g, first),
+                op: "Opaque",
+                msg: format!(
+                    "{} is kept from the model without interpretation; pannc cannot run it ({} such node(s); run the part of the graph before them)",
+                    o.qualified_name(),
+                    opaque.len()
+                ),
+            });
+        }
         let mut steps = Vec::new();
         let mut consts = HashMap::new();
         for &id in &order {
@@ -665,7 +752,18 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
             | Op::Silu
             | Op::Poly(_)
             | Op::Clip { .. }
-            | Op::Dropout => batched_only_first && out0 == pin[0],
+            | Op::Dropout
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::Neg
+            | Op::Abs
+            | Op::Sqrt
+            | Op::Reciprocal
+            | Op::Exp
+            | Op::Log
+            | Op::Floor
+            | Op::Ceil
+            | Op::Not => batched_only_first && out0 == pin[0],
             Op::Identity | Op::Cast { .. } => {
                 if tin[0] {
                     tainted.insert(outs[0]);
@@ -674,7 +772,23 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
                     out0 == pin[0]
                 }
             }
-            Op::Add | Op::Sub | Op::Mul | Op::Div => {
+            Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Pow
+            | Op::Mod { .. }
+            | Op::Equal
+            | Op::Less
+            | Op::LessOrEqual
+            | Op::Greater
+            | Op::GreaterOrEqual
+            | Op::And
+            | Op::Or
+            | Op::Xor
+            | Op::Max
+            | Op::Min
+            | Op::Where => {
                 let p = out0?;
                 let r = rank(outs[0]);
                 !tin.contains(&true)
@@ -710,11 +824,61 @@ fn batch_independent(g: &Graph, order: &[NodeId], inf: &Inferred, sym: &str) -> 
                 let b_ok = pin[1].is_none_or(|p| rb >= 3 && p < rb - 2);
                 !tin.contains(&true) && a_ok && b_ok && out0.is_some()
             }
-            Op::Softmax { axis } => {
+            Op::Softmax { axis } | Op::LogSoftmax { axis } => {
                 let ax = eval::norm_axis(&node.op, *axis, rank(ins[0])).ok()?;
                 batched_only_first && pin[0].is_some_and(|p| p != ax) && out0.is_some()
             }
+            Op::ArgMax { axis, .. } | Op::ArgMin { axis, .. } => {
+                let ax = eval::norm_axis(&node.op, *axis, rank(ins[0])).ok()?;
+                batched_only_first && pin[0].is_some_and(|p| p != ax) && out0.is_some()
+            }
+            Op::LayerNormalization { axis, .. } => {
+                let ax = eval::norm_axis(&node.op, *axis, rank(ins[0])).ok()?;
+                batched_only_first
+                    && pin[0].is_some_and(|p| p < ax)
+                    && pout.iter().all(|q| *q == pin[0])
+            }
+            Op::Split { axis, .. } => {
+                let ax = eval::norm_axis(&node.op, *axis, rank(ins[0])).ok()?;
+                batched_only_first
+                    && pin[0].is_some_and(|p| p != ax)
+                    && pout.iter().all(|q| *q == pin[0])
+            }
+            Op::Slice => {
+                let c: Option<Vec<Vec<i64>>> = ins[1..]
+                    .iter()
+                    .map(|&v| {
+                        g.constant(v)
+                            .map(|t| t.to_i64_vec())
+                            .or_else(|| const_ints(inf, v))
+                    })
+                    .collect();
+                let params = c.and_then(|c| {
+                    eval::slice_params(
+                        &node.op,
+                        rank(ins[0]),
+                        &c[0],
+                        &c[1],
+                        c.get(2).map(Vec::as_slice),
+                        c.get(3).map(Vec::as_slice),
+                    )
+                    .ok()
+                })?;
+                batched_only_first && pin[0].is_some_and(|p| params[p].is_none()) && out0 == pin[0]
+            }
             Op::ReduceMean {
+                noop_with_empty_axes,
+                ..
+            }
+            | Op::ReduceSum {
+                noop_with_empty_axes,
+                ..
+            }
+            | Op::ReduceMax {
+                noop_with_empty_axes,
+                ..
+            }
+            | Op::ReduceMin {
                 noop_with_empty_axes,
                 ..
             } => {

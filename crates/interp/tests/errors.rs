@@ -259,7 +259,7 @@ fn fuzz_ops_never_panic() {
         s % n.max(1)
     };
     let mut panics = Vec::new();
-    for iter in 0..6000 {
+    for iter in 0..60000 {
         let win = |r: &mut dyn FnMut(u64) -> u64| {
             let nd = 1 + r(3) as usize;
             let v = |r: &mut dyn FnMut(u64) -> u64, n: usize, lo: u64, hi: u64| -> Vec<usize> {
@@ -284,7 +284,7 @@ fn fuzz_ops_never_panic() {
             }
         };
         let ax = rnd(9) as i64 - 4;
-        let op = match rnd(34) {
+        let op = match rnd(62) {
             0 => Op::Conv {
                 window: win(&mut rnd),
                 group: rnd(3) as usize,
@@ -359,6 +359,63 @@ fn fuzz_ops_never_panic() {
             },
             31 => Op::Erf,
             32 => Op::Tanh,
+            33 => Op::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            34 => Op::HardSwish,
+            35 => [Op::Neg, Op::Abs, Op::Sqrt, Op::Reciprocal][rnd(4) as usize].clone(),
+            36 => [Op::Exp, Op::Log, Op::Floor, Op::Ceil][rnd(4) as usize].clone(),
+            37 => Op::Pow,
+            38 => Op::Mod { fmod: rnd(2) == 0 },
+            39 => [
+                Op::Equal,
+                Op::Less,
+                Op::LessOrEqual,
+                Op::Greater,
+                Op::GreaterOrEqual,
+            ][rnd(5) as usize]
+                .clone(),
+            40 => [Op::And, Op::Or, Op::Xor, Op::Not][rnd(4) as usize].clone(),
+            41 => Op::Where,
+            42 => Op::Expand,
+            43 => Op::Tile,
+            44 | 45 => Op::Slice,
+            46 => Op::Split {
+                axis: ax,
+                num_outputs: rnd(4) as usize,
+            },
+            47 => Op::GatherND {
+                batch_dims: rnd(3) as usize,
+            },
+            48 => Op::Range,
+            49 => Op::ArgMax {
+                axis: ax,
+                keepdims: rnd(2) == 0,
+                select_last_index: rnd(2) == 0,
+            },
+            50 => Op::ArgMin {
+                axis: ax,
+                keepdims: rnd(2) == 0,
+                select_last_index: rnd(2) == 0,
+            },
+            51 => Op::ReduceSum {
+                keepdims: rnd(2) == 0,
+                noop_with_empty_axes: rnd(2) == 0,
+            },
+            52 => Op::ReduceMax {
+                keepdims: rnd(2) == 0,
+                noop_with_empty_axes: rnd(2) == 0,
+            },
+            53 => Op::ReduceMin {
+                keepdims: rnd(2) == 0,
+                noop_with_empty_axes: rnd(2) == 0,
+            },
+            54 => Op::LayerNormalization {
+                axis: ax,
+                epsilon: 1e-5,
+            },
+            55 => Op::Cast { to: DType::Bool },
             _ => Op::ReduceMean {
                 keepdims: false,
                 noop_with_empty_axes: false,
@@ -372,8 +429,9 @@ fn fuzz_ops_never_panic() {
             let rank = if i == 0 { first_rank } else { rnd(3) as usize };
             let shape: Vec<usize> = (0..rank).map(|_| rnd(4) as usize).collect();
             let n: usize = shape.iter().product();
-            let t = match rnd(if i == 0 { 4 } else { 3 }) {
+            let t = match rnd(if i == 0 { 5 } else { 4 }) {
                 0 => Tensor::from_i64(&shape, (0..n).map(|_| rnd(9) as i64 - 4).collect()).unwrap(),
+                3 => Tensor::from_bool(&shape, (0..n).map(|_| rnd(2) == 0).collect()).unwrap(),
                 1 if i > 0 => {
                     Tensor::from_i64(&shape, (0..n).map(|_| rnd(7) as i64 - 2).collect()).unwrap()
                 }
@@ -480,4 +538,41 @@ fn empty_tensors_with_overflowing_dimensions_and_huge_computed_ranks_are_errors(
     g.set_outputs(vec![y]);
     let e = infer_types(&mut g).unwrap_err().to_string();
     assert!(e.contains("rank 100, above the limit of 64"), "{e}");
+}
+
+/// Slices of every combination of small sizes, bounds and steps, negative ones included,
+/// against a direct per-index walk of the ONNX rule (as onnxruntime implements it: for a
+/// negative step the start is clamped to `[0, dim − 1]`, so unlike Python's `x[-7::-3]` on one
+/// element, a start before the beginning still yields element 0).
+#[test]
+fn slice_matches_a_reference_on_every_small_case() {
+    use pannc_interp::eval_op;
+    use pannc_ir::{Op, Tensor};
+    let bounds = [-7i64, -3, -1, 0, 1, 2, 4, 6, i64::MAX, i64::MIN];
+    for dim in 0..5usize {
+        let x = Tensor::from_f32(&[dim], (0..dim).map(|i| i as f32).collect()).unwrap();
+        for &s in &bounds {
+            for &e in &bounds {
+                for st in [-3i64, -2, -1, 1, 2, 5] {
+                    let t = |v: i64| Tensor::from_i64(&[1], vec![v]).unwrap();
+                    let got = eval_op(&Op::Slice, &[&x, &t(s), &t(e), &t(0), &t(st)])
+                        .unwrap_or_else(|err| panic!("{dim} {s}:{e}:{st}: {err}"));
+                    // reference
+                    let d = dim as i128;
+                    let norm = |v: i64| if v < 0 { v as i128 + d } else { v as i128 };
+                    let mut want = Vec::new();
+                    let (mut i, e2) = if st > 0 {
+                        (norm(s).clamp(0, d), norm(e).clamp(0, d))
+                    } else {
+                        (norm(s).clamp(0, (d - 1).max(0)), norm(e).clamp(-1, d - 1))
+                    };
+                    while dim > 0 && ((st > 0 && i < e2) || (st < 0 && i > e2)) {
+                        want.push(i as f64);
+                        i += st as i128;
+                    }
+                    assert_eq!(got[0].to_f64_vec(), want, "dim {dim}, {s}:{e}:{st}");
+                }
+            }
+        }
+    }
 }

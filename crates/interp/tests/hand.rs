@@ -337,3 +337,94 @@ fn layout_ops_by_hand() {
         vec![-3.0, 3.0]
     );
 }
+
+/// MatMul of two activations with batch axes broadcast both ways (attention's Q·Kᵀ form):
+/// [2,1,3,4] × [5,4,2] → [2,5,3,2], each block the plain product of its operands' blocks.
+#[test]
+fn matmul_of_activations_broadcasts_batch_axes() {
+    let a: Vec<f64> = (0..24).map(|i| (i as f64 * 0.7).sin()).collect();
+    let b: Vec<f64> = (0..40).map(|i| (i as f64 * 0.3).cos()).collect();
+    let got = ev(
+        Op::MatMul,
+        &[
+            &f64t(&[2, 1, 3, 4], a.clone()),
+            &f64t(&[5, 4, 2], b.clone()),
+        ],
+    );
+    assert_eq!(got.len(), 2 * 5 * 3 * 2);
+    for i in 0..2 {
+        for j in 0..5 {
+            for r in 0..3 {
+                for c in 0..2 {
+                    let want: f64 = (0..4)
+                        .map(|k| a[i * 12 + r * 4 + k] * b[j * 8 + k * 2 + c])
+                        .sum();
+                    let g = got[((i * 5 + j) * 3 + r) * 2 + c];
+                    assert!((g - want).abs() < 1e-12, "[{i},{j},{r},{c}] {g} vs {want}");
+                }
+            }
+        }
+    }
+}
+
+/// Softmax (opset 13: one axis, the last by default) against its definition, and the small
+/// elementwise ops of mobile and transformer exports by hand.
+#[test]
+fn softmax_and_new_elementwise_ops_by_hand() {
+    let x = f64t(&[2, 3], vec![1.0, 2.0, 3.0, -1.0, 0.0, 1000.0]);
+    let s = ev(Op::Softmax { axis: -1 }, &[&x]);
+    let e: f64 = 1.0 + 1f64.exp() + 2f64.exp();
+    close(&s[..3], &[1.0 / e, 1f64.exp() / e, 2f64.exp() / e], 1e-15);
+    close(&s[3..], &[0.0, 0.0, 1.0], 1e-15);
+    let v = f64t(&[5], vec![-4.0, -1.0, 0.0, 1.5, 4.0]);
+    close(
+        &ev(Op::HardSwish, &[&v]),
+        &[0.0, -1.0 / 3.0, 0.0, 1.5 * (1.5 / 6.0 + 0.5), 4.0],
+        1e-15,
+    );
+    close(
+        &ev(
+            Op::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            &[&v],
+        ),
+        &[0.0, 0.3, 0.5, 0.8, 1.0],
+        1e-7,
+    );
+    let i = i64t(&[4], vec![7, -7, 7, -7]);
+    let d = i64t(&[4], vec![3, 3, -3, -3]);
+    assert_eq!(
+        ev(Op::Mod { fmod: false }, &[&i, &d]),
+        [1.0, 2.0, -2.0, -1.0]
+    );
+    assert_eq!(
+        ev(Op::Mod { fmod: true }, &[&i, &d]),
+        [1.0, -1.0, 1.0, -1.0]
+    );
+    assert_eq!(
+        ev(
+            Op::Pow,
+            &[&f64t(&[3], vec![2.0, 3.0, 4.0]), &i64t(&[], vec![2])]
+        ),
+        [4.0, 9.0, 16.0]
+    );
+    let r = eval_op(
+        &Op::Range,
+        &[
+            &i64t(&[], vec![10]),
+            &i64t(&[], vec![1]),
+            &i64t(&[], vec![-3]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(r[0].to_f64_vec(), [10.0, 7.0, 4.0]);
+    // GatherND with a batch axis: data [2,2,2], indices [2,1,1] → rows data[b, idx]
+    let data = f64t(&[2, 2, 2], (0..8).map(|v| v as f64).collect());
+    let idx = i64t(&[2, 1, 1], vec![1, 0]);
+    assert_eq!(
+        ev(Op::GatherND { batch_dims: 1 }, &[&data, &idx]),
+        [2.0, 3.0, 4.0, 5.0]
+    );
+}

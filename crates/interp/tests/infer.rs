@@ -431,3 +431,128 @@ fn depthwise_and_grouped_conv_shapes() {
     infer_types(&mut g).unwrap();
     assert_eq!(ty(&g, y), "f64[N,12,5,5]");
 }
+
+/// The ops of transformer and mobile exports keep the batch symbol where they should:
+/// a full-range Slice, Split along another axis, Expand to `Shape(x)`, LayerNormalization's
+/// statistics, ArgMax; comparisons give bool and Where takes it.
+#[test]
+fn new_ops_keep_the_batch_symbol_and_type_bools() {
+    let mut g = Graph::new("t", 20);
+    let x = input(&mut g, "x", DType::F32, vec![sym("N"), known(6), known(8)]);
+    // x[:, 1:5:2, :] with end = i64::MAX on the batch axis: N stays
+    let (s, e, a, st) = (
+        c_i64(&mut g, "s", vec![0, 1]),
+        c_i64(&mut g, "e", vec![i64::MAX, 5]),
+        c_i64(&mut g, "a", vec![0, 1]),
+        c_i64(&mut g, "st", vec![1, 2]),
+    );
+    let sl = g.add_simple("slice", Op::Slice, &[x, s, e, a, st]).unwrap();
+    let (_, parts) = g
+        .add_node(
+            "split",
+            Op::Split {
+                axis: -1,
+                num_outputs: 3,
+            },
+            &[x],
+            &["p0".into(), "p1".into(), "p2".into()],
+        )
+        .unwrap();
+    let shp = g
+        .add_simple(
+            "shape",
+            Op::Shape {
+                start: 0,
+                end: None,
+            },
+            &[x],
+        )
+        .unwrap();
+    let one = zeros(&mut g, "one", &[1, 1, 1]);
+    let ex = g.add_simple("expand", Op::Expand, &[one, shp]).unwrap();
+    let scale = zeros(&mut g, "scale", &[8]);
+    let (_, ln) = g
+        .add_node(
+            "ln",
+            Op::LayerNormalization {
+                axis: -1,
+                epsilon: 1e-5,
+            },
+            &[x, scale],
+            &["y".into(), "mean".into(), "inv".into()],
+        )
+        .unwrap();
+    let am = g
+        .add_simple(
+            "argmax",
+            Op::ArgMax {
+                axis: 2,
+                keepdims: false,
+                select_last_index: false,
+            },
+            &[x],
+        )
+        .unwrap();
+    let eq = g.add_simple("eq", Op::Equal, &[x, ex]).unwrap();
+    let wh = g.add_simple("where", Op::Where, &[eq, x, ex]).unwrap();
+    g.set_outputs(vec![sl, parts[2], ex, ln[1], am, wh]);
+    infer_types(&mut g).unwrap();
+    assert_eq!(ty(&g, sl), "f32[N,2,8]");
+    assert_eq!(ty(&g, parts[2]), "f32[N,6,2]", "8 in 3 parts: 3, 3, 2");
+    assert_eq!(ty(&g, ex), "f32[N,6,8]");
+    assert_eq!(ty(&g, ln[0]), "f32[N,6,8]");
+    assert_eq!(ty(&g, ln[1]), "f32[N,6,1]");
+    assert_eq!(ty(&g, am), "i64[N,6]");
+    assert_eq!(ty(&g, eq), "bool[N,6,8]");
+    assert_eq!(ty(&g, wh), "f32[N,6,8]");
+    // Where's condition must be bool, and its branches of one type.
+    let mut g2 = Graph::new("t", 20);
+    let x = input(&mut g2, "x", DType::F32, vec![sym("N"), known(2)]);
+    let w = g2.add_simple("where", Op::Where, &[x, x, x]).unwrap();
+    g2.set_outputs(vec![w]);
+    let e = infer_types(&mut g2).unwrap_err();
+    assert!(
+        e.to_string().contains("expects a bool tensor, got f32"),
+        "{e}"
+    );
+}
+
+/// An opaque node's outputs keep their declared types; values computed from an untyped one
+/// stay untyped instead of failing inference, while an untyped value that does not come from
+/// an opaque node is still an error.
+#[test]
+fn opaque_outputs_keep_declared_types_and_untyped_ones_propagate() {
+    use pannc_ir::Opaque;
+    let opaque = |t: &str| {
+        Op::Opaque(Box::new(Opaque {
+            domain: "ai.onnx.ml".into(),
+            op_type: t.into(),
+            encoded: vec![],
+            foreign_types: vec![None],
+        }))
+    };
+    let mut g = Graph::new("t", 20);
+    let x = input(&mut g, "x", DType::F32, vec![sym("N"), known(3)]);
+    let typed = g.add_simple("norm", opaque("Normalizer"), &[x]).unwrap();
+    g.value_mut(typed).ty = Some(TensorType::new(DType::F32, vec![sym("N"), known(3)]));
+    let untyped = g.add_simple("zip", opaque("ZipMap"), &[x]).unwrap();
+    let after_typed = g.add_simple("relu", Op::Relu, &[typed]).unwrap();
+    let after_untyped = g.add_simple("id", Op::Identity, &[untyped]).unwrap();
+    g.set_outputs(vec![after_typed, after_untyped]);
+    infer_types(&mut g).unwrap();
+    assert_eq!(ty(&g, typed), "f32[N,3]");
+    assert_eq!(ty(&g, after_typed), "f32[N,3]");
+    assert_eq!(ty(&g, untyped), "?");
+    assert_eq!(ty(&g, after_untyped), "?");
+    let e = pannc_interp::run(
+        &g,
+        &[Tensor::from_f32(&[1, 3], vec![0.0; 3]).unwrap()],
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("node 'norm' (Opaque): ai.onnx.ml.Normalizer is kept"),
+        "{e}"
+    );
+}

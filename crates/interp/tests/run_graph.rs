@@ -16,6 +16,7 @@ fn bytes(ts: &[Tensor]) -> Vec<u8> {
             Tensor::F32(a) => a.iter().for_each(|x| v.extend(x.to_le_bytes())),
             Tensor::F64(a) => a.iter().for_each(|x| v.extend(x.to_le_bytes())),
             Tensor::I64(a) => a.iter().for_each(|x| v.extend(x.to_le_bytes())),
+            Tensor::Bool(a) => a.iter().for_each(|&x| v.push(x as u8)),
         }
     }
     v
@@ -242,5 +243,93 @@ fn dropout_mask_output_is_an_error_only_when_used() {
     assert_eq!(
         err.to_string(),
         "node 'drop' (Dropout): output 1 ('mask') is not supported"
+    );
+}
+
+/// A graph exported for a fixed batch (`x: [b, 4]`, a `Reshape` to `[b, -1]`, as exporters
+/// write when the example input has batch b): `run` accepts any multiple of b samples by
+/// running b at a time, and gives each sample what a run of its own gives.
+fn fixed_batch_graph(b: usize) -> Graph {
+    let mut g = Graph::new("fixed_batch", 17);
+    let x = g
+        .add_input("x", Some(TensorType::known(DType::F32, &[b, 4])))
+        .unwrap();
+    let shape = g
+        .add_constant("shape", Tensor::from_i64(&[2], vec![b as i64, -1]).unwrap())
+        .unwrap();
+    let r = g
+        .add_simple("reshape", Op::Reshape { allowzero: false }, &[x, shape])
+        .unwrap();
+    let w = g
+        .add_constant(
+            "w",
+            Tensor::from_f32(&[4, 3], (0..12).map(|i| i as f32 * 0.5 - 2.0).collect()).unwrap(),
+        )
+        .unwrap();
+    let y = g.add_simple("mm", Op::MatMul, &[r, w]).unwrap();
+    let z = g.add_simple("relu", Op::Relu, &[y]).unwrap();
+    g.set_outputs(vec![z]);
+    g
+}
+
+#[test]
+fn fixed_batch_models_run_on_multiples_of_their_batch() {
+    let xs: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+    for b in [1usize, 2] {
+        let g = fixed_batch_graph(b);
+        let n = 6;
+        let x = f32t(&[n, 4], xs.clone());
+        let got = run(&g, std::slice::from_ref(&x), &RunOptions::default()).unwrap();
+        assert_eq!(got[0].shape(), &[n, 3]);
+        // Each run of b samples alone gives the same rows.
+        let mut rows = Vec::new();
+        for s in (0..n).step_by(b) {
+            let part = f32t(&[b, 4], xs[s * 4..(s + b) * 4].to_vec());
+            rows.extend(run(&g, &[part], &RunOptions::default()).unwrap()[0].to_f64_vec());
+        }
+        assert_eq!(got[0].to_f64_vec(), rows, "b = {b}");
+        // Thread counts do not change a bit.
+        for threads in [1, 2] {
+            let again = run(
+                &g,
+                std::slice::from_ref(&x),
+                &opts(64, threads, Precision::F32),
+            );
+            assert!(bytes(&again.unwrap()) == bytes(&got));
+        }
+    }
+    // Not a multiple of the declared batch, or another rank: the usual shape error.
+    let g = fixed_batch_graph(2);
+    let e = run(&g, &[f32t(&[5, 4], vec![0.0; 20])], &RunOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("axis 0: 5 ≠ 2"), "{e}");
+    let e = run(&g, &[f32t(&[4, 5], vec![0.0; 20])], &RunOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("axis 1: 5 ≠ 4"), "{e}");
+}
+
+/// An output that does not keep the batch as its first axis cannot be assembled from runs:
+/// an error naming the output, not a silent concatenation.
+#[test]
+fn fixed_batch_outputs_must_be_batch_major() {
+    let mut g = Graph::new("sum_all", 17);
+    let x = g
+        .add_input("x", Some(TensorType::known(DType::F32, &[1, 4])))
+        .unwrap();
+    let s = g
+        .add_simple(
+            "total",
+            Op::ReduceSum {
+                keepdims: false,
+                noop_with_empty_axes: false,
+            },
+            &[x],
+        )
+        .unwrap();
+    g.set_outputs(vec![s]);
+    let e = run(&g, &[f32t(&[3, 4], vec![1.0; 12])], &RunOptions::default()).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("declared for batches of 1 and was given 3 samples")
+            && msg.contains("output '"),
+        "{msg}"
     );
 }

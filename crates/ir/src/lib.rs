@@ -10,7 +10,19 @@
 //! - A **value** ([`ValueId`]) is an SSA tensor: defined once, either as a graph input or as
 //!   output `port` of one node, with a unique name and an optional static [`TensorType`].
 //! - Shapes are static except for named symbolic dimensions ([`Dim::Sym`]), in practice the
-//!   batch dimension `N`.
+//!   batch dimension `N`. Element types ([`DType`]) are f32, f64, i64 and bool (masks and
+//!   comparison results; `Where` consumes them).
+//! - An **opaque node** ([`Op::Opaque`], [`Opaque`]) is an operator pannc keeps without
+//!   understanding it: scikit-learn's `ai.onnx.ml` post-processing after the logits
+//!   (`ZipMap`, `ArrayFeatureExtractor`, ...), every node computed from it (the `Reshape`/`Cast`
+//!   of the label) and the constants only they read when pannc cannot hold them (int32 or
+//!   string labels; those are opaque nodes without inputs, op type `Constant`). Together they
+//!   form the client-side tail. An opaque node holds the node as the source encoded it plus the
+//!   encoded types of outputs the IR cannot express (a sequence of maps), so that a pass can cut
+//!   the tail off the network and the exporter can write it back verbatim as a graph of its
+//!   own. Its outputs carry their declared tensor types when the model declares them; anything
+//!   computed from an opaque value whose type is unknown stays untyped. The interpreter refuses
+//!   a graph with opaque nodes, naming one; constant folding leaves them alone.
 //!
 //! ## Invariants (checked by [`verify`])
 //! 1. The graph is acyclic.
@@ -20,12 +32,14 @@
 //! 5. Attribute-like tensors that ONNX passes as inputs (reshape shapes, axes, pads, clip
 //!    bounds) are inputs here too, in the newest opset's form; attributes are parsed and
 //!    validated into the [`Op`] variant at import.
+//! 6. A `Split` node has exactly `num_outputs` outputs (the only op whose output count is an
+//!    attribute; opaque nodes have what they had in the source).
 //!
 //! ## Forms (checked by [`verify_form`])
 //! A graph passes through named forms, each a promise to the next stage:
 //! - **imported**: the invariants above, nothing more (any supported op);
-//! - **PANN**: no nonlinearity ([`Op::is_nonlinear`]) is left — each became a [`Poly`] or
-//!   linear ops; simulation and the CKKS backends take this form;
+//! - **PANN**: no nonlinearity ([`Op::is_nonlinear`]) and no opaque node is left — each
+//!   nonlinearity became a [`Poly`] or linear ops; simulation and the CKKS backends take this form;
 //! - **lowered**: a PANN with its polynomials written as Mul/Add (no `Poly`), for ONNX runtimes.
 //!
 //! The compile driver (`pannc-driver`) checks the form at each boundary.
@@ -42,7 +56,7 @@ pub mod tensor;
 pub mod verify;
 
 pub use graph::{Dim, Graph, GraphError, Node, NodeId, Producer, TensorType, Value, ValueId};
-pub use op::{AutoPad, Op, PadMode, Window};
+pub use op::{AutoPad, Op, Opaque, PadMode, Window};
 pub use poly::{Poly, PolyCombine, PolyStage};
 pub use print::print;
 pub use tensor::{DType, Tensor};
@@ -123,6 +137,29 @@ mod tests {
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].node, "relu");
         assert!(errs[0].message.contains("Relu is not allowed in PANN form"));
+    }
+
+    #[test]
+    fn split_output_count_is_checked_and_bools_cast() {
+        let mut g = Graph::new("t", 18);
+        let x = g.add_input("x", None).unwrap();
+        let op = Op::Split {
+            axis: 0,
+            num_outputs: 3,
+        };
+        let (_, outs) = g
+            .add_node("split", op, &[x], &["a".into(), "b".into()])
+            .unwrap();
+        g.set_outputs(outs);
+        let errs = verify(&g);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].to_string().contains("num_outputs=3 but 2 outputs"));
+        let t = Tensor::from_f32(&[3], vec![0.0, -2.5, f32::NAN]).unwrap();
+        let b = t.cast(DType::Bool);
+        assert_eq!(b.dtype(), DType::Bool);
+        assert_eq!(b.to_i64_vec(), [0, 1, 1], "x != 0, NaN is true");
+        assert_eq!(b.cast(DType::F64).to_f64_vec(), [0.0, 1.0, 1.0]);
+        assert_eq!(Tensor::scalar_of(DType::Bool, 2.0).summary(), "bool[] [1]");
     }
 
     #[test]

@@ -30,6 +30,39 @@ pub struct Window {
     pub ceil_mode: bool,
 }
 
+/// A node pannc keeps without interpreting it: an operator outside the ONNX default domain
+/// (in practice scikit-learn's `ai.onnx.ml` tail after the logits: `ZipMap`,
+/// `ArrayFeatureExtractor`, `Normalizer`, `LabelEncoder`), preserved so that the part of the
+/// graph it belongs to can be split off the PANN and written back as it was.
+///
+/// The interpreter refuses it (naming the node); shape inference takes its outputs' types as
+/// declared in the model and leaves the rest, and whatever depends on them, untyped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opaque {
+    /// Operator domain, e.g. `ai.onnx.ml`.
+    pub domain: String,
+    /// Operator type within the domain, e.g. `ZipMap`.
+    pub op_type: String,
+    /// The node as the source format encoded it (ONNX: a serialized `NodeProto`), written back
+    /// verbatim except for its name, inputs and outputs, which follow the graph.
+    pub encoded: Vec<u8>,
+    /// Per output, its declared type when it is not a dense tensor the IR can express (ONNX: a
+    /// serialized `TypeProto`, e.g. a sequence of maps), written back verbatim. `None` for
+    /// tensor outputs (typed as IR values when declared) and undeclared ones.
+    pub foreign_types: Vec<Option<Vec<u8>>>,
+}
+
+impl Opaque {
+    /// `domain.op_type`, or `op_type` in the default domain.
+    pub fn qualified_name(&self) -> String {
+        if self.domain.is_empty() {
+            self.op_type.clone()
+        } else {
+            format!("{}.{}", self.domain, self.op_type)
+        }
+    }
+}
+
 /// Padding mode of `Pad`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PadMode {
@@ -86,6 +119,10 @@ pub enum Op {
     },
     /// Opset-13 semantics: along one axis.
     Softmax {
+        axis: i64,
+    },
+    /// `log(Softmax(x))` along one axis (opset-13 semantics).
+    LogSoftmax {
         axis: i64,
     },
     MaxPool {
@@ -153,6 +190,99 @@ pub enum Op {
     },
     /// `x·Sigmoid(x)` (not an ONNX op: recognised from its exported form, written back as it).
     Silu,
+    /// `max(0, min(1, alpha·x + beta))`.
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    /// `x · max(0, min(1, x/6 + 1/2))`.
+    HardSwish,
+    /// Elementwise math on floats (`Neg` and `Abs` also on i64).
+    Neg,
+    Abs,
+    Sqrt,
+    Reciprocal,
+    Exp,
+    Log,
+    Floor,
+    Ceil,
+    /// `(X, Y)`: `X^Y`, broadcasting; the result has X's dtype.
+    Pow,
+    /// Elementwise maximum / minimum of one or more inputs, broadcasting.
+    Max,
+    Min,
+    /// `(data)` → the number of elements, an i64 scalar.
+    Size,
+    /// `(A, B)`: remainder with broadcasting; with `fmod` the sign of the dividend (C `fmod`),
+    /// otherwise of the divisor (integers only, as in ONNX).
+    Mod {
+        fmod: bool,
+    },
+    /// Comparisons `(A, B)` with broadcasting; the result is bool.
+    Equal,
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
+    /// Logic on bool tensors: `(A, B)` with broadcasting, and `Not(X)`.
+    And,
+    Or,
+    Xor,
+    Not,
+    /// `(condition, X, Y)`: X where the bool condition holds, else Y, all three broadcast.
+    Where,
+    /// `(input, shape)`: broadcast the input to `shape` (numpy rules, both ways).
+    Expand,
+    /// `(input, repeats)`: repeat along each axis.
+    Tile,
+    /// `(data, starts, ends, axes?, steps?)`, ONNX opset-13 semantics (bounds clamped,
+    /// negative steps walk backwards).
+    Slice,
+    /// `(input, split?)`: cuts `input` along `axis` into `num_outputs` parts, of the sizes
+    /// given by `split`, else equal (the last one smaller when the size does not divide, as in
+    /// opset 18).
+    Split {
+        axis: i64,
+        num_outputs: usize,
+    },
+    /// `(data, indices)`: gathers slices addressed by the last axis of `indices`.
+    GatherND {
+        batch_dims: usize,
+    },
+    /// `(start, limit, delta)` scalars → the 1-D sequence `start, start+delta, …` below `limit`.
+    Range,
+    /// Index of the largest (`ArgMax`) or smallest element along `axis`, as i64.
+    ArgMax {
+        axis: i64,
+        keepdims: bool,
+        select_last_index: bool,
+    },
+    ArgMin {
+        axis: i64,
+        keepdims: bool,
+        select_last_index: bool,
+    },
+    /// `(data, axes?)`, like `ReduceMean`.
+    ReduceSum {
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+    },
+    ReduceMax {
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+    },
+    ReduceMin {
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+    },
+    /// `(X, scale, B?)`: normalises over the axes `axis..rank` to zero mean and unit variance
+    /// (`epsilon` added to the variance), then `· scale + B`. Only the first ONNX output.
+    LayerNormalization {
+        axis: i64,
+        epsilon: f32,
+    },
+    /// A node preserved without interpretation; see [`Opaque`].
+    Opaque(Box<Opaque>),
     /// A polynomial activation (what a PANN puts in place of a nonlinearity); see [`Poly`].
     Poly(Box<Poly>),
 }
@@ -178,6 +308,10 @@ impl Op {
             Op::Erf => "Erf",
             Op::Gelu { .. } => "Gelu",
             Op::Softmax { .. } => "Softmax",
+            Op::LogSoftmax { .. } => "LogSoftmax",
+            Op::Max => "Max",
+            Op::Min => "Min",
+            Op::Size => "Size",
             Op::MaxPool { .. } => "MaxPool",
             Op::AveragePool { .. } => "AveragePool",
             Op::GlobalAveragePool => "GlobalAveragePool",
@@ -198,6 +332,41 @@ impl Op {
             Op::ConstantOfShape { .. } => "ConstantOfShape",
             Op::Silu => "Silu",
             Op::Poly(_) => "Poly",
+            Op::HardSigmoid { .. } => "HardSigmoid",
+            Op::HardSwish => "HardSwish",
+            Op::Neg => "Neg",
+            Op::Abs => "Abs",
+            Op::Sqrt => "Sqrt",
+            Op::Reciprocal => "Reciprocal",
+            Op::Exp => "Exp",
+            Op::Log => "Log",
+            Op::Floor => "Floor",
+            Op::Ceil => "Ceil",
+            Op::Pow => "Pow",
+            Op::Mod { .. } => "Mod",
+            Op::Equal => "Equal",
+            Op::Less => "Less",
+            Op::LessOrEqual => "LessOrEqual",
+            Op::Greater => "Greater",
+            Op::GreaterOrEqual => "GreaterOrEqual",
+            Op::And => "And",
+            Op::Or => "Or",
+            Op::Xor => "Xor",
+            Op::Not => "Not",
+            Op::Where => "Where",
+            Op::Expand => "Expand",
+            Op::Tile => "Tile",
+            Op::Slice => "Slice",
+            Op::Split { .. } => "Split",
+            Op::GatherND { .. } => "GatherND",
+            Op::Range => "Range",
+            Op::ArgMax { .. } => "ArgMax",
+            Op::ArgMin { .. } => "ArgMin",
+            Op::ReduceSum { .. } => "ReduceSum",
+            Op::ReduceMax { .. } => "ReduceMax",
+            Op::ReduceMin { .. } => "ReduceMin",
+            Op::LayerNormalization { .. } => "LayerNormalization",
+            Op::Opaque(_) => "Opaque",
         }
     }
 
@@ -206,7 +375,31 @@ impl Op {
         match self {
             Op::Constant(_) => (0, 0),
             Op::Conv { .. } | Op::Gemm { .. } => (2, 3),
-            Op::MatMul | Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Gather { .. } => (2, 2),
+            Op::MatMul
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Gather { .. }
+            | Op::Pow
+            | Op::Mod { .. }
+            | Op::Equal
+            | Op::Less
+            | Op::LessOrEqual
+            | Op::Greater
+            | Op::GreaterOrEqual
+            | Op::And
+            | Op::Or
+            | Op::Xor
+            | Op::Expand
+            | Op::Tile
+            | Op::GatherND { .. } => (2, 2),
+            Op::Where | Op::Range => (3, 3),
+            Op::Slice => (3, 5),
+            Op::Split { .. } => (1, 2),
+            Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. } => (1, 2),
+            Op::LayerNormalization { .. } => (2, 3),
+            Op::Opaque(_) => (0, usize::MAX),
             Op::BatchNormalization { .. } => (5, 5),
             Op::Clip { has_min, has_max } => {
                 let n = 1 + *has_min as usize + *has_max as usize;
@@ -215,7 +408,7 @@ impl Op {
             Op::ReduceMean { .. } | Op::Squeeze => (1, 2),
             Op::Reshape { .. } | Op::Unsqueeze => (2, 2),
             Op::Pad { .. } => (2, 4),
-            Op::Concat { .. } => (1, usize::MAX),
+            Op::Concat { .. } | Op::Max | Op::Min => (1, usize::MAX),
             Op::Dropout => (1, 3),
             Op::ConstantOfShape { .. } => (1, 1),
             Op::Relu
@@ -225,6 +418,8 @@ impl Op {
             | Op::Erf
             | Op::Gelu { .. }
             | Op::Softmax { .. }
+            | Op::LogSoftmax { .. }
+            | Op::Size
             | Op::MaxPool { .. }
             | Op::AveragePool { .. }
             | Op::GlobalAveragePool
@@ -235,7 +430,20 @@ impl Op {
             | Op::Shape { .. }
             | Op::Cast { .. }
             | Op::Silu
-            | Op::Poly(_) => (1, 1),
+            | Op::Poly(_)
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::Neg
+            | Op::Abs
+            | Op::Sqrt
+            | Op::Reciprocal
+            | Op::Exp
+            | Op::Log
+            | Op::Floor
+            | Op::Ceil
+            | Op::Not
+            | Op::ArgMax { .. }
+            | Op::ArgMin { .. } => (1, 1),
         }
     }
 
@@ -254,6 +462,16 @@ impl Op {
                 | Op::Poly(_)
                 | Op::Identity
                 | Op::Dropout
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
+                | Op::Neg
+                | Op::Abs
+                | Op::Sqrt
+                | Op::Reciprocal
+                | Op::Exp
+                | Op::Log
+                | Op::Floor
+                | Op::Ceil
         )
     }
 
@@ -270,8 +488,27 @@ impl Op {
                 | Op::Gelu { .. }
                 | Op::Silu
                 | Op::Softmax { .. }
+                | Op::LogSoftmax { .. }
+                | Op::Max
+                | Op::Min
                 | Op::MaxPool { .. }
                 | Op::Lrn { .. }
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
+                | Op::Abs
+                | Op::Sqrt
+                | Op::Reciprocal
+                | Op::Exp
+                | Op::Log
+                | Op::Floor
+                | Op::Ceil
+                | Op::Pow
+                | Op::Mod { .. }
+                | Op::ReduceMax { .. }
+                | Op::ReduceMin { .. }
+                | Op::ArgMax { .. }
+                | Op::ArgMin { .. }
+                | Op::LayerNormalization { .. }
         )
     }
 
@@ -331,7 +568,7 @@ impl Op {
             Op::Gelu { tanh } => {
                 out.push(("approximate", if *tanh { "tanh" } else { "none" }.into()))
             }
-            Op::Softmax { axis } => out.push(("axis", axis.to_string())),
+            Op::Softmax { axis } | Op::LogSoftmax { axis } => out.push(("axis", axis.to_string())),
             Op::MaxPool { window: w } => window(w, &mut out),
             Op::AveragePool {
                 window: w,
@@ -385,6 +622,88 @@ impl Op {
             Op::Cast { to } => out.push(("to", to.to_string())),
             Op::ConstantOfShape { value } => out.push(("value", value.summary())),
             Op::Poly(p) => out.push(("poly", p.to_string())),
+            Op::HardSigmoid { alpha, beta } => {
+                out.push(("alpha", f(*alpha)));
+                out.push(("beta", f(*beta)));
+            }
+            Op::Mod { fmod } => out.push(("fmod", (*fmod as u8).to_string())),
+            Op::Split { axis, num_outputs } => {
+                out.push(("axis", axis.to_string()));
+                out.push(("num_outputs", num_outputs.to_string()));
+            }
+            Op::GatherND { batch_dims } => {
+                if *batch_dims != 0 {
+                    out.push(("batch_dims", batch_dims.to_string()));
+                }
+            }
+            Op::ArgMax {
+                axis,
+                keepdims,
+                select_last_index,
+            }
+            | Op::ArgMin {
+                axis,
+                keepdims,
+                select_last_index,
+            } => {
+                out.push(("axis", axis.to_string()));
+                out.push(("keepdims", (*keepdims as u8).to_string()));
+                if *select_last_index {
+                    out.push(("select_last_index", "1".into()));
+                }
+            }
+            Op::ReduceSum {
+                keepdims,
+                noop_with_empty_axes,
+            }
+            | Op::ReduceMax {
+                keepdims,
+                noop_with_empty_axes,
+            }
+            | Op::ReduceMin {
+                keepdims,
+                noop_with_empty_axes,
+            } => {
+                out.push(("keepdims", (*keepdims as u8).to_string()));
+                if *noop_with_empty_axes {
+                    out.push(("noop_with_empty_axes", "1".into()));
+                }
+            }
+            Op::LayerNormalization { axis, epsilon } => {
+                out.push(("axis", axis.to_string()));
+                out.push(("epsilon", f(*epsilon)));
+            }
+            Op::Opaque(o) => {
+                out.push(("domain", o.domain.clone()));
+                out.push(("op_type", o.op_type.clone()));
+            }
+            Op::HardSwish
+            | Op::Neg
+            | Op::Abs
+            | Op::Sqrt
+            | Op::Reciprocal
+            | Op::Exp
+            | Op::Log
+            | Op::Floor
+            | Op::Ceil
+            | Op::Pow
+            | Op::Max
+            | Op::Min
+            | Op::Size
+            | Op::Equal
+            | Op::Less
+            | Op::LessOrEqual
+            | Op::Greater
+            | Op::GreaterOrEqual
+            | Op::And
+            | Op::Or
+            | Op::Xor
+            | Op::Not
+            | Op::Where
+            | Op::Expand
+            | Op::Tile
+            | Op::Slice
+            | Op::Range => {}
             Op::MatMul
             | Op::Add
             | Op::Sub

@@ -1,4 +1,5 @@
-//! Dense tensors: f32, f64 and i64, row-major, backed by `ndarray`.
+//! Dense tensors: f32, f64, i64 and bool, row-major, backed by `ndarray`. Booleans exist for
+//! masks and comparisons (`Equal`, `Where`); arithmetic is on the numeric types.
 
 use ndarray::{ArrayD, IxDyn};
 use std::fmt;
@@ -9,6 +10,7 @@ pub enum DType {
     F32,
     F64,
     I64,
+    Bool,
 }
 
 impl DType {
@@ -17,6 +19,7 @@ impl DType {
         match self {
             DType::F32 => 4,
             DType::F64 | DType::I64 => 8,
+            DType::Bool => 1,
         }
     }
     pub fn is_float(self) -> bool {
@@ -30,6 +33,7 @@ impl fmt::Display for DType {
             DType::F32 => "f32",
             DType::F64 => "f64",
             DType::I64 => "i64",
+            DType::Bool => "bool",
         })
     }
 }
@@ -40,6 +44,7 @@ pub enum Tensor {
     F32(ArrayD<f32>),
     F64(ArrayD<f64>),
     I64(ArrayD<i64>),
+    Bool(ArrayD<bool>),
 }
 
 impl Tensor {
@@ -48,6 +53,7 @@ impl Tensor {
             Tensor::F32(_) => DType::F32,
             Tensor::F64(_) => DType::F64,
             Tensor::I64(_) => DType::I64,
+            Tensor::Bool(_) => DType::Bool,
         }
     }
 
@@ -56,6 +62,7 @@ impl Tensor {
             Tensor::F32(a) => a.shape(),
             Tensor::F64(a) => a.shape(),
             Tensor::I64(a) => a.shape(),
+            Tensor::Bool(a) => a.shape(),
         }
     }
 
@@ -83,34 +90,60 @@ impl Tensor {
             .ok()
             .map(Tensor::I64)
     }
+    pub fn from_bool(shape: &[usize], data: Vec<bool>) -> Option<Tensor> {
+        ArrayD::from_shape_vec(IxDyn(shape), data)
+            .ok()
+            .map(Tensor::Bool)
+    }
     pub fn scalar_f32(v: f32) -> Tensor {
         Tensor::F32(ArrayD::from_elem(IxDyn(&[]), v))
     }
     pub fn scalar_i64(v: i64) -> Tensor {
         Tensor::I64(ArrayD::from_elem(IxDyn(&[]), v))
     }
+    /// A scalar of `dtype` holding `x` (`as`-converted; bool: `x != 0`).
+    pub fn scalar_of(dtype: DType, x: f64) -> Tensor {
+        let s = IxDyn(&[]);
+        match dtype {
+            DType::F32 => Tensor::F32(ArrayD::from_elem(s, x as f32)),
+            DType::F64 => Tensor::F64(ArrayD::from_elem(s, x)),
+            DType::I64 => Tensor::I64(ArrayD::from_elem(s, x as i64)),
+            DType::Bool => Tensor::Bool(ArrayD::from_elem(s, x != 0.0)),
+        }
+    }
 
-    /// All elements as f64, in row-major order.
+    /// All elements as f64 (booleans as 0 and 1), in row-major order.
     pub fn to_f64_vec(&self) -> Vec<f64> {
         match self {
             Tensor::F32(a) => a.iter().map(|&x| x as f64).collect(),
             Tensor::F64(a) => a.iter().copied().collect(),
             Tensor::I64(a) => a.iter().map(|&x| x as f64).collect(),
+            Tensor::Bool(a) => a.iter().map(|&x| x as u8 as f64).collect(),
         }
     }
 
-    /// All elements as i64 (floats truncated toward zero), in row-major order.
+    /// All elements as i64 (floats truncated toward zero, booleans as 0 and 1), in row-major
+    /// order.
     pub fn to_i64_vec(&self) -> Vec<i64> {
         match self {
             Tensor::F32(a) => a.iter().map(|&x| x as i64).collect(),
             Tensor::F64(a) => a.iter().map(|&x| x as i64).collect(),
             Tensor::I64(a) => a.iter().copied().collect(),
+            Tensor::Bool(a) => a.iter().map(|&x| x as i64).collect(),
         }
     }
 
-    /// Converts to another element type (`as` casts).
+    /// Converts to another element type: `as` casts between numbers, `x != 0` to bool (NaN is
+    /// true, as in ONNX), 0/1 from bool.
     pub fn cast(&self, to: DType) -> Tensor {
         match (self, to) {
+            (Tensor::Bool(a), DType::Bool) => Tensor::Bool(a.clone()),
+            (Tensor::Bool(a), DType::F32) => Tensor::F32(a.mapv(|x| x as u8 as f32)),
+            (Tensor::Bool(a), DType::F64) => Tensor::F64(a.mapv(|x| x as u8 as f64)),
+            (Tensor::Bool(a), DType::I64) => Tensor::I64(a.mapv(|x| x as i64)),
+            (Tensor::F32(a), DType::Bool) => Tensor::Bool(a.mapv(|x| x != 0.0)),
+            (Tensor::F64(a), DType::Bool) => Tensor::Bool(a.mapv(|x| x != 0.0)),
+            (Tensor::I64(a), DType::Bool) => Tensor::Bool(a.mapv(|x| x != 0)),
             (Tensor::F32(a), DType::F32) => Tensor::F32(a.clone()),
             (Tensor::F32(a), DType::F64) => Tensor::F64(a.mapv(|x| x as f64)),
             (Tensor::F32(a), DType::I64) => Tensor::I64(a.mapv(|x| x as i64)),
@@ -131,6 +164,7 @@ impl Tensor {
             Tensor::F32(a) => Tensor::F32(a.slice_axis(Axis(0), r).to_owned()),
             Tensor::F64(a) => Tensor::F64(a.slice_axis(Axis(0), r).to_owned()),
             Tensor::I64(a) => Tensor::I64(a.slice_axis(Axis(0), r).to_owned()),
+            Tensor::Bool(a) => Tensor::Bool(a.slice_axis(Axis(0), r).to_owned()),
         }
     }
 
@@ -156,6 +190,10 @@ impl Tensor {
             })?),
             Tensor::I64(_) => Tensor::I64(views(parts, |t| match t {
                 Tensor::I64(a) => Some(a),
+                _ => None,
+            })?),
+            Tensor::Bool(_) => Tensor::Bool(views(parts, |t| match t {
+                Tensor::Bool(a) => Some(a),
                 _ => None,
             })?),
         })

@@ -18,7 +18,7 @@ impl fmt::Display for VerifyError {
 }
 
 /// Checks the graph and returns all violations found (empty when valid):
-/// acyclicity, input/output arity per op, that every referenced value exists and is
+/// acyclicity, input arity per op, Split's output count, that every referenced value exists and is
 /// produced by the node it claims, that graph outputs exist, and that constant values'
 /// recorded types match their tensors.
 pub fn verify(g: &Graph) -> Vec<VerifyError> {
@@ -66,6 +66,17 @@ pub fn verify(g: &Graph) -> Vec<VerifyError> {
         }
         if node.outputs().is_empty() {
             err(&node.name, "has no outputs".into());
+        }
+        if let Op::Split { num_outputs, .. } = &node.op {
+            if node.outputs().len() != *num_outputs {
+                err(
+                    &node.name,
+                    format!(
+                        "Split has num_outputs={num_outputs} but {} outputs",
+                        node.outputs().len()
+                    ),
+                );
+            }
         }
         if let Op::Constant(t) = &node.op {
             if let Some(ty) = node
@@ -129,8 +140,9 @@ pub fn verify_form(g: &Graph, form: Form) -> Vec<VerifyError> {
     }
     for id in g.node_ids() {
         let node = g.node(id);
-        let bad =
-            node.op.is_nonlinear() || (form == Form::Lowered && matches!(node.op, Op::Poly(_)));
+        let bad = node.op.is_nonlinear()
+            || matches!(node.op, Op::Opaque(_))
+            || (form == Form::Lowered && matches!(node.op, Op::Poly(_)));
         if bad {
             errs.push(VerifyError {
                 node: node.name.clone(),

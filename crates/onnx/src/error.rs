@@ -38,9 +38,63 @@ impl fmt::Display for Unsupported {
     }
 }
 
+/// Unsupported nodes of one op type (and domain and reason).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnsupportedGroup {
+    pub op_type: String,
+    /// `""` for the default ONNX domain.
+    pub domain: String,
+    /// The opset version the model imports for that domain.
+    pub opset: Option<i64>,
+    pub count: usize,
+    /// The name of the first such node in the file.
+    pub first_node: String,
+    pub reason: String,
+}
+
+impl fmt::Display for UnsupportedGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.domain.is_empty() {
+            write!(f, "{}.", self.domain)?;
+        }
+        let first = if self.first_node.is_empty() {
+            "an unnamed node".to_string()
+        } else {
+            format!("'{}'", self.first_node)
+        };
+        write!(
+            f,
+            "{} ×{} (first: {first}; {})",
+            self.op_type, self.count, self.reason
+        )
+    }
+}
+
+/// Groups unsupported nodes by op type, domain and reason, in order of first occurrence.
+pub fn group_unsupported(v: &[Unsupported]) -> Vec<UnsupportedGroup> {
+    let mut groups: Vec<UnsupportedGroup> = Vec::new();
+    for u in v {
+        match groups
+            .iter_mut()
+            .find(|g| g.op_type == u.op_type && g.domain == u.domain && g.reason == u.reason)
+        {
+            Some(g) => g.count += 1,
+            None => groups.push(UnsupportedGroup {
+                op_type: u.op_type.clone(),
+                domain: u.domain.clone(),
+                opset: u.opset,
+                count: 1,
+                first_node: u.node.clone(),
+                reason: u.reason.clone(),
+            }),
+        }
+    }
+    groups
+}
+
 fn list_unsupported(v: &[Unsupported]) -> String {
-    let items: Vec<String> = v.iter().map(|u| u.to_string()).collect();
-    items.join("; ")
+    let items: Vec<String> = group_unsupported(v).iter().map(|g| g.to_string()).collect();
+    items.join(", ")
 }
 
 /// Everything that can go wrong reading or writing ONNX.
@@ -55,7 +109,7 @@ pub enum OnnxError {
     MissingOpset,
     #[error("opset {opset} of the default ONNX domain is not supported (pannc reads opsets {min}..={max})")]
     UnsupportedOpset { opset: i64, min: i64, max: i64 },
-    /// Every node pannc cannot import, all at once.
+    /// Every node pannc cannot import, all at once; the message groups them by op type.
     #[error("{} unsupported node(s): {}", .0.len(), list_unsupported(.0))]
     Unsupported(Vec<Unsupported>),
     #[error(
@@ -140,10 +194,14 @@ pub enum OnnxError {
         actual: usize,
         unit: &'static str,
     },
-    #[error("tensor '{tensor}' keeps its data outside the model (external data), which pannc does not read")]
-    ExternalData { tensor: String },
+    /// External tensor data that cannot be read safely (see the `external` module).
+    #[error("tensor '{tensor}': external data: {msg}")]
+    External { tensor: String, msg: String },
+    /// A file pannc was asked to read or write.
+    #[error("{path}: {msg}")]
+    Io { path: String, msg: String },
     #[error(
-        "{what} has element type {dtype}, which pannc does not support (f32, f64, i64{extra})"
+        "{what} has element type {dtype}, which pannc does not support (f32, f64, i64, bool{extra})"
     )]
     UnsupportedDType {
         what: String,
@@ -192,7 +250,8 @@ impl OnnxError {
             OnnxError::ValueTooLarge { .. } => "value-too-large",
             OnnxError::RankTooLarge { .. } => "rank-too-large",
             OnnxError::DataSize { .. } => "data-size",
-            OnnxError::ExternalData { .. } => "external-data",
+            OnnxError::External { .. } => "external-data",
+            OnnxError::Io { .. } => "io",
             OnnxError::UnsupportedDType { .. } => "unsupported-dtype",
             OnnxError::BadType { .. } => "bad-type",
             OnnxError::BadNode { .. } => "bad-node",

@@ -1,5 +1,9 @@
 //! [`Model`] → ONNX bytes, writing each op in the form of the target opset.
 //!
+//! Opaque nodes are written back as the `NodeProto` they were read from, with the graph's
+//! names; their outputs' declared non-tensor types (a sequence of maps) are written as they
+//! were read.
+//!
 //! Constants whose node name equals their value name (initializers, and constants added by
 //! passes) become initializers; other constants (from ONNX `Constant` nodes) stay `Constant`
 //! nodes. A constant that the IR only uses where the target opset takes an attribute (e.g.
@@ -55,6 +59,16 @@ fn output_type(g: &Graph, v: ValueId) -> Option<TensorType> {
     ))
 }
 
+/// The declared non-tensor type of a value produced by an opaque node.
+fn foreign_type(g: &Graph, v: ValueId) -> Option<pb::TypeProto> {
+    match g.value(v).producer() {
+        pannc_ir::Producer::Node { node, port } => {
+            ops::opaque::foreign_type(&g.node(node).op, port)
+        }
+        pannc_ir::Producer::Input => None,
+    }
+}
+
 pub(crate) fn model_to_proto(model: &Model, opset: i64) -> Result<pb::ModelProto, OnnxError> {
     if !(MIN_OPSET..=MAX_OPSET).contains(&opset) {
         return Err(OnnxError::UnsupportedOpset {
@@ -88,6 +102,16 @@ pub(crate) fn model_to_proto(model: &Model, opset: i64) -> Result<pb::ModelProto
         let node = g.node(id);
         if matches!(node.op, Op::Constant(_)) {
             written.push(None);
+            continue;
+        }
+        if let Op::Opaque(_) = node.op {
+            let n = ops::opaque::export_node(g, node, opset)?;
+            referenced.extend(n.input.iter().filter(|s| !s.is_empty()).cloned());
+            // A kept initializer (read as an opaque Constant) is written back as one.
+            written.push(Some(match ops::opaque::as_initializer(&n) {
+                Some(t) => (vec![], vec![t]),
+                None => (vec![n], vec![]),
+            }));
             continue;
         }
         if let Some(w) = ops::elementwise::write_internal(g, node, opset, &mut names)? {
@@ -172,6 +196,14 @@ pub(crate) fn model_to_proto(model: &Model, opset: i64) -> Result<pb::ModelProto
     let out_set: HashSet<ValueId> = g.outputs().iter().copied().collect();
     for &v in g.outputs() {
         let val = g.value(v);
+        if let Some(tp) = foreign_type(g, v) {
+            outputs.push(pb::ValueInfoProto {
+                name: Some(val.name.clone()),
+                r#type: Some(tp),
+                ..Default::default()
+            });
+            continue;
+        }
         let ty = output_type(g, v).ok_or_else(|| {
             OnnxError::ExportGraph(format!(
                 "graph output '{}' has no static type and its dtype/rank cannot be inferred; run shape inference first",
@@ -193,6 +225,12 @@ pub(crate) fn model_to_proto(model: &Model, opset: i64) -> Result<pb::ModelProto
             }
             if let Some(ty) = &g.value(v).ty {
                 infos.push(value_info(&g.value(v).name, ty));
+            } else if let Some(tp) = foreign_type(g, v) {
+                infos.push(pb::ValueInfoProto {
+                    name: Some(g.value(v).name.clone()),
+                    r#type: Some(tp),
+                    ..Default::default()
+                });
             }
         }
     }

@@ -2,6 +2,7 @@
 //! then parse each node (in a topological order) through the op registry.
 
 use crate::error::{OnnxError, Unsupported};
+use crate::external;
 use crate::limits::{Budget, Limits};
 use crate::ops::{self, ImportState, NameGen, ParseCtx};
 use crate::pb;
@@ -69,19 +70,31 @@ pub(crate) fn unsupported_nodes(
     opsets: &HashMap<String, i64>,
 ) -> Vec<Unsupported> {
     let opset = opsets.get("").copied().unwrap_or(0);
+    let kept = ops::opaque::preserved_tail(graph);
     let mut out = Vec::new();
-    for n in &graph.node {
+    for (n, kept) in graph.node.iter().zip(kept) {
         let domain = if is_default_domain(n.domain()) {
             ""
         } else {
             n.domain()
         };
-        let reason = if !domain.is_empty() {
-            Some("operators outside the default ONNX domain are not supported".to_string())
+        let reason = if kept {
+            None
+        } else if !domain.is_empty() {
+            Some(format!(
+                "domain {domain}{} is not supported; pannc keeps only {} nodes, uninterpreted",
+                opsets
+                    .get(domain)
+                    .map_or(String::new(), |v| format!(" (opset {v})")),
+                ops::opaque::PRESERVED_DOMAINS.join(", ")
+            ))
         } else {
             match ops::lookup(n.op_type()) {
                 None => Some("not implemented by pannc".to_string()),
-                Some(d) if d.since > opset => Some(format!("not defined before opset {}", d.since)),
+                Some(d) if d.since > opset => Some(format!(
+                    "not defined before opset {}; the model imports opset {opset}",
+                    d.since
+                )),
                 Some(_) => None,
             }
         };
@@ -110,6 +123,14 @@ fn is_index_slot(op: &str, slot: usize) -> bool {
             | ("Pad", 1)
             | ("Pad", 3)
             | ("ConstantOfShape", 0)
+            | ("Slice", 1..=4)
+            | ("Split", 1)
+            | ("Expand", 1)
+            | ("Tile", 1)
+            | ("GatherND", 1)
+            | ("ReduceSum", 1)
+            | ("ReduceMax", 1)
+            | ("ReduceMin", 1)
     )
 }
 
@@ -180,7 +201,11 @@ fn topo_sort(nodes: &[pb::NodeProto]) -> Result<Vec<usize>, OnnxError> {
 }
 
 /// Imports a decoded model.
-pub(crate) fn import_model(m: &pb::ModelProto, limits: &Limits) -> Result<Model, OnnxError> {
+pub(crate) fn import_model(
+    m: &pb::ModelProto,
+    limits: &Limits,
+    ext: external::Source,
+) -> Result<Model, OnnxError> {
     let graph = m.graph.as_ref().ok_or(OnnxError::MissingGraph)?;
     let opsets = opset_map(m)?;
     let opset = *opsets.get("").ok_or(OnnxError::MissingOpset)?;
@@ -267,6 +292,8 @@ pub(crate) fn import_model(m: &pb::ModelProto, limits: &Limits) -> Result<Model,
         }
     }
     let order = topo_sort(&graph.node)?;
+    // The nodes kept opaque (ai.onnx.ml and what is computed from them).
+    let kept = ops::opaque::preserved_tail(graph);
 
     // --- uses ----------------------------------------------------------------------------------
     let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name()).collect();
@@ -308,17 +335,37 @@ pub(crate) fn import_model(m: &pb::ModelProto, limits: &Limits) -> Result<Model,
     }
 
     // --- initializer tensors (checked before any type, so a bad tensor is named as such) -----
+    // An initializer of an element type pannc does not read (string class labels) is kept
+    // opaque when only preserved nodes read it.
+    let mut preserved_use: HashMap<&str, bool> = HashMap::new();
+    for (n, &k) in graph.node.iter().zip(&kept) {
+        for i in n.input.iter().filter(|i| !i.is_empty()) {
+            *preserved_use.entry(i.as_str()).or_insert(true) &= k;
+        }
+    }
     let mut tensors = Vec::with_capacity(graph.initializer.len());
     for t in &graph.initializer {
-        tensors.push(tensor_from_proto(
-            t,
-            t.name(),
-            index_only.contains(t.name()),
-            limits,
-        )?);
+        match tensor_from_proto(t, t.name(), index_only.contains(t.name()), limits, &ext) {
+            Ok(x) => tensors.push(Some(x)),
+            Err(OnnxError::UnsupportedDType { .. })
+                if preserved_use.get(t.name()) == Some(&true) && !outputs.contains(t.name()) =>
+            {
+                tensors.push(None)
+            }
+            Err(e) => return Err(e),
+        }
     }
 
     // --- static types ----------------------------------------------------------------------------
+    // Outputs of preserved (opaque) nodes may have types the IR cannot express: kept encoded.
+    let opaque_outs: HashSet<&str> = graph
+        .node
+        .iter()
+        .zip(&kept)
+        .filter(|(_, &k)| k)
+        .flat_map(|(n, _)| n.output.iter().map(String::as_str))
+        .collect();
+    let mut foreign: HashMap<String, Vec<u8>> = HashMap::new();
     let mut unnamed = 0usize;
     let mut types: HashMap<String, TensorType> = HashMap::new();
     // value_info in the order values are defined, so that unnamed dimensions are numbered
@@ -341,6 +388,20 @@ pub(crate) fn import_model(m: &pb::ModelProto, limits: &Limits) -> Result<Model,
         {
             continue;
         }
+        if opaque_outs.contains(vi.name()) {
+            match type_from_proto(vi.r#type.as_ref(), vi.name(), &mut unnamed, limits) {
+                Ok(Some(t)) => {
+                    types.insert(vi.name().to_string(), t);
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    if let Some(tp) = &vi.r#type {
+                        foreign.insert(vi.name().to_string(), tp.encode_to_vec());
+                    }
+                }
+            }
+            continue;
+        }
         if let Some(t) = type_from_proto(vi.r#type.as_ref(), vi.name(), &mut unnamed, limits)? {
             types.insert(vi.name().to_string(), t);
         }
@@ -361,6 +422,8 @@ pub(crate) fn import_model(m: &pb::ModelProto, limits: &Limits) -> Result<Model,
         used,
         index_only,
         budget,
+        foreign,
+        ext,
     };
     for vi in inputs {
         let ty = st.types.get(vi.name()).cloned();
@@ -368,8 +431,13 @@ pub(crate) fn import_model(m: &pb::ModelProto, limits: &Limits) -> Result<Model,
             .map_err(|e| OnnxError::BadModel(e.to_string()))?;
     }
     for (t, tensor) in graph.initializer.iter().zip(tensors) {
-        st.g.add_constant(t.name(), tensor)
-            .map_err(|e| OnnxError::BadModel(e.to_string()))?;
+        match tensor {
+            Some(tensor) => {
+                st.g.add_constant(t.name(), tensor)
+                    .map_err(|e| OnnxError::BadModel(e.to_string()))?;
+            }
+            None => ops::opaque::import_initializer(&mut st, t)?,
+        }
     }
     for &i in &order {
         let n = &graph.node[i];
@@ -391,6 +459,11 @@ pub(crate) fn import_model(m: &pb::ModelProto, limits: &Limits) -> Result<Model,
                         input: name.to_string(),
                     })?;
             resolved.push(Some(v));
+        }
+        if kept[i] {
+            let ins: Vec<_> = resolved.into_iter().flatten().collect();
+            ops::opaque::import_node(&mut st, n, &ins)?;
+            continue;
         }
         let def = ops::lookup(n.op_type())
             .ok_or_else(|| OnnxError::Unsupported(unsupported_nodes(graph, &opsets)))?;

@@ -21,6 +21,18 @@ pub(crate) fn known_dtype(g: &Graph, v: ValueId) -> Option<DType> {
             Op::Cast { to } => return Some(*to),
             Op::Shape { .. } => return Some(DType::I64),
             Op::ConstantOfShape { value } => return Some(value.dtype()),
+            Op::Opaque(_) => return None,
+            Op::Equal
+            | Op::Less
+            | Op::LessOrEqual
+            | Op::Greater
+            | Op::GreaterOrEqual
+            | Op::And
+            | Op::Or
+            | Op::Xor
+            | Op::Not => return Some(DType::Bool),
+            Op::ArgMax { .. } | Op::ArgMin { .. } | Op::Size => return Some(DType::I64),
+            Op::Where => v = *node.inputs().get(1)?,
             _ => v = *node.inputs().first()?,
         }
     }
@@ -52,7 +64,36 @@ fn known_rank_steps(g: &Graph, v: ValueId, steps: &mut usize) -> Option<usize> {
         Op::Constant(t) => Some(t.shape().len()),
         Op::Gemm { .. } | Op::Flatten { .. } => Some(2),
         Op::Shape { .. } => Some(1),
-        Op::Add | Op::Sub | Op::Mul | Op::Div => Some(rank(0)?.max(rank(1)?)),
+        Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Div
+        | Op::Pow
+        | Op::Mod { .. }
+        | Op::Equal
+        | Op::Less
+        | Op::LessOrEqual
+        | Op::Greater
+        | Op::GreaterOrEqual
+        | Op::And
+        | Op::Or
+        | Op::Xor => Some(rank(0)?.max(rank(1)?)),
+        Op::Where => Some(rank(0)?.max(rank(1)?).max(rank(2)?)),
+        Op::Range => Some(1),
+        Op::Size => Some(0),
+        Op::Max | Op::Min => ins
+            .iter()
+            .try_fold(0usize, |r, &v| Some(r.max(known_rank_steps(g, v, steps)?))),
+        Op::Opaque(_) | Op::GatherND { .. } => None,
+        Op::Expand => Some(rank(0)?.max(const_len(g, ins.get(1))?)),
+        Op::ArgMax { keepdims, .. } | Op::ArgMin { keepdims, .. } => {
+            let r = rank(0)?;
+            if *keepdims {
+                Some(r)
+            } else {
+                r.checked_sub(1)
+            }
+        }
         Op::MatMul => {
             let (a, b) = (rank(0)?, rank(1)?);
             match (a, b) {
@@ -71,6 +112,18 @@ fn known_rank_steps(g: &Graph, v: ValueId, steps: &mut usize) -> Option<usize> {
             r.checked_sub(const_len(g, ins.get(1))?)
         }
         Op::ReduceMean {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceSum {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceMax {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceMin {
             keepdims,
             noop_with_empty_axes,
         } => {

@@ -1,8 +1,11 @@
 //! # pannc-onnx: ONNX ⇄ pannc IR
 //!
-//! [`import`] turns ONNX bytes into a [`Model`] (a [`pannc_ir::Graph`] plus the metadata needed
-//! to write it back faithfully); [`export`] writes a model back, each op in the form of the
-//! target opset. [`read_tensor`]/[`write_tensor`] handle serialized `TensorProto`s (the
+//! [`import_path`] reads an ONNX file (and the external data files next to it) into a
+//! [`Model`] (a [`pannc_ir::Graph`] plus the metadata needed to write it back faithfully);
+//! [`import`] does the same for bytes in memory, which cannot reference external data.
+//! [`export`] writes a model back, each op in the form of the target opset; [`export_to_path`]
+//! writes a file, with the weights in `<file>.data` when the model is too large for one
+//! protobuf message (2 GiB). [`read_tensor`]/[`write_tensor`] handle serialized `TensorProto`s (the
 //! conformance suite's `input_N.pb`/`output_N.pb`).
 //!
 //! ## Architecture invariants
@@ -14,7 +17,8 @@
 //!   multiplication; [`Limits`] bound every tensor (default [`MAX_TENSOR_BYTES`]), the total of
 //!   the model's constant data (default [`MAX_TOTAL_BYTES`], checked over every declared tensor
 //!   before the first is converted), declared value shapes and ranks; data sizes are checked
-//!   against shapes before anything is allocated.
+//!   against shapes before anything is allocated. External data is read only from regular
+//!   files inside the model's directory, each tensor's byte range alone (module `external`).
 //! - The op registry (`ops/`) is organised by op family; each family file has both the parser
 //!   and the writer of its ops.
 //!
@@ -38,7 +42,13 @@
 //!   drops a last window that would start in the end padding; earlier opsets keep it), so
 //!   such pools are not written across the opset-22 boundary.
 //! - Nodes may come in any order (they are sorted; a cycle is an error naming a node on it).
-//!   Every unsupported op is reported at once in [`OnnxError::Unsupported`].
+//!   Every unsupported op is reported at once in [`OnnxError::Unsupported`] (its message groups
+//!   them by op type, see [`group_unsupported`]).
+//! - Nodes of the `ai.onnx.ml` domain (scikit-learn's post-processing: ZipMap,
+//!   ArrayFeatureExtractor, ...) are kept as [`pannc_ir::Op::Opaque`]: their `NodeProto`, and
+//!   the declared types of their outputs that the IR cannot express (sequences of maps), are
+//!   written back verbatim. Initializers of element types pannc does not read (string labels)
+//!   are kept the same way when only such nodes use them.
 
 pub(crate) mod pb {
     #![allow(clippy::all, clippy::pedantic, missing_docs, dead_code)]
@@ -47,6 +57,7 @@ pub(crate) mod pb {
 
 mod error;
 mod export;
+mod external;
 mod import;
 mod infer;
 mod limits;
@@ -56,13 +67,14 @@ mod tensor;
 #[cfg(test)]
 mod tests;
 
-pub use error::{OnnxError, Unsupported};
+pub use error::{group_unsupported, OnnxError, Unsupported, UnsupportedGroup};
 pub use export::min_ir_version;
 pub use import::{MAX_OPSET, MIN_OPSET};
 pub use limits::{human_bytes, Limits, MAX_RANK, MAX_TENSOR_BYTES, MAX_TOTAL_BYTES};
 
 use pannc_ir::{Graph, Tensor};
 use prost::Message;
+use std::path::{Path, PathBuf};
 
 /// An imported ONNX model: the IR graph and the model-level metadata written back on export.
 /// The graph's `opset` is the default-domain opset.
@@ -103,16 +115,69 @@ impl Model {
     }
 }
 
-/// Imports an ONNX model with the default [`Limits`]. See the crate docs for what is accepted.
+/// Imports an ONNX model from bytes with the default [`Limits`]. See the crate docs for what is
+/// accepted. A model that keeps tensor data in external files is refused (there is no
+/// directory to read them from): use [`import_path`] or [`import_with_dir`].
 pub fn import(bytes: &[u8]) -> Result<Model, OnnxError> {
     import_with_limits(bytes, &Limits::default())
 }
 
-/// Imports an ONNX model, refusing (before allocating) any tensor, total of constant data,
-/// declared shape or rank over `limits`.
+/// Imports an ONNX model from bytes, refusing (before allocating) any tensor, total of constant
+/// data, declared shape or rank over `limits`. External data is refused, as in [`import`].
 pub fn import_with_limits(bytes: &[u8], limits: &Limits) -> Result<Model, OnnxError> {
     let m = import::decode_model(bytes)?;
-    import::import_model(&m, limits)
+    import::import_model(&m, limits, external::Source::None)
+}
+
+/// Imports model bytes read from a file in `dir`, whose external tensor data (if any) must be
+/// regular files inside `dir`.
+pub fn import_with_dir(bytes: &[u8], dir: &Path, limits: &Limits) -> Result<Model, OnnxError> {
+    let m = import::decode_model(bytes)?;
+    let src = external::Source::dir(dir)?;
+    import::import_model(&m, limits, src)
+}
+
+/// Reads and imports an ONNX file, with its external tensor data from the file's directory.
+/// The file is read through a bound ([`Limits::max_model_file_bytes`]), so special files
+/// (`/dev/zero`) and oversized models are refused without reading them whole.
+pub fn import_path(path: &Path, limits: &Limits) -> Result<Model, OnnxError> {
+    let bytes = read_model_file(path, limits)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    import_with_dir(&bytes, dir, limits)
+}
+
+/// Reads a model file through the bound of [`Limits::max_model_file_bytes`].
+pub fn read_model_file(path: &Path, limits: &Limits) -> Result<Vec<u8>, OnnxError> {
+    use std::io::Read;
+    let max = limits.max_model_file_bytes();
+    let io = |msg: String| OnnxError::Io {
+        path: path.display().to_string(),
+        msg,
+    };
+    let too_big = |size: Option<u64>| {
+        let size = match size {
+            Some(n) => format!("has {n} bytes, more than"),
+            None => "is larger than".into(),
+        };
+        io(format!(
+            "the file {size} {max} bytes ({}), the most a model file within the limits may have",
+            human_bytes(max as u128)
+        ))
+    };
+    let f = std::fs::File::open(path).map_err(|e| io(format!("cannot read: {e}")))?;
+    if let Ok(m) = f.metadata() {
+        if m.len() > max {
+            return Err(too_big(Some(m.len())));
+        }
+    }
+    let mut bytes = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(None));
+    }
+    Ok(bytes)
 }
 
 /// Writes a model at its own opset (`model.graph.opset`).
@@ -123,6 +188,74 @@ pub fn export(model: &Model) -> Result<Vec<u8>, OnnxError> {
 /// Writes a model at another default-domain opset, each op in that opset's form.
 pub fn export_with_opset(model: &Model, opset: i64) -> Result<Vec<u8>, OnnxError> {
     export::export_model(model, opset)
+}
+
+/// How [`export_to_path`] writes a model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Target default-domain opset (`None`: the graph's own).
+    pub opset: Option<i64>,
+    /// A model whose encoded size would exceed this many bytes is written with its weights in
+    /// `<file>.data` (default: [`PROTOBUF_MAX_BYTES`], protobuf's limit on a message).
+    pub max_inline_bytes: u64,
+    /// When weights go external, only tensors of at least this many bytes do (default 1024,
+    /// as onnx's `convert_model_to_external_data`); smaller ones stay inline.
+    pub min_external_tensor_bytes: usize,
+}
+
+/// The largest protobuf message, in bytes (2 GiB − 1).
+pub const PROTOBUF_MAX_BYTES: u64 = (1 << 31) - 1;
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            opset: None,
+            max_inline_bytes: PROTOBUF_MAX_BYTES,
+            min_external_tensor_bytes: 1024,
+        }
+    }
+}
+
+/// Writes a model to `path`. Inline when its encoded size is at most `opts.max_inline_bytes`;
+/// otherwise the data of every initializer (and `Constant`) of at least
+/// `opts.min_external_tensor_bytes` goes to `<path>.data` next to it (page-aligned offsets,
+/// referenced by file name, as `onnx.save(..., save_as_external_data=True)` writes it), and
+/// the function returns that file's path. The output is deterministic.
+pub fn export_to_path(
+    model: &Model,
+    path: &Path,
+    opts: &ExportOptions,
+) -> Result<Option<PathBuf>, OnnxError> {
+    let opset = opts.opset.unwrap_or(model.graph.opset);
+    let mut proto = export::model_to_proto(model, opset)?;
+    let io = |p: &Path, e: std::io::Error| OnnxError::Io {
+        path: p.display().to_string(),
+        msg: e.to_string(),
+    };
+    let mut data = None;
+    if proto.encoded_len() as u64 > opts.max_inline_bytes {
+        let file = path.file_name().ok_or_else(|| {
+            OnnxError::ExportGraph(format!("{} is not a file path", path.display()))
+        })?;
+        let location = format!("{}.data", file.to_string_lossy());
+        let data_path = path.with_file_name(&location);
+        external::externalize(
+            &mut proto,
+            &data_path,
+            &location,
+            opts.min_external_tensor_bytes,
+        )?;
+        data = Some(data_path);
+    }
+    let len = proto.encoded_len() as u64;
+    if len > PROTOBUF_MAX_BYTES {
+        return Err(OnnxError::ExportGraph(format!(
+            "the model takes {len} bytes ({}) without its large tensors, more than protobuf's limit of {PROTOBUF_MAX_BYTES}",
+            human_bytes(len as u128)
+        )));
+    }
+    std::fs::write(path, proto.encode_to_vec()).map_err(|e| io(path, e))?;
+    Ok(data)
 }
 
 /// Writes a bare graph at its opset, with pannc as the producer.
@@ -137,7 +270,13 @@ pub fn read_tensor(bytes: &[u8]) -> Result<(String, Tensor), OnnxError> {
         msg: import::short(e.to_string()),
     })?;
     let name = t.name().to_string();
-    let tensor = tensor::tensor_from_proto(&t, "<tensor>", false, &Limits::default())?;
+    let tensor = tensor::tensor_from_proto(
+        &t,
+        "<tensor>",
+        false,
+        &Limits::default(),
+        &external::Source::None,
+    )?;
     Ok((name, tensor))
 }
 
@@ -172,6 +311,12 @@ pub fn unsupported_nodes(bytes: &[u8]) -> Result<Vec<Unsupported>, OnnxError> {
     let g = m.graph.as_ref().ok_or(OnnxError::MissingGraph)?;
     let opsets = import::opset_map(&m)?;
     Ok(import::unsupported_nodes(g, &opsets))
+}
+
+/// A readable name of a type kept encoded by an opaque node ([`pannc_ir::Opaque::foreign_types`]),
+/// e.g. `seq(map(INT64, tensor(FLOAT)))` for scikit-learn's ZipMap output.
+pub fn foreign_type_name(encoded: &[u8]) -> Option<String> {
+    ops::opaque::type_name(encoded)
 }
 
 /// The ONNX op types pannc imports, sorted.

@@ -56,6 +56,17 @@ impl Limits {
         }
     }
 
+    /// The largest model file (the protobuf, not its external data) read under these limits:
+    /// twice the constant-data limit plus 16 MiB for the graph (typed integer data may take
+    /// more bytes on disk than in memory), and never over 2 GiB, protobuf's limit on a message
+    /// (larger models keep their weights in external data).
+    pub fn max_model_file_bytes(&self) -> u64 {
+        self.max_total_bytes
+            .saturating_mul(2)
+            .saturating_add(16 << 20)
+            .min(2 << 30)
+    }
+
     /// Fails when `rank` dimensions are more than the limit.
     pub(crate) fn check_rank(&self, what: &str, rank: usize) -> Result<(), OnnxError> {
         if rank > self.max_rank {
@@ -151,14 +162,9 @@ impl Budget {
     }
 
     /// Checks one declared `TensorProto` (rank, element count, per-tensor limit) and adds its
-    /// in-memory size. Tensors pannc will refuse for other reasons (external data, element
-    /// types it does not read) are skipped: their own error comes when they are converted.
+    /// in-memory size, whether its data is inline or external. Tensors of element types pannc
+    /// does not read are skipped: their own error comes when they are converted.
     pub fn add_proto(&mut self, t: &pb::TensorProto, name: &str) -> Result<(), OnnxError> {
-        if t.data_location() == pb::tensor_proto::DataLocation::External
-            || !t.external_data.is_empty()
-        {
-            return Ok(());
-        }
         let Some(elem) = materialized_elem_size(t.data_type()) else {
             return Ok(());
         };

@@ -2,6 +2,7 @@
 //! anything is allocated.
 
 use crate::error::OnnxError;
+use crate::external;
 use crate::limits::Limits;
 use crate::pb;
 use pannc_ir::{DType, Dim, Tensor, TensorType};
@@ -13,6 +14,7 @@ pub(crate) const UINT16: i32 = 4;
 pub(crate) const INT16: i32 = 5;
 pub(crate) const INT32: i32 = 6;
 pub(crate) const INT64: i32 = 7;
+pub(crate) const BOOL: i32 = 9;
 pub(crate) const DOUBLE: i32 = 11;
 pub(crate) const UINT32: i32 = 12;
 pub(crate) const UINT64: i32 = 13;
@@ -30,6 +32,7 @@ pub(crate) fn dtype_from_code(code: i32) -> Option<DType> {
         FLOAT => Some(DType::F32),
         DOUBLE => Some(DType::F64),
         INT64 => Some(DType::I64),
+        BOOL => Some(DType::Bool),
         _ => None,
     }
 }
@@ -39,6 +42,7 @@ pub(crate) fn code_of(d: DType) -> i32 {
         DType::F32 => FLOAT,
         DType::F64 => DOUBLE,
         DType::I64 => INT64,
+        DType::Bool => BOOL,
     }
 }
 
@@ -146,6 +150,7 @@ fn raw_elem_size(code: i32) -> Option<usize> {
     match code {
         FLOAT => Some(4),
         DOUBLE | INT64 => Some(8),
+        BOOL => Some(1),
         c => narrow_int_size(c),
     }
 }
@@ -157,8 +162,8 @@ fn has_raw(t: &pb::TensorProto) -> Option<&[u8]> {
     }
 }
 
-/// Converts a `TensorProto` to a [`Tensor`]. `what` names the tensor in errors when the proto
-/// has no name. With `widen_ints`, narrow integer types are converted to i64 (used for
+/// Converts a `TensorProto` to a [`Tensor`], reading external data from `ext`. `what` names
+/// the tensor in errors when the proto has no name. With `widen_ints`, narrow integer types are converted to i64 (used for
 /// tensors that only serve as shape or index data); otherwise they are an error. The rank and
 /// the in-memory size are checked against `limits` before anything is allocated (the total
 /// over the model is the caller's: see [`crate::limits::Budget`]).
@@ -167,17 +172,12 @@ pub(crate) fn tensor_from_proto(
     fallback_name: &str,
     widen_ints: bool,
     limits: &Limits,
+    ext: &external::Source,
 ) -> Result<Tensor, OnnxError> {
     let name = match t.name.as_deref() {
         Some(n) if !n.is_empty() => n,
         _ => fallback_name,
     };
-    if t.data_location() == pb::tensor_proto::DataLocation::External || !t.external_data.is_empty()
-    {
-        return Err(OnnxError::ExternalData {
-            tensor: name.to_string(),
-        });
-    }
     if t.segment.is_some() {
         return Err(OnnxError::BadModel(format!(
             "tensor '{name}' is stored in segments, which pannc does not read"
@@ -203,7 +203,21 @@ pub(crate) fn tensor_from_proto(
         }
     };
     limits.check_tensor(name, &t.dims, dtype_name(code), n as u128 * elem as u128)?;
-    let raw = has_raw(t);
+    let ext_bytes;
+    let raw = if external::is_external(t) {
+        let size = raw_elem_size(code).ok_or_else(|| OnnxError::External {
+            tensor: name.to_string(),
+            msg: format!(
+                "element type {} cannot be stored externally",
+                dtype_name(code)
+            ),
+        })?;
+        // n · size ≤ n · (in-memory size) ≤ the per-tensor limit, checked above.
+        ext_bytes = external::read(ext, t, name, n * size)?;
+        Some(ext_bytes.as_slice())
+    } else {
+        has_raw(t)
+    };
     let bad_shape =
         |_| OnnxError::BadModel(format!("tensor '{name}': data does not fit its shape"));
     let tensor = match code {
@@ -227,6 +241,16 @@ pub(crate) fn tensor_from_proto(
                 None => typed(t, name, &t.int64_data, n)?,
             };
             Tensor::I64(ndarray::ArrayD::from_shape_vec(shape, v).map_err(bad_shape)?)
+        }
+        BOOL => {
+            let v = match raw {
+                Some(r) => from_raw::<bool, 1>(t, name, r, n, |b| b[0] != 0)?,
+                None => typed(t, name, &t.int32_data, n)?
+                    .into_iter()
+                    .map(|x| x != 0)
+                    .collect(),
+            };
+            Tensor::Bool(ndarray::ArrayD::from_shape_vec(shape, v).map_err(bad_shape)?)
         }
         _ => {
             let v: Vec<i64> = match (code, raw) {
@@ -281,6 +305,7 @@ pub(crate) fn tensor_to_proto(name: &str, t: &Tensor) -> pb::TensorProto {
         Tensor::F32(a) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Tensor::F64(a) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Tensor::I64(a) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Tensor::Bool(a) => a.iter().map(|&x| x as u8).collect(),
     };
     pb::TensorProto {
         dims: t.shape().iter().map(|&d| d as i64).collect(),

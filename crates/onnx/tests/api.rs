@@ -230,3 +230,71 @@ fn supported_ops_and_histogram() {
         "decode"
     );
 }
+
+/// `export_to_path` over the inline limit writes `<file>.data` (only tensors of at least
+/// `min_external_tensor_bytes`, at page-aligned offsets) and `import_path` reads it back
+/// exactly; a model moved to another directory with its data file still loads, and one whose
+/// data file is missing names the tensor and the file.
+#[test]
+fn external_data_round_trip_through_files() {
+    use pannc_onnx::{export_to_path, import_path, import_with_dir, ExportOptions, Limits};
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("api-external");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("moved")).unwrap();
+    let mut g = small_cnn(17);
+    // a second, small constant that stays inline under a 64-byte threshold
+    let x = g.inputs()[0];
+    let s = g.add_constant("s", Tensor::scalar_f32(2.0)).unwrap();
+    let y = g.add_simple("scale", Op::Mul, &[x, s]).unwrap();
+    let mut outs = g.outputs().to_vec();
+    outs.push(y);
+    g.set_outputs(outs);
+    let m = Model::from_graph(g);
+    let opts = ExportOptions {
+        max_inline_bytes: 0,
+        min_external_tensor_bytes: 64,
+        ..Default::default()
+    };
+    let path = dir.join("cnn.onnx");
+    let data = export_to_path(&m, &path, &opts).unwrap().unwrap();
+    assert_eq!(data.file_name().unwrap(), "cnn.onnx.data");
+    // w (18 floats = 72 bytes) went out, at offset 0; s (4 bytes) stayed inline.
+    assert_eq!(std::fs::metadata(&data).unwrap().len(), 72);
+    let limits = Limits::default();
+    let back = import_path(&path, &limits).unwrap();
+    let w = |m: &Model| {
+        m.graph
+            .constant(m.graph.find_value("w").unwrap())
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(w(&back), w(&m));
+    assert_eq!(
+        back.graph.constant(back.graph.find_value("s").unwrap()),
+        Some(&Tensor::scalar_f32(2.0))
+    );
+    // from bytes: refused, saying why
+    let bytes = std::fs::read(&path).unwrap();
+    let e = import(&bytes).unwrap_err();
+    assert_eq!(e.kind(), "external-data");
+    assert!(e.to_string().contains("tensor 'w'"), "{e}");
+    // with the directory given explicitly (the bytes read from elsewhere)
+    assert_eq!(w(&import_with_dir(&bytes, &dir, &limits).unwrap()), w(&m));
+    // moved with its data: fine; moved without: the missing file is named
+    std::fs::copy(&path, dir.join("moved/cnn.onnx")).unwrap();
+    let e = import_path(&dir.join("moved/cnn.onnx"), &limits).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("tensor 'w': external data: location 'cnn.onnx.data' does not exist"),
+        "{e}"
+    );
+    std::fs::copy(&data, dir.join("moved/cnn.onnx.data")).unwrap();
+    assert_eq!(
+        w(&import_path(&dir.join("moved/cnn.onnx"), &limits).unwrap()),
+        w(&m)
+    );
+    // the limits apply to external tensors before they are read
+    let tiny = Limits::with_max_memory(64);
+    let e = import_path(&path, &tiny).unwrap_err();
+    assert_eq!(e.kind(), "too-large", "{e}");
+}

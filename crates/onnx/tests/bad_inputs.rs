@@ -2,17 +2,17 @@
 //! (but the `*_computed` files, whose problem only appears when constants are folded and shapes
 //! inferred after import; `pannc` refuses them, see crates/cli/tests/hostile.rs).
 
-use pannc_onnx::{import, OnnxError};
+use pannc_onnx::{import, import_path, Limits, OnnxError};
 use std::path::PathBuf;
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bad")
 }
 
+/// Imports a corpus file from its path (so that external data resolves against fixtures/bad).
 fn err(name: &str) -> OnnxError {
     let p = dir().join(name);
-    let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    match import(&bytes) {
+    match import_path(&p, &Limits::default()) {
         Ok(_) => panic!("{name} imported"),
         Err(e) => e,
     }
@@ -169,7 +169,82 @@ fn external_data() {
     check(
         "external_data.onnx",
         "external-data",
-        &["'w_external'", "external data"],
+        &["'w_external'", "location 'weights.bin' does not exist"],
+    );
+}
+
+#[test]
+fn external_data_locations_outside_the_directory() {
+    check(
+        "ext_absolute_path.onnx",
+        "external-data",
+        &["'w_ext'", "'/etc/passwd' is an absolute path"],
+    );
+    check(
+        "ext_parent_dir.onnx",
+        "external-data",
+        &["'w_ext'", "'../README.md' has a '..' component"],
+    );
+    check(
+        "ext_symlink_outside.onnx",
+        "external-data",
+        &[
+            "'w_ext'",
+            "resolves (through a symbolic link) to a file outside",
+        ],
+    );
+    check(
+        "ext_directory.onnx",
+        "external-data",
+        &["'w_ext'", "'.' is not a regular file"],
+    );
+}
+
+#[test]
+fn external_data_ranges_and_keys() {
+    check(
+        "ext_past_end.onnx",
+        "external-data",
+        &[
+            "'w_ext'",
+            "offset 8 + 64 bytes runs past the end of 'ext_small.data' (16 bytes)",
+        ],
+    );
+    check(
+        "ext_length_mismatch.onnx",
+        "external-data",
+        &["'w_ext'", "length 60 disagrees", "needs 64 bytes"],
+    );
+    check(
+        "ext_bad_offset.onnx",
+        "external-data",
+        &[
+            "'w_ext'",
+            "offset '12abc' is not a non-negative decimal integer",
+        ],
+    );
+    check(
+        "ext_no_location.onnx",
+        "external-data",
+        &["'w_ext'", "no 'location'"],
+    );
+    check(
+        "ext_huge.onnx",
+        "too-large",
+        &["'w_ext'", "4398046511104 bytes", "per-tensor limit"],
+    );
+}
+
+/// From bytes alone there is no directory to read external data from: refused, saying so.
+#[test]
+fn external_data_from_bytes_is_refused() {
+    let bytes = std::fs::read(dir().join("ext_past_end.onnx")).unwrap();
+    let e = import(&bytes).unwrap_err();
+    assert_eq!(e.kind(), "external-data");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("'w_ext'") && msg.contains("imported from bytes, with no directory"),
+        "{msg}"
     );
 }
 

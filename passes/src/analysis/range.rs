@@ -259,6 +259,7 @@ impl Accumulator {
             Tensor::F32(a) => self.extend(a.iter().map(|&x| x as f64)),
             Tensor::F64(a) => self.extend(a.iter().copied()),
             Tensor::I64(a) => self.extend(a.iter().map(|&x| x as f64)),
+            Tensor::Bool(a) => self.extend(a.iter().map(|&x| x as u8 as f64)),
         }
     }
 
@@ -297,6 +298,8 @@ pub fn is_activation(op: &Op) -> bool {
             | Op::Gelu { .. }
             | Op::Silu
             | Op::Erf
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
     )
 }
 

@@ -1,4 +1,4 @@
-//! Unary activations and broadcasting binary arithmetic.
+//! Unary activations and math, broadcasting binary arithmetic (Add, Sub, Mul, Div, Pow, Mod).
 
 use super::{arr, checked_numel, Float, TArg, AA};
 use crate::error::{bail, op_err, InterpError};
@@ -6,7 +6,7 @@ use crate::eval::{each_float, Arg};
 use ndarray::ArrayD;
 #[allow(unused_imports)]
 use num_traits::{Float as _, One as _, Zero as _};
-use pannc_ir::{Op, Tensor};
+use pannc_ir::{DType, Op, Tensor};
 
 /// Clip's bounds, read once from its optional inputs.
 #[derive(Default, Clone, Copy)]
@@ -102,6 +102,8 @@ pub(crate) fn unary(op: &Op, x: Arg<'_>, b: Bounds) -> Result<Tensor, InterpErro
     if let TArg::I64(a) = x {
         return Ok(Tensor::I64(match op {
             Op::Relu => map(a, |v| v.max(0)),
+            Op::Neg => map(a, i64::wrapping_neg),
+            Op::Abs => map(a, i64::wrapping_abs),
             Op::Clip { .. } => {
                 let (lo, hi) = (b.lo_i.unwrap_or(i64::MIN), b.hi_i.unwrap_or(i64::MAX));
                 map(a, |v| v.max(lo).min(hi))
@@ -131,8 +133,36 @@ pub(crate) fn unary(op: &Op, x: Arg<'_>, b: Bounds) -> Result<Tensor, InterpErro
                 match hi { Some(h) if v > h => h, _ => v }
             })
         }),
+        Op::Neg => each_float!(op, x, a, T => map(a, |v: T| -v)),
+        Op::Abs => each_float!(op, x, a, T => map(a, |v: T| v.abs())),
+        Op::Sqrt => each_float!(op, x, a, T => map(a, |v: T| v.sqrt())),
+        Op::Reciprocal => each_float!(op, x, a, T => map(a, |v: T| T::one() / v)),
+        Op::Exp => each_float!(op, x, a, T => map(a, |v: T| v.exp())),
+        Op::Log => each_float!(op, x, a, T => map(a, |v: T| v.ln())),
+        Op::Floor => each_float!(op, x, a, T => map(a, |v: T| v.floor())),
+        Op::Ceil => each_float!(op, x, a, T => map(a, |v: T| v.ceil())),
+        Op::HardSigmoid { alpha, beta } => each_float!(op, x, a, T => {
+            let (al, be) = (T::of32(*alpha), T::of32(*beta));
+            map(a, |v: T| hard_sigmoid(al * v + be))
+        }),
+        // As onnxruntime computes it: x · HardSigmoid(x) with alpha = 1/6 (rounded to T).
+        Op::HardSwish => each_float!(op, x, a, T => {
+            let (al, be) = (T::of(1.0 / 6.0), T::of(0.5));
+            map(a, |v: T| v * hard_sigmoid(al * v + be))
+        }),
         _ => bail!(op, "is not a unary elementwise op"),
     })
+}
+
+/// `max(0, min(1, y))`; NaN stays NaN.
+fn hard_sigmoid<T: Float>(y: T) -> T {
+    if y < T::zero() {
+        T::zero()
+    } else if y > T::one() {
+        T::one()
+    } else {
+        y
+    }
 }
 
 /// Multidirectional (numpy) broadcast of two shapes.
@@ -359,6 +389,151 @@ pub(crate) fn binary(op: &Op, a: Arg<'_>, b: Arg<'_>) -> Result<Tensor, InterpEr
                 bin(a, b, &out, n, i64::wrapping_div)
             }
         }),
-        _ => unreachable!("dtypes checked above"),
+        (TArg::Bool(_), _) => bail!(op, "expects numbers, got bool"),
+        _ => bail!(op, "internal: operand dtypes differ"),
+    })
+}
+
+/// `X^Y` with broadcasting. The result has X's dtype; Y may be of another numeric type
+/// (converted to X's for float X; integer X is raised in f64 and truncated, as onnxruntime
+/// does). A scalar exponent of 2, 3 or 0.5 is computed as `x·x`, `x·x·x` or `sqrt(x)`, as
+/// onnxruntime does.
+pub(crate) fn pow(op: &Op, x: Arg<'_>, y: Arg<'_>) -> Result<Tensor, InterpError> {
+    let out = broadcast_shapes(op, x.t().shape(), y.t().shape())?;
+    let n = checked_numel(op, &out)?;
+    let (xd, yd) = (x.t().dtype(), y.t().dtype());
+    if yd == DType::Bool || xd == DType::Bool {
+        bail!(op, "expects numbers, got bool");
+    }
+    // A scalar exponent that leaves X's shape as it is.
+    let special =
+        (y.t().len() == 1 && x.t().shape() == out.as_slice()).then(|| y.t().to_f64_vec()[0]);
+    fn float_pow<T: Float>(
+        x: AA<'_, T>,
+        y: AA<'_, T>,
+        out: &[usize],
+        n: usize,
+        special: Option<f64>,
+    ) -> ArrayD<T> {
+        match special {
+            Some(2.0) => map(x, |v| v * v),
+            Some(3.0) => map(x, |v| v * v * v),
+            Some(0.5) => map(x, |v| v.sqrt()),
+            _ => bin(x, y, out, n, |a, b| a.powf(b)),
+        }
+    }
+    Ok(match xd {
+        DType::F32 | DType::F64 => {
+            let y = if yd == xd {
+                y
+            } else {
+                Arg::Own(y.t().cast(xd))
+            };
+            match (x.split(), y.split()) {
+                (TArg::F32(a), TArg::F32(b)) => Tensor::F32(float_pow(a, b, &out, n, special)),
+                (TArg::F64(a), TArg::F64(b)) => Tensor::F64(float_pow(a, b, &out, n, special)),
+                _ => bail!(op, "internal: operand dtypes differ"),
+            }
+        }
+        _ => {
+            let (Tensor::F64(a), Tensor::F64(b)) = (x.t().cast(DType::F64), y.t().cast(DType::F64))
+            else {
+                bail!(op, "internal: cast to f64 failed");
+            };
+            let r = bin(AA::Own(a), AA::Own(b), &out, n, |a, b| a.powf(b));
+            Tensor::I64(r.mapv(|v| v as i64))
+        }
+    })
+}
+
+/// Max and Min of one or more inputs with numpy broadcasting, folded left to right; NaN
+/// propagates (as numpy's `maximum`).
+pub(crate) fn max_min(op: &Op, args: Vec<Arg<'_>>) -> Result<Tensor, InterpError> {
+    let mut it = args.into_iter();
+    let mut acc = it
+        .next()
+        .ok_or_else(|| op_err(op, "needs at least one input"))?
+        .into_owned();
+    let max = matches!(op, Op::Max);
+    for b in it {
+        let a = Arg::Own(acc);
+        if a.t().dtype() != b.t().dtype() {
+            bail!(
+                op,
+                "mixed input dtypes {} and {}",
+                a.t().dtype(),
+                b.t().dtype()
+            );
+        }
+        let out = broadcast_shapes(op, a.t().shape(), b.t().shape())?;
+        let n = checked_numel(op, &out)?;
+        fn pick<T: Float>(max: bool) -> impl Fn(T, T) -> T {
+            move |x: T, y: T| {
+                if x.is_nan() || y.is_nan() {
+                    T::nan()
+                } else if (y > x) == max {
+                    y
+                } else {
+                    x
+                }
+            }
+        }
+        acc = match (a.split(), b.split()) {
+            (TArg::F32(x), TArg::F32(y)) => Tensor::F32(bin(x, y, &out, n, pick::<f32>(max))),
+            (TArg::F64(x), TArg::F64(y)) => Tensor::F64(bin(x, y, &out, n, pick::<f64>(max))),
+            (TArg::I64(x), TArg::I64(y)) => Tensor::I64(if max {
+                bin(x, y, &out, n, i64::max)
+            } else {
+                bin(x, y, &out, n, i64::min)
+            }),
+            _ => bail!(op, "expects numbers, got bool"),
+        };
+    }
+    if acc.dtype() == DType::Bool {
+        bail!(op, "expects numbers, got bool");
+    }
+    Ok(acc)
+}
+
+/// ONNX `Mod`: with `fmod` the remainder has the dividend's sign (C `fmod`; floats need it),
+/// otherwise the divisor's (integers). Integer division by zero is an error.
+pub(crate) fn modulo(op: &Op, fmod: bool, a: Arg<'_>, b: Arg<'_>) -> Result<Tensor, InterpError> {
+    if a.t().dtype() != b.t().dtype() {
+        bail!(
+            op,
+            "mixed input dtypes {} and {}",
+            a.t().dtype(),
+            b.t().dtype()
+        );
+    }
+    let out = broadcast_shapes(op, a.t().shape(), b.t().shape())?;
+    let n = checked_numel(op, &out)?;
+    Ok(match (a.split(), b.split()) {
+        (TArg::F32(a), TArg::F32(b)) if fmod => Tensor::F32(bin(a, b, &out, n, |x, y| x % y)),
+        (TArg::F64(a), TArg::F64(b)) if fmod => Tensor::F64(bin(a, b, &out, n, |x, y| x % y)),
+        (TArg::F32(_), _) | (TArg::F64(_), _) => {
+            bail!(
+                op,
+                "fmod=0 is only defined for integers; floats need fmod=1"
+            )
+        }
+        (TArg::I64(a), TArg::I64(b)) => {
+            if b.arr().iter().any(|&y| y == 0) {
+                bail!(op, "integer division by zero");
+            }
+            Tensor::I64(if fmod {
+                bin(a, b, &out, n, i64::wrapping_rem)
+            } else {
+                bin(a, b, &out, n, |x, y| {
+                    let r = x.wrapping_rem(y);
+                    if r != 0 && ((r < 0) != (y < 0)) {
+                        r.wrapping_add(y)
+                    } else {
+                        r
+                    }
+                })
+            })
+        }
+        _ => bail!(op, "expects numbers, got bool"),
     })
 }

@@ -2,7 +2,7 @@
 
 use super::elementwise::bcast_strides;
 use super::{
-    arr, checked_numel, data_of, dispatch, gemm, same_dtype, strides_of, Arg, Elem, Float, Mat,
+    arr, checked_numel, data_of, dispatch_num, gemm, same_dtype, strides_of, Arg, Elem, Float, Mat,
 };
 use crate::error::{bail, InterpError};
 #[allow(unused_imports)]
@@ -76,6 +76,7 @@ pub(crate) fn gemm_op(
             }
             Tensor::I64(arr(&[m, n], y))
         }
+        DType::Bool => bail!(op, "expects numbers, got bool"),
     };
     Ok(y)
 }
@@ -213,7 +214,7 @@ fn matmul_plan(op: &Op, a: &[usize], b: &[usize]) -> Result<Plan, InterpError> {
 pub(crate) fn matmul(op: &Op, a: &Tensor, b: &Tensor) -> Result<Tensor, InterpError> {
     let dt = same_dtype(op, &[a, b])?;
     let p = matmul_plan(op, a.shape(), b.shape())?;
-    dispatch!(dt, T => {
+    dispatch_num!(op, dt, T => {
         let (ad, bd) = (data_of::<T>(op, a)?, data_of::<T>(op, b)?);
         let y = matmul_impl::<T>(&p, &ad, &bd, b.shape().len() <= 2);
         Ok(T::wrap(arr(&p.out, y)))

@@ -7,13 +7,17 @@
 mod conv;
 mod direct;
 mod elementwise;
+mod index;
 mod linalg;
+mod logic;
 mod norm;
 mod pool;
+mod reduce;
 mod shape_ops;
 pub(crate) mod window;
 
 pub(crate) use conv::{conv, conv_shapes, Epilogue};
+pub(crate) use index::{gather_nd_shape, slice_axis, slice_params, split_sizes};
 pub(crate) use norm::reduce_axes;
 pub(crate) use pool::pool_shapes;
 pub(crate) use shape_ops::{
@@ -31,7 +35,9 @@ use std::borrow::Cow;
 pub const MAX_ELEMENTS: usize = 1 << 30;
 
 /// Evaluates one op on its inputs and returns its outputs (one per ONNX output the op
-/// defines; MaxPool returns its values only: see the interpreter for the indices output).
+/// defines: `num_outputs` for Split, Y, Mean and InvStdDev for LayerNormalization; MaxPool
+/// returns its values only: see the interpreter for the indices output). Opaque nodes are
+/// refused.
 /// Inputs must all be present in the op's input order; dtypes must already agree
 /// (no implicit promotion). Errors name the op and the problem, never panic.
 pub fn eval_op(op: &Op, inputs: &[&Tensor]) -> Result<Vec<Tensor>, InterpError> {
@@ -62,9 +68,11 @@ impl<'a> Arg<'a> {
             Arg::Own(Tensor::F32(a)) => TArg::F32(AA::Own(a)),
             Arg::Own(Tensor::F64(a)) => TArg::F64(AA::Own(a)),
             Arg::Own(Tensor::I64(a)) => TArg::I64(AA::Own(a)),
+            Arg::Own(Tensor::Bool(a)) => TArg::Bool(AA::Own(a)),
             Arg::Ref(Tensor::F32(a)) => TArg::F32(AA::Ref(a)),
             Arg::Ref(Tensor::F64(a)) => TArg::F64(AA::Ref(a)),
             Arg::Ref(Tensor::I64(a)) => TArg::I64(AA::Ref(a)),
+            Arg::Ref(Tensor::Bool(a)) => TArg::Bool(AA::Ref(a)),
         }
     }
 }
@@ -107,6 +115,7 @@ pub(crate) enum TArg<'a> {
     F32(AA<'a, f32>),
     F64(AA<'a, f64>),
     I64(AA<'a, i64>),
+    Bool(AA<'a, bool>),
 }
 
 /// Row-major contiguous view of an array (copying only when the layout is not standard).
@@ -207,6 +216,7 @@ macro_rules! impl_elem {
 impl_elem!(f32, F32);
 impl_elem!(f64, F64);
 impl_elem!(i64, I64);
+impl_elem!(bool, Bool);
 
 /// Typed contiguous data of a tensor that must have element type `T`.
 pub(crate) fn data_of<'t, T: Elem>(op: &Op, t: &'t Tensor) -> Result<Cow<'t, [T]>, InterpError> {
@@ -216,7 +226,8 @@ pub(crate) fn data_of<'t, T: Elem>(op: &Op, t: &'t Tensor) -> Result<Cow<'t, [T]
     }
 }
 
-/// Runs a generic body with `T` bound to the element type named by a [`DType`].
+/// Runs a generic body with `T` bound to the element type named by a [`DType`] (any of
+/// them: for ops that move data without computing on it).
 macro_rules! dispatch {
     ($dt:expr, $T:ident => $body:expr) => {
         match $dt {
@@ -232,10 +243,38 @@ macro_rules! dispatch {
                 type $T = i64;
                 $body
             }
+            pannc_ir::DType::Bool => {
+                type $T = bool;
+                $body
+            }
         }
     };
 }
 pub(crate) use dispatch;
+
+/// Like [`dispatch`] for the numeric types; bool is an error.
+macro_rules! dispatch_num {
+    ($op:expr, $dt:expr, $T:ident => $body:expr) => {
+        match $dt {
+            pannc_ir::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            pannc_ir::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            pannc_ir::DType::I64 => {
+                type $T = i64;
+                $body
+            }
+            pannc_ir::DType::Bool => {
+                return Err($crate::error::op_err($op, "expects numbers, got bool"))
+            }
+        }
+    };
+}
+pub(crate) use dispatch_num;
 
 /// Like [`dispatch`] for float types only; i64 is an error.
 macro_rules! dispatch_float {
@@ -249,8 +288,11 @@ macro_rules! dispatch_float {
                 type $T = f64;
                 $body
             }
-            pannc_ir::DType::I64 => {
-                return Err($crate::error::op_err($op, "expects float tensors, got i64"))
+            d @ (pannc_ir::DType::I64 | pannc_ir::DType::Bool) => {
+                return Err($crate::error::op_err(
+                    $op,
+                    format!("expects float tensors, got {d}"),
+                ))
             }
         }
     };
@@ -433,6 +475,7 @@ macro_rules! each_targ {
             $crate::eval::TArg::F32($a) => pannc_ir::Tensor::F32($body),
             $crate::eval::TArg::F64($a) => pannc_ir::Tensor::F64($body),
             $crate::eval::TArg::I64($a) => pannc_ir::Tensor::I64($body),
+            $crate::eval::TArg::Bool($a) => pannc_ir::Tensor::Bool($body),
         }
     };
 }
@@ -457,6 +500,12 @@ macro_rules! each_float {
                 return Err($crate::error::op_err(
                     $op,
                     "expects a float tensor, got i64",
+                ))
+            }
+            $crate::eval::TArg::Bool(_) => {
+                return Err($crate::error::op_err(
+                    $op,
+                    "expects a float tensor, got bool",
                 ))
             }
         }
@@ -532,7 +581,17 @@ pub(crate) fn eval_args(
         | Op::Poly(_)
         | Op::Identity
         | Op::Dropout
-        | Op::Clip { .. } => {
+        | Op::Clip { .. }
+        | Op::HardSigmoid { .. }
+        | Op::HardSwish
+        | Op::Neg
+        | Op::Abs
+        | Op::Sqrt
+        | Op::Reciprocal
+        | Op::Exp
+        | Op::Log
+        | Op::Floor
+        | Op::Ceil => {
             let rest: Vec<&Tensor> = args[1..].iter().map(|a| a.t()).collect();
             let bounds = elementwise::clip_bounds(op, &rest)?;
             let x = args.swap_remove(0);
@@ -544,7 +603,13 @@ pub(crate) fn eval_args(
             let x = args.swap_remove(0);
             one(norm::batchnorm(op, *epsilon, x, &rest)?)
         }
-        Op::Softmax { axis } => one(norm::softmax(op, *axis, args.swap_remove(0))?),
+        Op::Softmax { axis } | Op::LogSoftmax { axis } => {
+            one(norm::softmax(op, *axis, args.swap_remove(0))?)
+        }
+        Op::Max | Op::Min => one(elementwise::max_min(op, args)?),
+        Op::Size => one(Tensor::scalar_i64(
+            i64::try_from(args[0].t().len()).map_err(|_| op_err(op, "size overflows i64"))?,
+        )),
         Op::Lrn {
             alpha,
             beta,
@@ -628,6 +693,92 @@ pub(crate) fn eval_args(
             })
         }
         Op::ConstantOfShape { value } => one(shape_ops::constant_of_shape(op, value, args[0].t())?),
+        Op::Pow => {
+            let y = args.pop().expect("arity");
+            one(elementwise::pow(op, args.pop().expect("arity"), y)?)
+        }
+        Op::Mod { fmod } => {
+            let b = args.pop().expect("arity");
+            one(elementwise::modulo(
+                op,
+                *fmod,
+                args.pop().expect("arity"),
+                b,
+            )?)
+        }
+        Op::Equal | Op::Less | Op::LessOrEqual | Op::Greater | Op::GreaterOrEqual => {
+            one(logic::compare(op, args[0].t(), args[1].t())?)
+        }
+        Op::And | Op::Or | Op::Xor => one(logic::logic(op, args[0].t(), args[1].t())?),
+        Op::Not => one(logic::not(op, args[0].t())?),
+        Op::Where => one(logic::where_(op, args[0].t(), args[1].t(), args[2].t())?),
+        Op::Expand => one(index::expand(op, args[0].t(), args[1].t())?),
+        Op::Tile => one(index::tile(op, args[0].t(), args[1].t())?),
+        Op::Slice => {
+            let ts: Vec<&Tensor> = args.iter().map(|a| a.t()).collect();
+            one(index::slice(op, &ts)?)
+        }
+        Op::Split { axis, num_outputs } => {
+            let ts: Vec<&Tensor> = args.iter().map(|a| a.t()).collect();
+            index::split(op, *axis, *num_outputs, &ts)
+        }
+        Op::GatherND { batch_dims } => {
+            one(index::gather_nd(op, *batch_dims, args[0].t(), args[1].t())?)
+        }
+        Op::Range => {
+            let ts: Vec<&Tensor> = args.iter().map(|a| a.t()).collect();
+            one(index::range(op, &ts)?)
+        }
+        Op::ArgMax {
+            axis,
+            keepdims,
+            select_last_index,
+        }
+        | Op::ArgMin {
+            axis,
+            keepdims,
+            select_last_index,
+        } => one(reduce::arg_extreme(
+            op,
+            *axis,
+            *keepdims,
+            *select_last_index,
+            args[0].t(),
+        )?),
+        Op::ReduceSum {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceMax {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceMin {
+            keepdims,
+            noop_with_empty_axes,
+        } => {
+            let axes = if args.len() > 1 {
+                Some(int_list(op, args[1].t(), "axes")?)
+            } else {
+                None
+            };
+            one(reduce::reduce(
+                op,
+                args.swap_remove(0),
+                axes,
+                *keepdims,
+                *noop_with_empty_axes,
+            )?)
+        }
+        Op::LayerNormalization { axis, epsilon } => {
+            let ts: Vec<&Tensor> = args.iter().map(|a| a.t()).collect();
+            norm::layer_norm(op, *axis, *epsilon, &ts)
+        }
+        Op::Opaque(o) => bail!(
+            op,
+            "{} is kept from the model without interpretation; pannc cannot run it",
+            o.qualified_name()
+        ),
         // Ops added to the IR after this interpreter was written.
         #[allow(unreachable_patterns)]
         _ => bail!(op, "is not supported by the interpreter"),

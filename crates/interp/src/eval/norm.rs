@@ -1,4 +1,4 @@
-//! BatchNormalization, LRN, Softmax, GlobalAveragePool, ReduceMean.
+//! BatchNormalization, LayerNormalization, LRN, Softmax, GlobalAveragePool, ReduceMean.
 
 use super::elementwise::{bcast_strides, for_each_run};
 use super::{arr, data_of, dispatch_float, norm_axis, strides_of, Arg, Elem, Float, TArg, AA};
@@ -59,7 +59,7 @@ pub(crate) fn batchnorm(
         let mut v: Vec<T> = match x.split() {
             TArg::F32(a) => cast_vec(a),
             TArg::F64(a) => cast_vec(a),
-            TArg::I64(_) => bail!(op, "expects float tensors, got i64"),
+            TArg::I64(_) | TArg::Bool(_) => bail!(op, "expects float tensors, got {dt}"),
         };
         if inner > 0 {
             for (j, blk) in v.chunks_mut(inner).enumerate() {
@@ -116,7 +116,7 @@ pub(crate) fn lrn(
         let mut v: Vec<T> = match x.split() {
             TArg::F32(a) => cast_vec(a),
             TArg::F64(a) => cast_vec(a),
-            TArg::I64(_) => bail!(op, "expects a float tensor, got i64"),
+            TArg::I64(_) | TArg::Bool(_) => bail!(op, "expects a float tensor, got {dt}"),
         };
         if c > 0 && inner > 0 {
             lrn_impl(&mut v, c, inner, alpha, beta, bias, size);
@@ -239,7 +239,8 @@ impl<T: Float> BlockSums<T> {
     }
 }
 
-/// Softmax along one axis (opset ≥ 13): `exp(x − max) / Σ exp(x − max)`.
+/// Softmax along one axis (opset ≥ 13): `exp(x − max) / Σ exp(x − max)`; LogSoftmax:
+/// `x − max − log Σ exp(x − max)`.
 pub(crate) fn softmax(op: &Op, axis: i64, x: Arg<'_>) -> Result<Tensor, InterpError> {
     let shape = x.t().shape().to_vec();
     if shape.is_empty() {
@@ -253,16 +254,16 @@ pub(crate) fn softmax(op: &Op, axis: i64, x: Arg<'_>) -> Result<Tensor, InterpEr
         let mut v: Vec<T> = match x.split() {
             TArg::F32(a) => cast_vec(a),
             TArg::F64(a) => cast_vec(a),
-            TArg::I64(_) => bail!(op, "expects a float tensor, got i64"),
+            TArg::I64(_) | TArg::Bool(_) => bail!(op, "expects a float tensor, got {dt}"),
         };
         if n > 0 && inner > 0 {
-            softmax_impl(&mut v, n, inner);
+            softmax_impl(&mut v, n, inner, matches!(op, Op::LogSoftmax { .. }));
         }
         Ok(T::wrap(arr(&shape, v)))
     })
 }
 
-fn softmax_impl<T: Float>(v: &mut [T], n: usize, inner: usize) {
+fn softmax_impl<T: Float>(v: &mut [T], n: usize, inner: usize, log: bool) {
     let mut mx = vec![T::zero(); inner];
     let mut sum = vec![T::zero(); inner];
     for blk in v.chunks_mut(n * inner) {
@@ -275,6 +276,19 @@ fn softmax_impl<T: Float>(v: &mut [T], n: usize, inner: usize) {
             });
         }
         sum.iter_mut().for_each(|s| *s = T::zero());
+        if log {
+            for row in blk.chunks(inner) {
+                for ((&x, &m), s) in row.iter().zip(&mx).zip(sum.iter_mut()) {
+                    *s += (x - m).exp();
+                }
+            }
+            for row in blk.chunks_mut(inner) {
+                for ((x, &m), &s) in row.iter_mut().zip(&mx).zip(&sum) {
+                    *x = *x - m - s.ln();
+                }
+            }
+            continue;
+        }
         for row in blk.chunks_mut(inner) {
             for ((x, &m), s) in row.iter_mut().zip(&mx).zip(sum.iter_mut()) {
                 *x = (*x - m).exp();
@@ -387,5 +401,87 @@ pub(crate) fn reduce_mean(
         let c = T::of(cnt as f64);
         acc.iter_mut().for_each(|a| *a /= c);
         Ok(T::wrap(arr(&out, acc)))
+    })
+}
+
+/// LayerNormalization over the axes `axis..rank`: each row is centred and divided by
+/// `sqrt(var + ε)` (mean and variance in two passes, in the input's precision), then
+/// `· scale + B`, both broadcast to the normalised shape. Returns `[Y, Mean, InvStdDev]`, the
+/// statistics shaped like X with the normalised axes kept as size 1.
+pub(crate) fn layer_norm(
+    op: &Op,
+    axis: i64,
+    eps: f32,
+    ts: &[&Tensor],
+) -> Result<Vec<Tensor>, InterpError> {
+    let x = ts[0];
+    let shape = x.shape();
+    if shape.is_empty() {
+        bail!(op, "input must have rank ≥ 1");
+    }
+    let ax = norm_axis(op, axis, shape.len())?;
+    let inner = &shape[ax..];
+    let row: usize = inner.iter().product();
+    let rows: usize = shape[..ax].iter().product();
+    for (t, what) in ts[1..].iter().zip(["scale", "B"]) {
+        if t.dtype() != x.dtype() {
+            bail!(op, "{what} is {} but X is {}", t.dtype(), x.dtype());
+        }
+        let s = t.shape();
+        let ok = s.len() <= inner.len()
+            && s.iter()
+                .rev()
+                .zip(inner.iter().rev())
+                .all(|(&a, &b)| a == b || a == 1);
+        if !ok {
+            bail!(
+                op,
+                "{what} of shape {s:?} does not broadcast to the normalised shape {inner:?}"
+            );
+        }
+    }
+    let mut stat_shape = shape[..ax].to_vec();
+    stat_shape.extend(std::iter::repeat_n(1, shape.len() - ax));
+    dispatch_float!(op, x.dtype(), T => {
+        let d = data_of::<T>(op, x)?;
+        let spread = |t: &Tensor| -> Result<Vec<T>, InterpError> {
+            let v = data_of::<T>(op, t)?;
+            let st = bcast_strides(t.shape(), inner);
+            let mut out = Vec::with_capacity(row);
+            let zeros = vec![0; inner.len()];
+            for_each_run(inner, &st, &zeros, |o, _, n, s, _| out.extend((0..n).map(|i| v[o + i * s])));
+            Ok(out)
+        };
+        let scale = spread(ts[1])?;
+        let bias = match ts.get(2) {
+            Some(b) => Some(spread(b)?),
+            None => None,
+        };
+        let mut y = Vec::with_capacity(d.len());
+        let (mut means, mut invs) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+        let n = T::of(row as f64);
+        for r in d.chunks(row.max(1)).take(rows) {
+            let mean = r.iter().fold(T::zero(), |a, &v| a + v) / n;
+            let var = r.iter().fold(T::zero(), |a, &v| a + (v - mean) * (v - mean)) / n;
+            let inv = T::one() / (var + T::of32(eps)).sqrt();
+            for (i, &v) in r.iter().enumerate() {
+                let z = (v - mean) * inv * scale[i];
+                y.push(match &bias {
+                    Some(b) => z + b[i],
+                    None => z,
+                });
+            }
+            means.push(mean);
+            invs.push(inv);
+        }
+        if row == 0 {
+            means = vec![T::nan(); rows];
+            invs = vec![T::nan(); rows];
+        }
+        Ok(vec![
+            T::wrap(arr(shape, y)),
+            T::wrap(arr(&stat_shape, means)),
+            T::wrap(arr(&stat_shape, invs)),
+        ])
     })
 }

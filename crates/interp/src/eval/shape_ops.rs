@@ -244,7 +244,8 @@ pub(crate) fn pad_shape(
     let mut out = Vec::with_capacity(input.len());
     for (i, (&d, &(b, e))) in input.iter().zip(amounts).enumerate() {
         let v = d as i128 + b as i128 + e as i128;
-        if v < 0 {
+        let crop = (-(b as i128)).max(0) + (-(e as i128)).max(0);
+        if v < 0 || crop > d as i128 {
             bail!(op, "axis {i}: pads ({b}, {e}) crop more than the size {d}");
         }
         out.push(usize::try_from(v).map_err(|_| op_err(op, "padded size overflows"))?);
@@ -549,5 +550,6 @@ pub(crate) fn constant_of_shape(
         DType::F32 => Tensor::F32(arr(&s, vec![value.to_f64_vec()[0] as f32; n])),
         DType::F64 => Tensor::F64(arr(&s, vec![value.to_f64_vec()[0]; n])),
         DType::I64 => Tensor::I64(arr(&s, vec![value.to_i64_vec()[0]; n])),
+        DType::Bool => Tensor::Bool(arr(&s, vec![value.to_i64_vec()[0] != 0; n])),
     })
 }

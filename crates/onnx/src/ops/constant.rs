@@ -1,4 +1,5 @@
-//! Constants and types: Constant, ConstantOfShape, Cast.
+//! Constants and types: Constant, ConstantOfShape, Cast, CastLike (imported as a Cast to the
+//! second input's element type, which must be known).
 
 use super::{a_int, a_tensor, OpDef, ParseCtx, WriteCtx};
 use crate::error::OnnxError;
@@ -23,6 +24,12 @@ pub(crate) const OPS: &[OpDef] = &[
         since: 6,
         parse: parse_cast,
         write: Some(write_cast),
+    },
+    OpDef {
+        name: "CastLike",
+        since: 15,
+        parse: parse_cast_like,
+        write: None,
     },
 ];
 
@@ -65,7 +72,7 @@ fn parse_constant(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
                 .tensor_attr("value")?
                 .ok_or_else(|| ctx.err("attribute 'value' holds no tensor"))?;
             let widen = ctx.st.index_only.contains(&out);
-            tensor_from_proto(tp, &out, widen, &ctx.st.budget.limits)?
+            tensor_from_proto(tp, &out, widen, &ctx.st.budget.limits, &ctx.st.ext)?
         }
         "value_float" => Tensor::scalar_f32(ctx.float("value_float")?.unwrap_or_default()),
         "value_floats" => {
@@ -111,7 +118,7 @@ fn parse_cos(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
         }
         Some(tp) => {
             let fallback = format!("{}.value", ctx.name);
-            let t = tensor_from_proto(tp, &fallback, false, &ctx.st.budget.limits)?;
+            let t = tensor_from_proto(tp, &fallback, false, &ctx.st.budget.limits, &ctx.st.ext)?;
             if t.len() != 1 {
                 return Err(ctx.err(format!(
                     "attribute 'value' must hold one element, holds {}",
@@ -181,6 +188,28 @@ fn parse_cast(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
         extra: "",
     })?;
     let x = ctx.input(0)?;
+    ctx.emit(Op::Cast { to }, &[x])?;
+    Ok(())
+}
+
+fn parse_cast_like(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
+    let mut allowed = vec![];
+    if ctx.opset >= 19 {
+        allowed.push("saturate"); // only affects float8 targets
+    }
+    if ctx.opset >= 24 {
+        allowed.push("round_mode");
+    }
+    ctx.allow(&allowed)?;
+    ctx.expect_inputs(2, 2)?;
+    ctx.only_outputs(1, "CastLike has one output")?;
+    let (x, like) = (ctx.input(0)?, ctx.input(1)?);
+    let to = ctx.dtype_of(like).ok_or_else(|| {
+        ctx.err(format!(
+            "the element type of target_type '{}' is unknown",
+            ctx.st.g.value(like).name
+        ))
+    })?;
     ctx.emit(Op::Cast { to }, &[x])?;
     Ok(())
 }

@@ -299,14 +299,6 @@ fn parse_gelu(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
     Ok(())
 }
 
-fn scalar_of(dtype: DType, x: f64) -> Tensor {
-    match dtype {
-        DType::F32 => Tensor::scalar_f32(x as f32),
-        DType::F64 => Tensor::F64(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[]), x)),
-        DType::I64 => Tensor::scalar_i64(x as i64),
-    }
-}
-
 /// Gelu before opset 20 is written as its defining formula.
 fn write_gelu(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
     let Op::Gelu { tanh } = ctx.node.op else {
@@ -325,7 +317,8 @@ fn write_gelu(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
     let dtype = ctx.in_dtype(0).filter(|d| d.is_float()).ok_or_else(|| {
         ctx.err("writing Gelu before opset 20 as a formula needs the input's (float) element type")
     })?;
-    let c = |ctx: &mut WriteCtx, name: &str, v: f64| ctx.add_init(name, &scalar_of(dtype, v));
+    let c =
+        |ctx: &mut WriteCtx, name: &str, v: f64| ctx.add_init(name, &Tensor::scalar_of(dtype, v));
     let half = c(ctx, "half", 0.5);
     let one = c(ctx, "one", 1.0);
     let inner = if tanh {
@@ -376,7 +369,7 @@ fn parse_dropout(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
                 None => {
                     let name = ctx.st.g.value(tm).name.clone();
                     return Err(ctx.err(format!(
-                        "training_mode ('{name}') is not a constant; only inference (a constant false) is supported"
+                        "training_mode ('{name}') is not a constant: training mode is not supported (only inference, a constant false)"
                     )));
                 }
             }
@@ -385,7 +378,7 @@ fn parse_dropout(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
     if let Some(mask) = ctx.output_name(1) {
         if ctx.is_used(mask) {
             return Err(ctx.err(format!(
-                "the mask output '{mask}' (bool) is used; pannc does not support bool tensors"
+                "the mask output '{mask}' is used: it is not supported (pannc runs Dropout in inference mode and removes it)"
             )));
         }
     }

@@ -16,8 +16,12 @@ use std::collections::{HashMap, HashSet};
 mod constant;
 mod conv_pool;
 pub(crate) mod elementwise;
+mod index;
 mod linear;
+mod logic;
+mod math;
 mod norm;
+pub(crate) mod opaque;
 mod shape;
 
 /// Parses one ONNX node into IR nodes.
@@ -39,8 +43,11 @@ const FAMILIES: &[&[OpDef]] = &[
     conv_pool::OPS,
     linear::OPS,
     elementwise::OPS,
+    math::OPS,
+    logic::OPS,
     norm::OPS,
     shape::OPS,
+    index::OPS,
     constant::OPS,
 ];
 
@@ -103,6 +110,11 @@ pub(crate) struct ImportState {
     /// `Constant` values are counted before nodes are parsed; parsers add what they
     /// materialise later, such as `ConstantOfShape` outputs of a constant shape).
     pub(crate) budget: crate::limits::Budget,
+    /// Encoded declared types (`TypeProto`) of opaque nodes' outputs that are not dense
+    /// tensors pannc can type, by value name.
+    pub foreign: HashMap<String, Vec<u8>>,
+    /// Where external tensor data may be read from.
+    pub ext: crate::external::Source,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -398,6 +410,34 @@ impl<'a> ParseCtx<'a> {
         Ok(v)
     }
 
+    /// Emits the node's IR op with the node's first `n` ONNX outputs (Split, the statistics
+    /// of LayerNormalization), which must be named.
+    pub fn emit_n(
+        &mut self,
+        op: Op,
+        inputs: &[ValueId],
+        n: usize,
+    ) -> Result<Vec<ValueId>, OnnxError> {
+        let mut outs = Vec::with_capacity(n);
+        for i in 0..n {
+            let o = self
+                .output_name(i)
+                .ok_or_else(|| self.err(format!("output {i} has no name")))?;
+            outs.push(o.to_string());
+        }
+        let (_, vs) = self
+            .st
+            .g
+            .add_node(self.name.clone(), op, inputs, &outs)
+            .map_err(|e| self.err(e.to_string()))?;
+        for (&v, o) in vs.iter().zip(&outs) {
+            if let Some(t) = self.st.types.get(o) {
+                self.st.g.value_mut(v).ty = Some(t.clone());
+            }
+        }
+        Ok(vs)
+    }
+
     /// Emits a `Constant` node for an ONNX `Constant`, typed from its tensor.
     pub fn emit_constant(&mut self, t: Tensor) -> Result<ValueId, OnnxError> {
         let out = self.out0()?.to_string();
@@ -448,14 +488,25 @@ impl<'a> ParseCtx<'a> {
             .map_err(|e| self.err(e.to_string()))
     }
 
+    /// A constant filling a gap among optional inputs (the IR has none), written back as a
+    /// `Constant` node where it stands rather than as an initializer, so that a model keeps the
+    /// same IR through export and re-import.
+    pub fn gap_constant(&mut self, suffix: &str, t: Tensor) -> Result<ValueId, OnnxError> {
+        let base = format!("{}__{suffix}", self.out0()?);
+        let name = self.st.names.fresh(&base);
+        let ty = TensorType::known(t.dtype(), t.shape());
+        let (_, outs) = self
+            .st
+            .g
+            .add_node("", Op::Constant(t), &[], &[name])
+            .map_err(|e| self.err(e.to_string()))?;
+        self.st.g.value_mut(outs[0]).ty = Some(ty);
+        Ok(outs[0])
+    }
+
     /// A constant scalar of `dtype` holding `x` (for attribute bounds and pad values).
     pub fn scalar(&mut self, suffix: &str, dtype: DType, x: f64) -> Result<ValueId, OnnxError> {
-        let t = match dtype {
-            DType::F32 => Tensor::scalar_f32(x as f32),
-            DType::F64 => Tensor::F64(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[]), x)),
-            DType::I64 => Tensor::scalar_i64(x as i64),
-        };
-        self.constant(suffix, t)
+        self.constant(suffix, Tensor::scalar_of(dtype, x))
     }
 
     /// A 1-D i64 constant.
@@ -546,7 +597,9 @@ impl<'a> WriteCtx<'a> {
         infer::known_rank(self.g, v).or_else(|| {
             // ops that keep ranks: the output's type tells too
             let o = *self.node.outputs().first()?;
-            if self.node.op.is_unary_elementwise() || matches!(self.node.op, Op::Softmax { .. }) {
+            if self.node.op.is_unary_elementwise()
+                || matches!(self.node.op, Op::Softmax { .. } | Op::LogSoftmax { .. })
+            {
                 infer::known_rank(self.g, o)
             } else {
                 None

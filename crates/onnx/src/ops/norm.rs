@@ -1,4 +1,5 @@
-//! Normalisation and reduction: BatchNormalization (inference), LRN, Softmax, ReduceMean.
+//! Normalisation and reduction: BatchNormalization (inference), LayerNormalization, LRN,
+//! Softmax, LogSoftmax, ReduceMean, ReduceSum, ReduceMax, ReduceMin, ArgMax, ArgMin.
 
 use super::{a_float, a_int, a_ints, OpDef, ParseCtx, WriteCtx};
 use crate::error::OnnxError;
@@ -24,10 +25,52 @@ pub(crate) const OPS: &[OpDef] = &[
         write: Some(write_softmax),
     },
     OpDef {
+        name: "LogSoftmax",
+        since: 1,
+        parse: parse_softmax,
+        write: Some(write_softmax),
+    },
+    OpDef {
         name: "ReduceMean",
         since: 1,
-        parse: parse_reduce_mean,
-        write: Some(write_reduce_mean),
+        parse: parse_reduce,
+        write: Some(write_reduce),
+    },
+    OpDef {
+        name: "ReduceSum",
+        since: 1,
+        parse: parse_reduce,
+        write: Some(write_reduce),
+    },
+    OpDef {
+        name: "ReduceMax",
+        since: 1,
+        parse: parse_reduce,
+        write: Some(write_reduce),
+    },
+    OpDef {
+        name: "ReduceMin",
+        since: 1,
+        parse: parse_reduce,
+        write: Some(write_reduce),
+    },
+    OpDef {
+        name: "ArgMax",
+        since: 1,
+        parse: parse_arg,
+        write: Some(write_arg),
+    },
+    OpDef {
+        name: "ArgMin",
+        since: 1,
+        parse: parse_arg,
+        write: Some(write_arg),
+    },
+    OpDef {
+        name: "LayerNormalization",
+        since: 17,
+        parse: parse_layer_norm,
+        write: Some(write_layer_norm),
     },
 ];
 
@@ -126,17 +169,25 @@ fn write_lrn(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
     Ok(())
 }
 
-/// Before opset 13, Softmax flattens its input to 2-D at `axis` and normalises each row. That
-/// is the opset-13 form when `axis` is the last axis; otherwise it is written out as
-/// `Reshape(Softmax(Flatten(x, axis), 1), Shape(x))`, which is exact.
+/// Before opset 13, Softmax (and LogSoftmax) flattens its input to 2-D at `axis` and
+/// normalises each row. That is the opset-13 form when `axis` is the last axis; otherwise it is
+/// written out as `Reshape(Softmax(Flatten(x, axis), 1), Shape(x))`, which is exact.
 fn parse_softmax(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
     ctx.allow(&["axis"])?;
     ctx.expect_inputs(1, 1)?;
-    ctx.only_outputs(1, "Softmax has one output")?;
+    ctx.only_outputs(1, &format!("{} has one output", ctx.op))?;
+    let log = ctx.op == "LogSoftmax";
+    let mk = |axis: i64| {
+        if log {
+            Op::LogSoftmax { axis }
+        } else {
+            Op::Softmax { axis }
+        }
+    };
     let x = ctx.input(0)?;
     if ctx.opset >= 13 {
         let axis = ctx.int_or("axis", -1)?;
-        ctx.emit(Op::Softmax { axis }, &[x])?;
+        ctx.emit(mk(axis), &[x])?;
         return Ok(());
     }
     let axis = ctx.old_axis(ctx.int_or("axis", 1)?, x, Some(0))?;
@@ -148,11 +199,11 @@ fn parse_softmax(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
             return Err(ctx.err(format!("axis {axis} is out of range for rank {r}")));
         }
         if a == r - 1 {
-            ctx.emit(Op::Softmax { axis }, &[x])?;
+            ctx.emit(mk(axis), &[x])?;
             return Ok(());
         }
     } else if axis == -1 {
-        ctx.emit(Op::Softmax { axis }, &[x])?;
+        ctx.emit(mk(axis), &[x])?;
         return Ok(());
     }
     let shape = ctx.emit_tmp(
@@ -164,18 +215,19 @@ fn parse_softmax(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
         &[x],
     )?;
     let flat = ctx.emit_tmp("flat", Op::Flatten { axis }, &[x])?;
-    let sm = ctx.emit_tmp("softmax2d", Op::Softmax { axis: 1 }, &[flat])?;
+    let sm = ctx.emit_tmp("softmax2d", mk(1), &[flat])?;
     ctx.emit(Op::Reshape { allowzero: false }, &[sm, shape])?;
     Ok(())
 }
 
 fn write_softmax(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
-    let Op::Softmax { axis } = ctx.node.op else {
+    let (Op::Softmax { axis } | Op::LogSoftmax { axis }) = ctx.node.op else {
         unreachable!()
     };
+    let op_type = ctx.node.op.name();
     let x = ctx.in_name(0);
     if ctx.opset >= 13 {
-        ctx.push("Softmax", vec![x], vec![a_int("axis", axis)]);
+        ctx.push(op_type, vec![x], vec![a_int("axis", axis)]);
         return Ok(());
     }
     // Older opsets: only a softmax over the last axis has the same meaning.
@@ -194,17 +246,50 @@ fn write_softmax(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
             return Err(ctx.err(format!("Softmax over axis {axis} of a rank-{r} input is not the last axis; needs opset 13")))
         }
     };
-    ctx.push("Softmax", vec![x], vec![a_int("axis", written)]);
+    ctx.push(op_type, vec![x], vec![a_int("axis", written)]);
     Ok(())
 }
 
-fn parse_reduce_mean(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
-    ctx.only_outputs(1, "ReduceMean has one output")?;
+/// The opset from which a reduction takes its axes as an input instead of an attribute.
+fn axes_input_since(op: &str) -> i64 {
+    if op == "ReduceSum" {
+        13
+    } else {
+        18
+    }
+}
+
+fn reduce_op(name: &str, keepdims: bool, noop_with_empty_axes: bool) -> Option<Op> {
+    Some(match name {
+        "ReduceMean" => Op::ReduceMean {
+            keepdims,
+            noop_with_empty_axes,
+        },
+        "ReduceSum" => Op::ReduceSum {
+            keepdims,
+            noop_with_empty_axes,
+        },
+        "ReduceMax" => Op::ReduceMax {
+            keepdims,
+            noop_with_empty_axes,
+        },
+        "ReduceMin" => Op::ReduceMin {
+            keepdims,
+            noop_with_empty_axes,
+        },
+        _ => return None,
+    })
+}
+
+/// ReduceMean, ReduceSum, ReduceMax, ReduceMin: an `axes` attribute before the opset of
+/// [`axes_input_since`] becomes a constant input.
+fn parse_reduce(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
+    ctx.only_outputs(1, "reductions have one output")?;
     let x = ctx.input(0)?;
     let keepdims = ctx.flag("keepdims", true)?;
     let mut ins = vec![x];
     let noop_with_empty_axes;
-    if ctx.opset < 18 {
+    if ctx.opset < axes_input_since(&ctx.op) {
         ctx.allow(&["axes", "keepdims"])?;
         ctx.expect_inputs(1, 1)?;
         noop_with_empty_axes = false;
@@ -219,32 +304,41 @@ fn parse_reduce_mean(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
             ins.push(a);
         }
     }
-    ctx.emit(
-        Op::ReduceMean {
-            keepdims,
-            noop_with_empty_axes,
-        },
-        &ins,
-    )?;
+    let op = reduce_op(&ctx.op, keepdims, noop_with_empty_axes)
+        .ok_or_else(|| ctx.err("internal: not a reduction"))?;
+    ctx.emit(op, &ins)?;
     Ok(())
 }
 
-fn write_reduce_mean(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
-    let Op::ReduceMean {
+fn write_reduce(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
+    let (Op::ReduceMean {
         keepdims,
         noop_with_empty_axes,
-    } = ctx.node.op
+    }
+    | Op::ReduceSum {
+        keepdims,
+        noop_with_empty_axes,
+    }
+    | Op::ReduceMax {
+        keepdims,
+        noop_with_empty_axes,
+    }
+    | Op::ReduceMin {
+        keepdims,
+        noop_with_empty_axes,
+    }) = ctx.node.op
     else {
         unreachable!()
     };
+    let op_type = ctx.node.op.name();
     let x = ctx.in_name(0);
     let mut attrs = vec![a_int("keepdims", keepdims as i64)];
-    if ctx.opset >= 18 {
+    if ctx.opset >= axes_input_since(op_type) {
         if noop_with_empty_axes {
             attrs.push(a_int("noop_with_empty_axes", 1));
         }
         let ins = ctx.in_names();
-        ctx.push("ReduceMean", ins, attrs);
+        ctx.push(op_type, ins, attrs);
         return Ok(());
     }
     let axes = if ctx.n_inputs() > 1 {
@@ -253,11 +347,132 @@ fn write_reduce_mean(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
         vec![]
     };
     if axes.is_empty() && noop_with_empty_axes {
-        return Err(ctx.err("noop_with_empty_axes needs opset 18 or later"));
+        return Err(ctx.err(format!(
+            "noop_with_empty_axes needs opset {} or later",
+            axes_input_since(op_type)
+        )));
     }
     if !axes.is_empty() {
         attrs.push(a_ints("axes", axes));
     }
-    ctx.push("ReduceMean", vec![x], attrs);
+    ctx.push(op_type, vec![x], attrs);
+    Ok(())
+}
+
+fn parse_arg(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
+    if ctx.opset >= 12 {
+        ctx.allow(&["axis", "keepdims", "select_last_index"])?;
+    } else {
+        ctx.allow(&["axis", "keepdims"])?;
+    }
+    ctx.expect_inputs(1, 1)?;
+    ctx.only_outputs(1, &format!("{} has one output", ctx.op))?;
+    let x = ctx.input(0)?;
+    let keepdims = ctx.flag("keepdims", true)?;
+    let axis = ctx.old_axis(
+        ctx.int_or("axis", 0)?,
+        x,
+        if keepdims { Some(0) } else { None },
+    )?;
+    let select_last_index = ctx.flag("select_last_index", false)?;
+    let op = if ctx.op == "ArgMax" {
+        Op::ArgMax {
+            axis,
+            keepdims,
+            select_last_index,
+        }
+    } else {
+        Op::ArgMin {
+            axis,
+            keepdims,
+            select_last_index,
+        }
+    };
+    ctx.emit(op, &[x])?;
+    Ok(())
+}
+
+fn write_arg(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
+    let (Op::ArgMax {
+        axis,
+        keepdims,
+        select_last_index,
+    }
+    | Op::ArgMin {
+        axis,
+        keepdims,
+        select_last_index,
+    }) = ctx.node.op
+    else {
+        unreachable!()
+    };
+    let op_type = ctx.node.op.name();
+    let axis = if axis < 0 && ctx.opset < 11 {
+        match ctx.in_rank(0) {
+            Some(r) => axis + r as i64,
+            None => return Err(ctx.err("a negative axis needs opset 11 or a known input rank")),
+        }
+    } else {
+        axis
+    };
+    let mut attrs = vec![a_int("axis", axis), a_int("keepdims", keepdims as i64)];
+    if select_last_index {
+        if ctx.opset < 12 {
+            return Err(ctx.err("select_last_index needs opset 12 or later"));
+        }
+        attrs.push(a_int("select_last_index", 1));
+    }
+    let x = ctx.in_name(0);
+    ctx.push(op_type, vec![x], attrs);
+    Ok(())
+}
+
+/// LayerNormalization (opset 17). `stash_type` only matters for 16-bit inputs, which pannc
+/// does not read. The Mean and InvStdDev outputs are computed too.
+fn parse_layer_norm(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
+    ctx.allow(&["axis", "epsilon", "stash_type"])?;
+    ctx.expect_inputs(2, 3)?;
+    if ctx.node.output.len() > 3 {
+        return Err(ctx.err(format!(
+            "has {} outputs; LayerNormalization has at most 3 (Y, Mean, InvStdDev)",
+            ctx.node.output.len()
+        )));
+    }
+    let st = ctx.int_or("stash_type", 1)?;
+    if st != 1 {
+        return Err(ctx.err(format!(
+            "stash_type {st} is not supported (only 1, float32 statistics)"
+        )));
+    }
+    let axis = ctx.int_or("axis", -1)?;
+    let epsilon = ctx.finite_or("epsilon", 1e-5)?;
+    let mut ins = vec![ctx.input(0)?, ctx.input(1)?];
+    ins.extend(ctx.opt_input(2));
+    // Optional outputs may be left unnamed; named ones become outputs of the IR node.
+    let named: Vec<usize> = (0..ctx.node.output.len())
+        .filter(|&i| ctx.output_name(i).is_some())
+        .collect();
+    if named != (0..named.len()).collect::<Vec<_>>() || named.is_empty() {
+        return Err(
+            ctx.err("outputs must be named in order (Y, then optionally Mean, then InvStdDev)")
+        );
+    }
+    ctx.emit_n(Op::LayerNormalization { axis, epsilon }, &ins, named.len())?;
+    Ok(())
+}
+
+fn write_layer_norm(ctx: &mut WriteCtx) -> Result<(), OnnxError> {
+    let Op::LayerNormalization { axis, epsilon } = ctx.node.op else {
+        unreachable!()
+    };
+    if ctx.opset < 17 {
+        return Err(ctx.err("LayerNormalization needs opset 17 or later"));
+    }
+    let ins = ctx.in_names();
+    ctx.push(
+        "LayerNormalization",
+        ins,
+        vec![a_int("axis", axis), a_float("epsilon", epsilon)],
+    );
     Ok(())
 }

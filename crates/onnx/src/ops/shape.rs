@@ -275,7 +275,7 @@ fn parse_pad(ctx: &mut ParseCtx) -> Result<(), OnnxError> {
             let dtype = ctx.dtype_of(x).ok_or_else(|| {
                 ctx.err("constant_value is absent while axes is given, and the input's element type is unknown")
             })?;
-            ins.push(ctx.scalar("value", dtype, 0.0)?);
+            ins.push(ctx.gap_constant("value", pannc_ir::Tensor::scalar_of(dtype, 0.0))?);
             ins.push(axes);
         }
         (None, None) => {}

@@ -213,6 +213,8 @@ fn theirs_values(t: &rp::TensorProto) -> Option<Vec<u64>> {
             .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
             .collect(),
         7 => t.int64_data.iter().map(|&x| x as u64).collect(),
+        9 if !t.raw_data.is_empty() => t.raw_data.iter().map(|&b| (b != 0) as u64).collect(),
+        9 => t.int32_data.iter().map(|&x| (x != 0) as u64).collect(),
         _ => return None,
     })
 }
@@ -222,6 +224,7 @@ fn our_values(t: &pannc_ir::Tensor) -> Vec<u64> {
         pannc_ir::Tensor::F32(a) => a.iter().map(|x| x.to_bits() as u64).collect(),
         pannc_ir::Tensor::F64(a) => a.iter().map(|x| x.to_bits()).collect(),
         pannc_ir::Tensor::I64(a) => a.iter().map(|&x| x as u64).collect(),
+        pannc_ir::Tensor::Bool(a) => a.iter().map(|&x| x as u64).collect(),
     }
 }
 
@@ -280,8 +283,14 @@ fn prost_and_rust_protobuf_agree_on_real_models() {
         let gb = b.graph.0.as_deref().unwrap();
         for (ta, tb) in ga.initializer.iter().zip(&gb.initializer) {
             if let Some(expect) = theirs_values(tb) {
-                let t = crate::tensor::tensor_from_proto(ta, "", false, &crate::Limits::default())
-                    .unwrap_or_else(|e| panic!("{}: initializer {}: {e}", p.display(), ta.name()));
+                let t = crate::tensor::tensor_from_proto(
+                    ta,
+                    "",
+                    false,
+                    &crate::Limits::default(),
+                    &crate::external::Source::None,
+                )
+                .unwrap_or_else(|e| panic!("{}: initializer {}: {e}", p.display(), ta.name()));
                 assert_eq!(
                     t.shape().iter().map(|&d| d as i64).collect::<Vec<_>>(),
                     tb.dims

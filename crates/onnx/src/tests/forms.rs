@@ -975,3 +975,218 @@ fn lrn_defaults_attributes_and_errors() {
         .to_string();
     assert!(e.contains("takes 1 inputs, has 2"), "{e}");
 }
+
+#[test]
+fn slice_attribute_form_becomes_inputs_and_back() {
+    // opset 9: starts/ends/axes attributes
+    let bytes = model(
+        9,
+        vec![node(
+            "Slice",
+            "s",
+            &["x"],
+            &["y"],
+            vec![
+                a_ints("starts", [1, 0]),
+                a_ints("ends", [3, i64::MAX]),
+                a_ints("axes", [1, 0]),
+            ],
+        )],
+        vec![vi("x", FLOAT, &[-1, 4])],
+        vec![vi("y", FLOAT, &[-1, 2])],
+        vec![],
+    );
+    let m = import(&bytes).unwrap();
+    let n = the_op(&m.graph, "s");
+    assert_eq!(n.op, Op::Slice);
+    assert_eq!(const_in(&m.graph, n, 1).to_i64_vec(), [1, 0]);
+    assert_eq!(const_in(&m.graph, n, 3).to_i64_vec(), [1, 0]);
+    roundtrip(&bytes);
+    // written back as attributes before opset 10, as inputs from 10
+    let (w, _) = written(&export_with_opset(&m, 9).unwrap(), "Slice");
+    assert_eq!((w.input.len(), w.attribute.len()), (1, 3));
+    let (w, _) = written(&export_with_opset(&m, 13).unwrap(), "Slice");
+    assert_eq!((w.input.len(), w.attribute.len()), (4, 0));
+    // opset 13: steps without axes get the default axes
+    let bytes = model(
+        13,
+        vec![node(
+            "Slice",
+            "s",
+            &["x", "st", "en", "", "sp"],
+            &["y"],
+            vec![],
+        )],
+        vec![vi("x", FLOAT, &[5])],
+        vec![vi("y", FLOAT, &[-1])],
+        vec![
+            tensor_to_proto("st", &Tensor::from_i64(&[1], vec![-1]).unwrap()),
+            tensor_to_proto("en", &Tensor::from_i64(&[1], vec![i64::MIN]).unwrap()),
+            tensor_to_proto("sp", &Tensor::from_i64(&[1], vec![-2]).unwrap()),
+        ],
+    );
+    let m = import(&bytes).unwrap();
+    let n = the_op(&m.graph, "s");
+    assert_eq!(n.inputs().len(), 5);
+    assert_eq!(const_in(&m.graph, n, 3).to_i64_vec(), [0]);
+}
+
+#[test]
+fn split_forms_across_opsets() {
+    let outs = ["a", "b", "c"];
+    let outs_vi = || {
+        outs.iter()
+            .map(|o| vi(o, FLOAT, &[-1, -1]))
+            .collect::<Vec<_>>()
+    };
+    // opset 11: sizes as an attribute become an input; three outputs
+    let bytes = model(
+        11,
+        vec![node(
+            "Split",
+            "sp",
+            &["x"],
+            &outs,
+            vec![a_int("axis", 1), a_ints("split", [1, 2, 4])],
+        )],
+        vec![vi("x", FLOAT, &[-1, 7])],
+        outs_vi(),
+        vec![],
+    );
+    let m = import(&bytes).unwrap();
+    let n = the_op(&m.graph, "sp");
+    assert_eq!(
+        n.op,
+        Op::Split {
+            axis: 1,
+            num_outputs: 3
+        }
+    );
+    assert_eq!(n.outputs().len(), 3);
+    assert_eq!(const_in(&m.graph, n, 1).to_i64_vec(), [1, 2, 4]);
+    roundtrip(&bytes);
+    // opset 18: num_outputs; 7 does not divide by 3, so at opset 13 the sizes are written out
+    let bytes = model(
+        18,
+        vec![node(
+            "Split",
+            "sp",
+            &["x"],
+            &outs,
+            vec![a_int("axis", 1), a_int("num_outputs", 3)],
+        )],
+        vec![vi("x", FLOAT, &[-1, 7])],
+        outs_vi(),
+        vec![],
+    );
+    let m = import(&bytes).unwrap();
+    let (w, g) = written(&export_with_opset(&m, 13).unwrap(), "Split");
+    assert_eq!(w.input.len(), 2, "{w:?}");
+    let sizes = g
+        .initializer
+        .iter()
+        .find(|t| t.name() == w.input[1])
+        .unwrap();
+    assert_eq!(sizes.raw_data.as_ref().map(|r| r.len()), Some(24));
+    let (w, _) = written(&export_with_opset(&m, 18).unwrap(), "Split");
+    assert!(w
+        .attribute
+        .iter()
+        .any(|a| a.name() == "num_outputs" && a.i() == 3));
+    // both a split input and num_outputs is an error
+    let bad = model(
+        18,
+        vec![node(
+            "Split",
+            "sp",
+            &["x", "s"],
+            &outs,
+            vec![a_int("num_outputs", 3)],
+        )],
+        vec![vi("x", FLOAT, &[7])],
+        outs_vi(),
+        vec![tensor_to_proto(
+            "s",
+            &Tensor::from_i64(&[3], vec![1, 2, 4]).unwrap(),
+        )],
+    );
+    assert!(import(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("both a split input and num_outputs"));
+}
+
+#[test]
+fn reductions_take_axes_as_attributes_until_their_opset() {
+    for (op, input_since) in [("ReduceSum", 13), ("ReduceMax", 18), ("ReduceMin", 18)] {
+        let old = model(
+            input_since - 1,
+            vec![node(
+                op,
+                "r",
+                &["x"],
+                &["y"],
+                vec![a_ints("axes", [1]), a_int("keepdims", 0)],
+            )],
+            vec![vi("x", FLOAT, &[-1, 3])],
+            vec![vi("y", FLOAT, &[-1])],
+            vec![],
+        );
+        let m = import(&old).unwrap();
+        let n = the_op(&m.graph, "r");
+        assert_eq!(n.op.name(), op);
+        assert_eq!(const_in(&m.graph, n, 1).to_i64_vec(), [1]);
+        roundtrip(&old);
+        let (w, _) = written(&export_with_opset(&m, input_since).unwrap(), op);
+        assert_eq!(w.input.len(), 2, "{op}");
+        let (w, _) = written(&export_with_opset(&m, input_since - 1).unwrap(), op);
+        assert!(w.attribute.iter().any(|a| a.name() == "axes"), "{op}");
+    }
+}
+
+#[test]
+fn layer_normalization_statistics_outputs() {
+    let bytes = model(
+        17,
+        vec![node(
+            "LayerNormalization",
+            "ln",
+            &["x", "s", "b"],
+            &["y", "mean", "inv"],
+            vec![a_int("axis", -1), a_float("epsilon", 1e-3)],
+        )],
+        vec![vi("x", FLOAT, &[-1, 4])],
+        vec![
+            vi("y", FLOAT, &[-1, 4]),
+            vi("mean", FLOAT, &[-1, 1]),
+            vi("inv", FLOAT, &[-1, 1]),
+        ],
+        vec![f32s("s", &[4], vec![1.0; 4]), f32s("b", &[4], vec![0.0; 4])],
+    );
+    let m = import(&bytes).unwrap();
+    let n = the_op(&m.graph, "ln");
+    assert_eq!(n.outputs().len(), 3);
+    roundtrip(&bytes);
+    assert!(export_with_opset(&m, 16)
+        .unwrap_err()
+        .to_string()
+        .contains("needs opset 17"));
+    // Outputs must be named in order.
+    let gap = model(
+        17,
+        vec![node(
+            "LayerNormalization",
+            "ln",
+            &["x", "s"],
+            &["y", "", "inv"],
+            vec![],
+        )],
+        vec![vi("x", FLOAT, &[-1, 4])],
+        vec![vi("y", FLOAT, &[-1, 4]), vi("inv", FLOAT, &[-1, 1])],
+        vec![f32s("s", &[4], vec![1.0; 4])],
+    );
+    assert!(import(&gap)
+        .unwrap_err()
+        .to_string()
+        .contains("named in order"));
+}
