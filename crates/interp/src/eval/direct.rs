@@ -23,27 +23,36 @@ pub(crate) enum Kernel {
     Avx2,
     /// AVX-512F: 8 × 32 (16 zmm accumulators).
     Avx512,
+    /// Any CPU: 4 × 16 in scalar code, each product fused by `f32::mul_add` (correctly rounded
+    /// wherever it runs), so it gives the SIMD kernels' bits where they are not available and
+    /// whether a layer runs the direct kernel never depends on the CPU.
+    Portable,
 }
 
 impl Kernel {
     fn mr(self) -> usize {
         match self {
-            Kernel::Avx2 => 4,
+            Kernel::Avx2 | Kernel::Portable => 4,
             Kernel::Avx512 => 8,
         }
     }
     fn nc(self) -> usize {
         match self {
-            Kernel::Avx2 => 16,
+            Kernel::Avx2 | Kernel::Portable => 16,
             Kernel::Avx512 => 32,
         }
     }
 }
 
 /// The kernel this machine runs for a convolution with `mg` output channels per group, if
-/// one pays (at least a full block of channels). Depends only on the CPU and the layer, never
-/// on the batch, so results do not depend on chunking.
+/// one pays (at least a full block of 4 channels). Whether it is `Some` depends only on the
+/// layer; which kernel, on the CPU: all compute the same bits (fused multiply-adds in tap
+/// order from zero, then the epilogue), so results depend on neither the CPU's features nor
+/// chunking nor threads.
 pub(crate) fn kernel(mg: usize) -> Option<Kernel> {
+    if mg < Kernel::Portable.mr() {
+        return None;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         use std::sync::OnceLock;
@@ -61,8 +70,7 @@ pub(crate) fn kernel(mg: usize) -> Option<Kernel> {
             return Some(Kernel::Avx2);
         }
     }
-    let _ = mg;
-    None
+    Some(Kernel::Portable)
 }
 
 /// Elements of the polyphase buffer [`conv2d`] allocates (to check against the limits).
@@ -154,7 +162,7 @@ pub(crate) fn conv2d(
     // The wide grid of one image's blocks (the AVX-512 kernel stores compactly instead).
     let mut yw = vec![
         0f32;
-        if kern == Kernel::Avx2 {
+        if kern != Kernel::Avx512 {
             blocks * mr * pw
         } else {
             0
@@ -214,7 +222,9 @@ pub(crate) fn conv2d(
                         affine.map_or((1.0, 0.0), |(s, t)| (s[ch], t[ch]));
                 }
                 let out = match kern {
-                    Kernel::Avx2 => Out::Wide(&mut yw[b * mr * pw..(b + 1) * mr * pw]),
+                    Kernel::Avx2 | Kernel::Portable => {
+                        Out::Wide(&mut yw[b * mr * pw..(b + 1) * mr * pw])
+                    }
                     Kernel::Avx512 => {
                         let ch0 = img * m + gi * mg + b * mr;
                         Out::Compact {
@@ -228,7 +238,7 @@ pub(crate) fn conv2d(
                 block(kern, &xq, &offs, wk, pw, &epi, out);
             }
             match kern {
-                Kernel::Avx2 => {
+                Kernel::Avx2 | Kernel::Portable => {
                     for mo in 0..mg {
                         for oy in 0..oh {
                             y.extend_from_slice(&yw[mo * pw + oy * wq..mo * pw + oy * wq + ow]);
@@ -360,6 +370,13 @@ fn block(
         offs.iter().all(|&o| o + cols <= xpad.len()),
         "taps in bounds"
     );
+    let out = match (kern, out) {
+        (Kernel::Portable, Out::Wide(o)) => {
+            assert!(o.len() >= mr * cols);
+            return block_portable(xpad, offs, wk, cols, epi, o);
+        }
+        (_, out) => out,
+    };
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `kern` came from `kernel()`, which checked the CPU features it needs; the
     // asserts bound every load (`offs[k] + j0 + nc ≤ offs[k] + cols ≤ xpad.len()`,
@@ -393,7 +410,53 @@ fn block(
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("no direct convolution kernel on this architecture")
+    {
+        let _ = out;
+        unreachable!("only the portable kernel exists on this architecture")
+    }
+}
+
+/// The portable kernel: what `block_avx2` computes, lane by lane.
+fn block_portable(
+    xpad: &[f32],
+    offs: &[usize],
+    wk: &[f32],
+    cols: usize,
+    epi: &Epi,
+    out: &mut [f32],
+) {
+    const MR: usize = 4;
+    const NC: usize = 16;
+    let mut j0 = 0;
+    while j0 < cols {
+        let mut acc = [[0f32; NC]; MR];
+        for (k, &o) in offs.iter().enumerate() {
+            let xs = &xpad[o + j0..o + j0 + NC];
+            let ws = &wk[k * MR..(k + 1) * MR];
+            for (a, &w) in acc.iter_mut().zip(ws) {
+                for (a, &x) in a.iter_mut().zip(xs) {
+                    *a = w.mul_add(x, *a);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            let d = &mut out[r * cols + j0..r * cols + j0 + NC];
+            for (d, &v) in d.iter_mut().zip(a) {
+                let mut v = v;
+                if epi.bias {
+                    v += epi.add[r];
+                }
+                if epi.affine {
+                    v = v * epi.scale[r] + epi.shift[r];
+                }
+                if epi.relu && v < 0.0 {
+                    v = 0.0;
+                }
+                *d = v;
+            }
+        }
+        j0 += NC;
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -574,11 +637,31 @@ mod tests {
         y
     }
 
+    /// Every kernel this CPU can run (the portable one always).
+    fn available() -> Vec<super::Kernel> {
+        let mut ks = vec![super::Kernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                ks.push(super::Kernel::Avx2);
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                ks.push(super::Kernel::Avx512);
+            }
+        }
+        ks
+    }
+
+    #[test]
+    fn kernel_choice_depends_on_the_layer_only() {
+        assert_eq!(super::kernel(3), None);
+        assert!(super::kernel(4).is_some());
+        assert!(super::kernel(64).is_some());
+    }
+
     #[test]
     fn matches_the_definition() {
-        let Some(kern) = super::kernel(8) else {
-            return;
-        };
+        let kern = super::Kernel::Portable;
         let mut seed = 7u64;
         let mut rnd = move || {
             seed = seed
@@ -650,20 +733,17 @@ mod tests {
             let g = geometry(&op, &win, &xs[2..], &ws[2..], false).unwrap();
             let want = naive(&x, xs, &w, ws, &b, s, d, p, group, [g.out[0], g.out[1]]);
             let got = super::conv2d(&x, &xs, &w, &ws, Some(&b), &g, group, None, false, kern);
-            let got4 = super::conv2d(
-                &x,
-                &xs,
-                &w,
-                &ws,
-                Some(&b),
-                &g,
-                group,
-                None,
-                false,
-                super::Kernel::Avx2,
-            );
-            // Both kernels do the same arithmetic per element.
-            assert_eq!(got, got4);
+            // Every kernel does the same arithmetic per element: the same bits whatever the
+            // CPU (the portable kernel is the reference).
+            for k in available() {
+                let other = super::conv2d(&x, &xs, &w, &ws, Some(&b), &g, group, None, false, k);
+                assert!(
+                    got.iter()
+                        .zip(&other)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{k:?} differs from the portable kernel on {xs:?} {ws:?}"
+                );
+            }
             // The fused epilogue is the separate ops' arithmetic, bit for bit.
             let sc: Vec<f32> = (0..ws[0]).map(|_| rnd() * 3.0).collect();
             let shift: Vec<f32> = (0..ws[0]).map(|_| rnd()).collect();
@@ -681,7 +761,7 @@ mod tests {
                     }
                 })
                 .collect();
-            for k in [kern, super::Kernel::Avx2] {
+            for k in available() {
                 let fused = super::conv2d(
                     &x,
                     &xs,
