@@ -1,0 +1,54 @@
+//! `compile --budget` (issue #14): the allocation's costs are what the level check of the
+//! compiled PANN finds (determinism across runs and threads: `crates/cli/tests/budget_cli.rs`).
+//! On 64 calibration images of `resnet_fmnist`, so that the search takes seconds.
+
+mod common;
+
+use common::{fixture, load};
+use pannc_passes::Policy;
+
+const SAMPLES: usize = 64;
+
+fn small_calib() -> pannc_ir::Tensor {
+    pannc::npy::read(&fixture("resnet_fmnist").join("calib_x.npy"))
+        .unwrap()
+        .slice_batch(0, SAMPLES)
+}
+
+#[test]
+fn allocation_costs_are_what_the_egg_level_check_finds() {
+    let g = load(&fixture("resnet_fmnist").join("model.onnx")).graph;
+    let prepared = pannc_driver::prepare(&g, vec![small_calib()], &Policy::default()).unwrap();
+    let base = Policy::default();
+    let r = pannc_lab::budget::search(&prepared, &base, 0.02, &mut |_| {}).unwrap();
+    assert!(r.calib_disagreement <= 0.02, "{}", r.calib_disagreement);
+    let (pann, report) = pannc_driver::compile_prepared(&prepared, r.policy.clone()).unwrap();
+    // The network's depth is the planner's longest path of the compiled PANN.
+    assert_eq!(report.levels, r.levels);
+    // Every activation's polynomial, planned again and checked by egg on the compiled graph.
+    let checked =
+        pannc_ckks::levels::activation_levels(&pann, &pannc_eqsat::Limits::default()).unwrap();
+    let mut total_ct = 0u64;
+    for a in &r.activations {
+        let mine: Vec<_> = checked
+            .iter()
+            .filter(|l| l.node == a.node || l.node.starts_with(&format!("{}/", a.node)))
+            .collect();
+        assert!(!mine.is_empty(), "{}: no polynomial in the PANN", a.node);
+        let levels = mine.iter().map(|l| l.planned).max().unwrap();
+        let ct: u32 = mine.iter().map(|l| l.ct_mults_planned).sum();
+        assert_eq!(levels, a.levels, "{}: levels ({})", a.node, a.choice);
+        assert_eq!(ct, a.ct_mults, "{}: ct×ct ({})", a.node, a.choice);
+        for l in &mine {
+            // egg finds no shallower circuit than the one the allocation paid for.
+            assert_eq!(
+                l.after_egg, l.planned,
+                "{}: egg found a shallower circuit",
+                l.node
+            );
+            assert!(l.ct_mults_after_egg <= l.ct_mults_planned, "{}", l.node);
+        }
+        total_ct += ct as u64;
+    }
+    assert_eq!(total_ct, r.ct_mults);
+}
