@@ -144,6 +144,9 @@ def main():
         parts.append("## Timing\n\n`pannc eval` on resnet_fmnist, %d images × %d precisions (shape+bias): "
                      "%.0f s wall on %d cores.\n" % (full["samples"], len(full["results"]),
                                                     full.get("wall_seconds", float("nan")), full.get("cores", 0)))
+    budget = os.path.join(DOCS, "experiments.budget.md")
+    if os.path.exists(budget):
+        parts.append(open(budget).read().rstrip())
     concl = os.path.join(DOCS, "experiments.conclusions.md")
     if os.path.exists(concl):
         parts.append(open(concl).read().rstrip())
