@@ -54,22 +54,35 @@ pub enum Choice {
     Fitted { degree: usize },
 }
 
+/// A `METHOD:N` that names no approximation of the menu (see [`Choice::parse`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChoiceError {
+    #[error("'{0}' is not METHOD:N (composite:9, minimax:31, fit:31)")]
+    Syntax(String),
+    #[error("'{n}' in '{text}' is not a number")]
+    Number { n: String, text: String },
+    #[error("unknown method '{method}' in '{text}' (known: composite, minimax, fit)")]
+    Method { method: String, text: String },
+}
+
 impl Choice {
     /// `composite:9`, `minimax:31`, `fit:31` (the `--set NODE=…` syntax).
-    pub fn parse(s: &str) -> Result<Choice, String> {
+    pub fn parse(s: &str) -> Result<Choice, ChoiceError> {
         let (kind, n) = s
             .split_once(':')
-            .ok_or_else(|| format!("'{s}' is not METHOD:N (composite:9, minimax:31, fit:31)"))?;
-        let n: usize = n
-            .parse()
-            .map_err(|_| format!("'{n}' in '{s}' is not a number"))?;
+            .ok_or_else(|| ChoiceError::Syntax(s.to_string()))?;
+        let n: usize = n.parse().map_err(|_| ChoiceError::Number {
+            n: n.to_string(),
+            text: s.to_string(),
+        })?;
         match kind {
             "composite" => Ok(Choice::Composite { alpha: n as u32 }),
             "minimax" => Ok(Choice::Minimax { degree: n }),
             "fit" => Ok(Choice::Fitted { degree: n }),
-            _ => Err(format!(
-                "unknown method '{kind}' in '{s}' (known: composite, minimax, fit)"
-            )),
+            _ => Err(ChoiceError::Method {
+                method: kind.to_string(),
+                text: s.to_string(),
+            }),
         }
     }
 }

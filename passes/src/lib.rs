@@ -31,7 +31,7 @@ mod util;
 pub use approximate::Approximate;
 pub use bias_correct::BiasCorrect;
 pub use const_fold::ConstFold;
-pub use context::{ActivationReport, CalibError, Choice, Context, Policy, Report};
+pub use context::{ActivationReport, CalibError, Choice, ChoiceError, Context, Policy, Report};
 pub use dce::Dce;
 pub use fold_batchnorm::FoldBatchNorm;
 pub use lower_maxpool::LowerMaxPool;
