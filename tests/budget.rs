@@ -1,5 +1,5 @@
-//! `compile --budget` (issue #14): the allocation's costs are what the level check of the
-//! compiled PANN finds (determinism across runs and threads: `crates/cli/tests/budget_cli.rs`).
+//! `compile --budget` (issue #14): the allocation's costs are what the level check (planner and
+//! egg) and the packed CKKS emitter find on the compiled PANN (determinism across runs and threads: `crates/cli/tests/budget_cli.rs`).
 //! On 64 calibration images of `resnet_fmnist`, so that the search takes seconds.
 
 mod common;
@@ -16,7 +16,7 @@ fn small_calib() -> pannc_ir::Tensor {
 }
 
 #[test]
-fn allocation_costs_are_what_the_egg_level_check_finds() {
+fn allocation_costs_are_what_egg_and_the_packed_emitter_find() {
     let g = load(&fixture("resnet_fmnist").join("model.onnx")).graph;
     let prepared = pannc_driver::prepare(&g, vec![small_calib()], &Policy::default()).unwrap();
     let base = Policy::default();
@@ -51,4 +51,19 @@ fn allocation_costs_are_what_the_egg_level_check_finds() {
         total_ct += ct as u64;
     }
     assert_eq!(total_ct, r.ct_mults);
+    // The packed CKKS emitter's program has the same depth and ct×ct count.
+    let opts = pannc_driver::PackedEmitOptions {
+        security: pannc_driver::Security::Insecure,
+        check_samples: 2,
+        ..Default::default()
+    };
+    let e = pannc_driver::emit_packed(&pann, prepared.calib(), &opts).unwrap();
+    assert_eq!(
+        e.depth_without_bootstraps as usize, r.levels,
+        "emitter depth"
+    );
+    assert_eq!(
+        e.program.stats.ct_ct_mults as u64, r.ct_mults,
+        "emitter ct×ct"
+    );
 }
