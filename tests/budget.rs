@@ -67,3 +67,17 @@ fn allocation_costs_are_what_egg_and_the_packed_emitter_find() {
         "emitter ct×ct"
     );
 }
+
+#[test]
+fn search_without_the_memo_chooses_the_same() {
+    let g = load(&fixture("resnet_fmnist").join("model.onnx")).graph;
+    let prepared = pannc_driver::prepare(&g, vec![small_calib()], &Policy::default()).unwrap();
+    let base = Policy::default();
+    let with = pannc_lab::budget::search(&prepared, &base, 0.02, &mut |_| {}).unwrap();
+    let without = pannc_lab::budget::search_with(&prepared, &base, 0.02, 0, &mut |_| {}).unwrap();
+    assert_eq!(
+        serde_json::to_string(&with).unwrap(),
+        serde_json::to_string(&without).unwrap()
+    );
+    assert_eq!(with.policy.choices, without.policy.choices);
+}
