@@ -81,6 +81,16 @@ impl Pass for Approximate {
             let x = g.node(id).inputs()[0];
             let stats = cx.ranges.get(&x).cloned();
             let interval = bounds.as_ref().and_then(|b| b.get(&x)).copied();
+            if is_interval_op(&op) {
+                if let Some(f) = crate::approximate_interval::interval_function(g, id)? {
+                    let report = crate::approximate_interval::approximate_node(
+                        g, id, f, stats, interval, cx, &mut cache,
+                    )?;
+                    cx.report.activations.push(report);
+                    changed = true;
+                }
+                continue;
+            }
             if let Some(kinks) = self.kinks(g, id, &op)? {
                 let report = self.relu_pair(g, id, kinks, stats, interval, cx, &mut cache)?;
                 cx.report.activations.push(report);
@@ -142,6 +152,7 @@ impl Pass for Approximate {
                 ct_mults: approx.ct_mults,
                 max_error: max_error
                     .unwrap_or(approx.max_error * if homogeneous { bound } else { 1.0 }),
+                domain: None,
                 scale_folded: false,
                 shaped: shaped_flag,
                 calib_error,
@@ -393,6 +404,7 @@ impl Approximate {
             calibrated: stats.map(|s| [s.min, s.max]),
             interval: interval.map(|(a, b)| [a, b]),
             bound,
+            domain: None,
             method: format!("composite relu ×{}", points.len()),
             degrees: approx.degrees.clone(),
             depth: relu.depth(),
@@ -550,6 +562,11 @@ impl Approximate {
             )),
         }
     }
+}
+
+/// Exp and the powers: approximated on asymmetric intervals (`approximate_interval`).
+fn is_interval_op(op: &Op) -> bool {
+    matches!(op, Op::Exp | Op::Reciprocal | Op::Sqrt | Op::Pow)
 }
 
 /// The kinks of a Clip: where its ReLUs bend.
