@@ -2,6 +2,8 @@
 """Reference runs for pannc's tests: onnxruntime and the ONNX checker.
 
   ort_run.py run MODEL.onnx OUT_DIR IN0.npy [IN1.npy ...]   -> OUT_DIR/output_<i>.npy
+                                                             (tensor outputs only; a model whose
+                                                             batch is fixed at 1 runs per sample)
   ort_run.py check MODEL.onnx                              -> onnx.checker full_check
   ort_run.py bench MODEL.onnx X.npy REPEATS                -> prints images/s of onnxruntime
 
@@ -33,9 +35,19 @@ def main():
         model, out_dir, inputs = sys.argv[2], sys.argv[3], sys.argv[4:]
         sess = session(model, optimize=False)
         feeds = {i.name: np.load(p) for i, p in zip(sess.get_inputs(), inputs)}
-        outs = sess.run(None, feeds)
+        first = sess.get_inputs()[0]
+        n = next(iter(feeds.values())).shape[0] if feeds else 0
+        if first.shape and first.shape[0] == 1 and n > 1:
+            # Exported with batch 1 (the default of both PyTorch exporters): one run per sample.
+            runs = [sess.run(None, {k: v[i : i + 1] for k, v in feeds.items()}) for i in range(n)]
+            outs = [np.concatenate([r[k] for r in runs]) if isinstance(runs[0][k], np.ndarray) else None
+                    for k in range(len(runs[0]))]
+        else:
+            outs = sess.run(None, feeds)
         os.makedirs(out_dir, exist_ok=True)
         for k, o in enumerate(outs):
+            if not isinstance(o, np.ndarray):
+                break  # sequences/maps (scikit-learn's ZipMap): not tensors
             np.save(os.path.join(out_dir, f"output_{k}.npy"), np.ascontiguousarray(o))
     elif cmd == "bench":
         model, x, repeats = sys.argv[2], np.load(sys.argv[3]), int(sys.argv[4])

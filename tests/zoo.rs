@@ -8,8 +8,15 @@
 //! (scikit-learn's ZipMap) are run up to that tail, and the probabilities compared with
 //! `ort_probabilities.npy`.
 //!
+//! Every model also compiles at α = 12 (`zoo_models_compile_to_panns_that_agree`): the PANN,
+//! lowered to ONNX and run by onnxruntime on the 64 digit images, has finite outputs and the
+//! backbone's top-1 class on at least 90% of them; the scikit-learn MLP's tail, split off and
+//! run by onnxruntime on the PANN's outputs, gives the backbone's labels.
+//!
 //! Skips, saying so, only while `fixtures/zoo` does not exist (the zoo lands on its own
 //! branch).
+
+mod common;
 
 use pannc_interp::RunOptions;
 use pannc_ir::{Op, Tensor, ValueId};
@@ -149,4 +156,125 @@ fn zoo_models_load_and_match_onnxruntime() {
         report.push(format!("{name}: {what} within {rel:.1e}"));
     }
     eprintln!("zoo: {} models\n  {}", report.len(), report.join("\n  "));
+}
+
+/// The folder holding a model's data: next to it, or its architecture's folder above it.
+fn data_dir(path: &Path) -> &Path {
+    let folder = path.parent().unwrap();
+    if folder.join("test_x.npy").exists() {
+        folder
+    } else {
+        folder.parent().unwrap()
+    }
+}
+
+fn argmax_rows(t: &Tensor) -> Vec<Option<usize>> {
+    pannc_driver::predictions(t)
+}
+
+#[test]
+fn zoo_models_compile_to_panns_that_agree() {
+    let test = "zoo_models_compile_to_panns_that_agree";
+    let zoo = zoo();
+    if !zoo.is_dir() {
+        eprintln!("{test}: SKIPPED ({} does not exist yet)", zoo.display());
+        return;
+    }
+    let Some(py) = common::python(test) else {
+        return;
+    };
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("zoo-panns");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let mut report = Vec::new();
+    for path in models(&zoo) {
+        let name = path
+            .strip_prefix(&zoo)
+            .unwrap()
+            .parent()
+            .unwrap()
+            .display()
+            .to_string();
+        let tag = name.replace('/', "_");
+        let data = data_dir(&path);
+        let mut m = pannc_onnx::import_path(&path, &pannc_onnx::Limits::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        pannc_interp::infer_types(&mut m.graph).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let calib = pannc::npy::read(&data.join("calib_x.npy")).unwrap();
+        let opts = pannc_driver::CompileOptions {
+            policy: pannc_passes::Policy {
+                alpha: 12,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let compiled = pannc_driver::compile_with(&mut m.graph, vec![calib], opts, |_, _| {})
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let lowered = pannc_driver::lowered(&m.graph).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let pann_path = out.join(format!("{tag}.onnx"));
+        let mut pm = m.clone();
+        pm.graph = lowered;
+        pannc_onnx::export_to_path(&pm, &pann_path, &pannc_onnx::ExportOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let x = data.join("test_x.npy");
+        let got = common::ort_outputs(&py, &pann_path, &[&x], &format!("zoo-{tag}"));
+        let pred = argmax_rows(&got[0]);
+        let n = pred.len();
+        assert_eq!(n, 64, "{name}: PANN outputs {:?}", got[0].shape());
+        let non_finite = pred.iter().filter(|p| p.is_none()).count();
+        assert_eq!(
+            non_finite, 0,
+            "{name}: {non_finite} of {n} PANN outputs are not finite"
+        );
+        let folder = path.parent().unwrap();
+        let backbone = if folder.join("ort_logits.npy").exists() {
+            pannc::npy::read(&folder.join("ort_logits.npy")).unwrap()
+        } else {
+            pannc::npy::read(&folder.join("ort_probabilities.npy")).unwrap()
+        };
+        let want = argmax_rows(&backbone);
+        let agree = pred.iter().zip(&want).filter(|(a, b)| a == b).count();
+        assert!(
+            agree * 10 >= n * 9,
+            "{name}: the PANN's top-1 agrees with the backbone on {agree}/{n} inputs (< 90%)"
+        );
+        // The split-off tail: scikit-learn's label computation, in plaintext, on the PANN's
+        // outputs.
+        // How far the test images take activations past their calibrated intervals (the
+        // margin's tail allowance, measured).
+        let xs = pannc::npy::read(&x).unwrap();
+        let sim = pannc_driver::simulate(&m.graph, std::slice::from_ref(&xs), 64)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let outside: usize = sim.out_of_range.iter().map(|o| o.outside).sum();
+        let total: usize = sim.out_of_range.iter().map(|o| o.total).sum();
+        let worst = sim.out_of_range.iter().map(|o| o.worst).fold(0.0, f64::max);
+        let r = &compiled.report;
+        let mut line = format!(
+            "{name}: {} activations, {} levels; top-1 agreement {agree}/{n}; \
+             test inputs outside their interval {outside}/{total}, largest |x|/B {worst:.2}",
+            r.activations.len(),
+            r.levels
+        );
+        if let Some(tail) = compiled.tail {
+            let tail_path = out.join(format!("{tag}.tail.onnx"));
+            let mut tm = m.clone();
+            tm.graph = tail;
+            pannc_onnx::export_to_path(&tm, &tail_path, &pannc_onnx::ExportOptions::default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let logits = out.join(format!("{tag}.logits.npy"));
+            pannc::npy::write(&logits, &got[0]).unwrap();
+            let labels = common::ort_outputs(&py, &tail_path, &[&logits], &format!("tail-{tag}"));
+            let want = pannc::npy::read(&folder.join("ort_labels.npy")).unwrap();
+            let (a, b) = (labels[0].to_f64_vec(), want.to_f64_vec());
+            assert_eq!(a.len(), b.len(), "{name}: tail labels");
+            let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+            assert_eq!(
+                same, agree,
+                "{name}: the tail's labels must be the PANN's top-1 classes"
+            );
+            line += &format!(", tail labels {same}/{n}");
+        }
+        report.push(line);
+    }
+    eprintln!("zoo PANNs (alpha 12):\n  {}", report.join("\n  "));
 }

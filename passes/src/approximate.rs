@@ -171,9 +171,8 @@ impl Approximate {
         for id in g.node_ids() {
             let node = g.node(id);
             let bad = match &node.op {
-                Op::Lrn { .. } | Op::Softmax { .. } | Op::MaxPool { .. } => true,
                 Op::Div => g.constant(node.inputs()[1]).is_none(),
-                _ => false,
+                op => op.is_nonlinear() && !is_activation(op),
             };
             if bad {
                 let what = if matches!(node.op, Op::Div) {
@@ -201,8 +200,30 @@ impl Approximate {
     /// op: `Clip(x; lo, hi) = lo + ReLU(x − lo) − ReLU(x − hi)`, `Clip(x; lo) = lo + ReLU(x − lo)`,
     /// `Clip(x; −∞, hi) = hi − ReLU(hi − x)`.
     fn kinks(&self, g: &Graph, id: NodeId, op: &Op) -> Result<Option<Kinks>, PassError> {
-        let Op::Clip { has_min, has_max } = op else {
-            return Ok(None);
+        let hard_sigmoid = |a: f64, b: f64, tail: fn(f64) -> Tail| {
+            if !(a > 0.0 && a.is_finite() && b.is_finite()) {
+                return Err(self.err(
+                    g,
+                    id,
+                    format!(
+                        "HardSigmoid needs a positive finite alpha and a finite beta, got {a}, {b}"
+                    ),
+                ));
+            }
+            // clip(a·x + b, 0, 1) = a·(ReLU(x − lo) − ReLU(x − hi)), lo = −b/a, hi = (1 − b)/a.
+            Ok(Some(Kinks {
+                lo: Some(-b / a),
+                hi: Some((1.0 - b) / a),
+                tail: tail(a),
+            }))
+        };
+        let (has_min, has_max) = match op {
+            Op::Clip { has_min, has_max } => (has_min, has_max),
+            Op::HardSigmoid { alpha, beta } => {
+                return hard_sigmoid(*alpha as f64, *beta as f64, Tail::Scale)
+            }
+            Op::HardSwish => return hard_sigmoid(1.0 / 6.0, 0.5, Tail::TimesInput),
+            _ => return Ok(None),
         };
         let bound_of = |k: usize| -> Result<f64, PassError> {
             let v = g.node(id).inputs()[k];
@@ -227,7 +248,11 @@ impl Approximate {
         if lo.is_none() && hi.is_none() {
             return Err(self.err(g, id, "Clip without bounds should have been removed"));
         }
-        Ok(Some(Kinks { lo, hi }))
+        Ok(Some(Kinks {
+            lo,
+            hi,
+            tail: Tail::Clip,
+        }))
     }
 
     /// Replaces a Clip by ReLUs of `x − lo` and `x − hi` (see [`Self::kinks`]), every ReLU
@@ -245,7 +270,7 @@ impl Approximate {
         cx: &Context,
         cache: &mut HashMap<String, Approximation>,
     ) -> Result<ActivationReport, PassError> {
-        let Kinks { lo, hi } = kinks;
+        let Kinks { lo, hi, tail } = kinks;
         let x = g.node(id).inputs()[0];
         let points: Vec<f64> = lo.into_iter().chain(hi).collect();
         let radius = |a: f64, b: f64| {
@@ -284,6 +309,11 @@ impl Approximate {
         let mut branch =
             |g: &mut Graph, k: f64, flip: bool, tag: &str| -> Result<(ValueId, Poly), PassError> {
                 let mut poly = relu.clone();
+                // HardSigmoid's and HardSwish's slope rides on the polynomials' output scale
+                // (free), not on a separate multiplication before the product with x.
+                if let Tail::Scale(a) | Tail::TimesInput(a) = tail {
+                    poly.out_scale *= a;
+                }
                 if cx.policy.shape {
                     let st = stats.as_ref().map(|s| {
                         let d = s.shifted(k);
@@ -322,8 +352,17 @@ impl Approximate {
             let n = unique_name(g, format!("{name}.{tag}"));
             g.add_simple(n, op, &[a, b]).map_err(|e| self.err(g, id, e))
         };
-        // The linear tail: lo + R(x − lo) − R(x − hi), lo + R(x − lo), or hi − R(hi − x).
+        // The tail: lo + R(x − lo) − R(x − hi), lo + R(x − lo) or hi − R(hi − x) for a Clip;
+        // a·(R(x − lo) − R(x − hi)) for HardSigmoid; x times that for HardSwish.
         let y = match (&low, &high, lo) {
+            (Some((p_lo, _)), Some((p_hi, _)), Some(_)) if tail != Tail::Clip => {
+                let d = add(g, Op::Sub, *p_lo, *p_hi, "relu_diff")?;
+                if matches!(tail, Tail::TimesInput(_)) {
+                    add(g, Op::Mul, x, d, "times_input")?
+                } else {
+                    d
+                }
+            }
             (Some((p_lo, _)), Some((p_hi, _)), Some(l)) => {
                 let d = add(g, Op::Sub, *p_lo, *p_hi, "relu_diff")?;
                 if l == 0.0 {
@@ -353,6 +392,7 @@ impl Approximate {
         g.remove_node(id);
         // Measured error of the whole activation where every polynomial is valid (x − k
         // within [-B, B] for each kink k).
+        // The PANN's activation and the exact one, in the activation's own terms.
         let f = |v: f64| {
             let r_lo = low
                 .as_ref()
@@ -360,15 +400,26 @@ impl Approximate {
             let r_hi = high
                 .as_ref()
                 .map_or(0.0, |(_, p)| p.eval(v - hi.unwrap_or(0.0)));
-            match (lo, hi) {
-                (Some(l), _) => l + r_lo - r_hi,
-                (None, Some(h)) => h - high.as_ref().map_or(0.0, |(_, p)| p.eval(h - v)),
-                (None, None) => v,
+            match (tail, lo, hi) {
+                (Tail::Scale(_), _, _) => r_lo - r_hi,
+                (Tail::TimesInput(_), _, _) => v * (r_lo - r_hi),
+                (Tail::Clip, Some(l), _) => l + r_lo - r_hi,
+                (Tail::Clip, None, Some(h)) => {
+                    h - high.as_ref().map_or(0.0, |(_, p)| p.eval(h - v))
+                }
+                (Tail::Clip, None, None) => v,
             }
         };
         let exact = |v: f64| {
-            v.max(lo.unwrap_or(f64::NEG_INFINITY))
-                .min(hi.unwrap_or(f64::INFINITY))
+            let c = v
+                .max(lo.unwrap_or(f64::NEG_INFINITY))
+                .min(hi.unwrap_or(f64::INFINITY));
+            let l = lo.unwrap_or(0.0);
+            match tail {
+                Tail::Clip => c,
+                Tail::Scale(a) => a * (c - l),
+                Tail::TimesInput(a) => v * a * (c - l),
+            }
         };
         let a = points
             .iter()
@@ -407,8 +458,10 @@ impl Approximate {
             domain: None,
             method: format!("composite relu ×{}", points.len()),
             degrees: approx.degrees.clone(),
-            depth: relu.depth(),
-            ct_mults: points.len() as u32 * approx.ct_mults,
+            // HardSwish multiplies by its input: one more level and ct×ct product.
+            depth: relu.depth() + usize::from(matches!(tail, Tail::TimesInput(_))),
+            ct_mults: points.len() as u32 * approx.ct_mults
+                + u32::from(matches!(tail, Tail::TimesInput(_))),
             max_error,
             scale_folded: false,
             shaped,
@@ -569,11 +622,23 @@ fn is_interval_op(op: &Op) -> bool {
     matches!(op, Op::Exp | Op::Reciprocal | Op::Sqrt | Op::Pow)
 }
 
-/// The kinks of a Clip: where its ReLUs bend.
+/// The kinks of a piecewise-linear activation: where its ReLUs bend, and what follows them.
 #[derive(Copy, Clone, Debug)]
 struct Kinks {
     lo: Option<f64>,
     hi: Option<f64>,
+    tail: Tail,
+}
+
+/// What turns the ReLUs into the activation.
+#[derive(Copy, Clone, Debug, PartialEq)]
+enum Tail {
+    /// Clip (ReLU6, Hardtanh): `lo + R(x − lo) − R(x − hi)` and the one-sided forms.
+    Clip,
+    /// HardSigmoid: `a·(R(x − lo) − R(x − hi))`.
+    Scale(f64),
+    /// HardSwish: `x·a·(R(x − lo) − R(x − hi))`, one ct×ct product more.
+    TimesInput(f64),
 }
 
 /// A scalar constant of `dtype` named after `base`.

@@ -16,7 +16,8 @@ pub struct Policy {
     pub margin: f64,
     /// Per-node overrides of `alpha` (sign-based) or `degree` (smooth), by node name.
     pub overrides: BTreeMap<String, u32>,
-    /// Keep a final Softmax (error) instead of removing it.
+    /// Keep Softmax and LogSoftmax in the graph (an error when approximating) instead of
+    /// splitting them off with the client-side tail.
     pub keep_softmax: bool,
     /// Declared range of every graph-input element: enables the (sound, looser) interval
     /// analysis, reported next to calibration, and used for B when there is no calibration data.
@@ -168,4 +169,7 @@ pub struct Context {
     /// Calibrated ranges of the activations' inputs (filled by `approximate`).
     pub ranges: Ranges,
     pub report: Report,
+    /// The client-side tail after the logits, split off by `split-tail` (a graph of its own
+    /// whose inputs are the values it reads, by name).
+    pub tail: Option<pannc_ir::Graph>,
 }

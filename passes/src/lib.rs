@@ -22,7 +22,6 @@ mod context;
 mod dce;
 mod decompose_layernorm;
 mod decompose_softmax;
-mod drop_final_softmax;
 mod fold_batchnorm;
 mod lower_maxpool;
 mod lower_poly;
@@ -30,6 +29,7 @@ mod range_control;
 mod recognize;
 mod remove_identity;
 pub mod shaping;
+mod split_tail;
 mod util;
 
 pub use approximate::Approximate;
@@ -39,13 +39,13 @@ pub use context::{ActivationReport, CalibError, Context, Policy, Report, Transfo
 pub use dce::Dce;
 pub use decompose_layernorm::DecomposeLayerNorm;
 pub use decompose_softmax::DecomposeSoftmax;
-pub use drop_final_softmax::DropFinalSoftmax;
 pub use fold_batchnorm::FoldBatchNorm;
 pub use lower_maxpool::LowerMaxPool;
 pub use lower_poly::LowerPoly;
 pub use range_control::RangeControl;
 pub use recognize::Recognize;
 pub use remove_identity::RemoveIdentity;
+pub use split_tail::SplitTail;
 
 use pannc_ir::Graph;
 
@@ -89,8 +89,8 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(ConstFold),
         Box::new(Dce),
         Box::new(Recognize),
+        Box::new(SplitTail),
         Box::new(FoldBatchNorm),
-        Box::new(DropFinalSoftmax),
         Box::new(LowerMaxPool),
         Box::new(DecomposeLayerNorm),
         Box::new(DecomposeSoftmax),
@@ -147,9 +147,9 @@ impl Pipeline {
             Box::new(RemoveIdentity),
             Box::new(ConstFold),
             Box::new(Recognize),
+            Box::new(SplitTail),
             Box::new(Dce),
             Box::new(FoldBatchNorm),
-            Box::new(DropFinalSoftmax),
             Box::new(LowerMaxPool),
             Box::new(DecomposeLayerNorm),
             Box::new(DecomposeSoftmax),

@@ -1,12 +1,13 @@
 //! Max-pool lowering to a tree of ReLUs.
 //!
-//! Guarantees: every 2-D `MaxPool` (no ceil mode) becomes, for a `k`-element window, `k`
+//! Guarantees: every 2-D `MaxPool` (ceil mode as extra end padding) becomes, for a `k`-element window, `k`
 //! depthwise "select" convolutions (one-hot kernels, same strides/pads/dilations) combined by
 //! a pairwise tree `max(a, b) = b + ReLU(a − b)` of depth ⌈log2 k⌉. At the first tree level the
 //! difference `a − b` is itself one depthwise convolution (kernel `e_a − e_b`), so the ReLU's
 //! input comes straight from a linear layer and its range scaling folds. The ReLUs are then
 //! approximated like any other. Padding is allowed only when the input is known
-//! non-negative (produced by a ReLU), where zero padding equals ONNX's −∞ padding.
+//! non-negative (a ReLU's output, or pooled, reshaped, concatenated or summed such values),
+//! where zero padding equals ONNX's −∞ padding.
 
 use crate::util::unique_name;
 use crate::{Context, Pass, PassError};
@@ -69,9 +70,6 @@ impl LowerMaxPool {
         if ty.rank() != 4 || w.kernel_shape.len() != 2 {
             return Err(self.err(g, id, "only 2-D max-pool (NCHW) can be lowered"));
         }
-        if w.ceil_mode {
-            return Err(self.err(g, id, "ceil_mode=1 is not supported for approximation"));
-        }
         if !matches!(w.auto_pad, AutoPad::NotSet | AutoPad::Valid) {
             return Err(self.err(
                 g,
@@ -79,10 +77,9 @@ impl LowerMaxPool {
                 "auto_pad SAME_* is not supported for approximation; export with explicit pads",
             ));
         }
+        let w = &self.floor_mode(g, id, w, &ty)?;
         let padded = w.auto_pad == AutoPad::NotSet && w.pads.iter().any(|&p| p > 0);
-        let nonneg = g
-            .producer(x)
-            .is_some_and(|p| matches!(g.node(p).op, Op::Relu));
+        let nonneg = nonnegative(g, x, 0);
         if padded && !nonneg {
             return Err(self.err(
                 g,
@@ -172,6 +169,49 @@ impl LowerMaxPool {
         Ok(())
     }
 
+    /// The same pooling without `ceil_mode`: the windows that ceil mode adds at the end are
+    /// made by extra end padding (ONNX's rule: the last window starts inside the input or its
+    /// begin padding, so it always holds an input element).
+    fn floor_mode(
+        &self,
+        g: &Graph,
+        id: NodeId,
+        w: &Window,
+        ty: &pannc_ir::TensorType,
+    ) -> Result<Window, PassError> {
+        if !w.ceil_mode {
+            return Ok(w.clone());
+        }
+        if w.auto_pad != AutoPad::NotSet {
+            return Err(self.err(g, id, "ceil_mode with auto_pad is not supported"));
+        }
+        let mut out = w.clone();
+        out.ceil_mode = false;
+        let n = w.kernel_shape.len();
+        if out.pads.is_empty() {
+            out.pads = vec![0; 2 * n];
+        }
+        for i in 0..n {
+            let x = match ty.shape[2 + i] {
+                pannc_ir::Dim::Known(v) => v,
+                _ => return Err(self.err(g, id, "ceil_mode needs known spatial sizes")),
+            };
+            let s = w.strides.get(i).copied().unwrap_or(1).max(1);
+            let d = w.dilations.get(i).copied().unwrap_or(1).max(1);
+            let dk = (w.kernel_shape[i] - 1) * d + 1;
+            let (pb, pe) = (out.pads[i], out.pads[n + i]);
+            let Some(span) = (x + pb + pe).checked_sub(dk) else {
+                return Err(self.err(g, id, "kernel larger than the padded input"));
+            };
+            let mut windows = span.div_ceil(s) + 1;
+            if (windows - 1) * s >= x + pb {
+                windows -= 1;
+            }
+            out.pads[n + i] = ((windows - 1) * s + dk).saturating_sub(x + pb).max(pe);
+        }
+        Ok(out)
+    }
+
     fn max_from_diff(
         &self,
         g: &mut Graph,
@@ -186,5 +226,35 @@ impl LowerMaxPool {
             .map_err(|e| self.err(g, id, e.to_string()))?;
         g.add_simple(format!("{name}.{tag}.max"), Op::Add, &[b, r])
             .map_err(|e| self.err(g, id, e.to_string()))
+    }
+}
+
+/// Whether every element of `v` is known to be ≥ 0 from the ops that produce it.
+fn nonnegative(g: &Graph, v: ValueId, depth: usize) -> bool {
+    if depth > 64 {
+        return false;
+    }
+    if let Some(t) = g.constant(v) {
+        return t.to_f64_vec().iter().all(|&x| x >= 0.0);
+    }
+    let Some(p) = g.producer(v) else {
+        return false;
+    };
+    let node = g.node(p);
+    let all = |ins: &[ValueId]| ins.iter().all(|&i| nonnegative(g, i, depth + 1));
+    match &node.op {
+        Op::Relu | Op::Sigmoid => true,
+        Op::Concat { .. } | Op::Add | Op::Mul => all(node.inputs()),
+        Op::MaxPool { .. }
+        | Op::AveragePool { .. }
+        | Op::GlobalAveragePool
+        | Op::Flatten { .. }
+        | Op::Reshape { .. }
+        | Op::Transpose { .. }
+        | Op::Squeeze
+        | Op::Unsqueeze
+        | Op::Identity
+        | Op::Dropout => nonnegative(g, node.inputs()[0], depth + 1),
+        _ => false,
     }
 }

@@ -92,14 +92,45 @@ fn scale_value(g: &mut Graph, v: ValueId, c: f64, requester: NodeId, depth: usiz
 /// Reader `u` reads `v` at `slot`; `v` is about to be multiplied by `1/k`… so `u` multiplies
 /// its use of `v` by `k`. An Add/Sub of a constant passes the compensation on: its constant
 /// is divided by `k` too, so its own output is `1/k` of what it was, and its readers are
-/// compensated in turn.
+/// compensated in turn; so does a product of two computed values.
 fn compensate(g: &mut Graph, u: NodeId, slot: usize, k: f64, depth: usize) -> bool {
     if depth > MAX_DEPTH {
         return false;
     }
-    match g.node(u).op.clone() {
+    let ins = g.node(u).inputs().to_vec();
+    let computed = |g: &Graph, v: ValueId| g.constant(v).is_none();
+    let op = g.node(u).op.clone();
+    // A product of two computed values (HardSwish's x·h, attention) is linear in each; unary
+    // linear (and positively homogeneous) ops too: either way the output is 1/k of what it
+    // was, so its readers are compensated in turn.
+    let product = matches!(op, Op::Mul | Op::MatMul)
+        && ins.len() == 2
+        && ins[0] != ins[1]
+        && ins.iter().all(|&v| computed(g, v));
+    let unary = matches!(
+        op,
+        Op::GlobalAveragePool
+            | Op::AveragePool { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Squeeze
+            | Op::Unsqueeze
+            | Op::Relu
+    ) && slot == 0
+        && k > 0.0;
+    if product || unary {
+        let out = g.node(u).outputs()[0];
+        if g.outputs().contains(&out) {
+            return false;
+        }
+        return g
+            .users(out)
+            .into_iter()
+            .all(|(w, s)| compensate(g, w, s, k, depth + 1));
+    }
+    match op {
         Op::Add | Op::Sub => {
-            let ins = g.node(u).inputs().to_vec();
             let out = g.node(u).outputs()[0];
             let other = 1 - slot.min(1);
             if ins.len() != 2

@@ -103,14 +103,21 @@ pub struct CompileArgs {
     #[arg(long, requires = "check")]
     pub labels: Option<PathBuf>,
     /// Run only these passes, in this order (comma-separated). Passes: remove-identity,
-    /// const-fold, dce, recognize, fold-batchnorm, drop-final-softmax, lower-maxpool,
-    /// approximate, bias-correct, range-control, lower-poly.
+    /// const-fold, dce, recognize, split-tail, fold-batchnorm, lower-maxpool, approximate,
+    /// bias-correct, range-control, lower-poly.
     #[arg(long, value_delimiter = ',')]
     pub passes: Vec<String>,
     /// Print the IR after this pass (repeatable; `all` for every pass).
     #[arg(long = "print-after", value_name = "PASS")]
     pub print_after: Vec<String>,
-    /// Error out on a final Softmax instead of removing it.
+    /// Where to write the client-side tail that follows the logits (Softmax, ArgMax,
+    /// scikit-learn's ZipMap/ArrayFeatureExtractor/label casts): it is not run under encryption
+    /// but split off as a plaintext ONNX graph that reads the PANN's outputs by name. Default:
+    /// next to -o (`NAME.tail.onnx`, or `DIR/tail.onnx` with --emit ckks).
+    #[arg(long, value_name = "OUT.onnx")]
+    pub tail: Option<PathBuf>,
+    /// Keep Softmax/LogSoftmax in the network instead of splitting them off with the tail
+    /// (an error: pannc cannot approximate them).
     #[arg(long)]
     pub keep_softmax: bool,
     /// Transformers: degree of the minimax exp in decomposed softmaxes [default: 15].
@@ -216,12 +223,44 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         verify: true,
     };
     let t0 = std::time::Instant::now();
-    let report = driver::compile_with(&mut graph, calib, opts, |name, g| {
+    let compiled = driver::compile_with(&mut graph, calib, opts, |name, g| {
         if a.print_after.iter().any(|p| p == name || p == "all") {
             println!("; after {name}\n{}", pannc_ir::print(g));
         }
     })?;
+    let report = compiled.report;
     summarize(&report);
+    if let Some(tail) = &compiled.tail {
+        let path = a.tail.clone().or_else(|| {
+            a.output.as_ref().map(|o| match a.emit.as_str() {
+                "ckks" => o.join("tail.onnx"),
+                _ => o.with_extension("tail.onnx"),
+            })
+        });
+        match path {
+            Some(p) => {
+                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                let mut m = model.clone();
+                m.graph = tail.clone();
+                pannc_onnx::export_to_path(&m, &p, &pannc_onnx::ExportOptions::default())?;
+                eprintln!(
+                    "wrote the plaintext tail to {} (inputs: {})",
+                    p.display(),
+                    tail.inputs()
+                        .iter()
+                        .map(|&v| tail.value(v).name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            None => eprintln!("note: the tail was not written; give --tail FILE or -o"),
+        }
+    } else if a.tail.is_some() {
+        eprintln!("note: the model has no client-side tail; --tail writes nothing");
+    }
     eprintln!("compiled in {:.2} s", t0.elapsed().as_secs_f64());
 
     let levels = if a.prove_levels {
@@ -237,7 +276,8 @@ pub fn run(a: &CompileArgs) -> Result<()> {
     }
     if let Some(x) = &a.check {
         let x = check_input(&graph, load::read_npy(x)?, "--check")?;
-        let backbone = driver::simulate(&model.graph, std::slice::from_ref(&x), 500)?.outputs;
+        let backbone = driver::backbone_of(&model.graph, &graph)?;
+        let backbone = driver::simulate(&backbone, std::slice::from_ref(&x), 500)?.outputs;
         let sim = driver::simulate(&graph, std::slice::from_ref(&x), 500)?;
         let (outs, oor) = (sim.outputs, sim.out_of_range);
         let dev = driver::deviation(&outs[0], &backbone[0]);
@@ -413,9 +453,11 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         let lowered = driver::lowered(&graph)?;
         let mut m = model.clone();
         m.graph = lowered;
-        let bytes = pannc_onnx::export(&m)?;
-        std::fs::write(out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
-        eprintln!("wrote {}", out.display());
+        // Weights go to OUT.data only past protobuf's 2 GiB limit.
+        match pannc_onnx::export_to_path(&m, out, &pannc_onnx::ExportOptions::default())? {
+            Some(data) => eprintln!("wrote {} (weights in {})", out.display(), data.display()),
+            None => eprintln!("wrote {}", out.display()),
+        }
     }
     Ok(())
 }

@@ -89,7 +89,7 @@ fn check_form(g: &Graph, stage: &'static str, form: Form) -> Result<(), DriverEr
 /// Compiles `g` into a PANN in place with the default pipeline and returns the report.
 /// `calib` holds one batch-first tensor per graph input.
 pub fn compile(g: &mut Graph, calib: Vec<Tensor>, policy: Policy) -> Result<Report, DriverError> {
-    compile_with(
+    Ok(compile_with(
         g,
         calib,
         CompileOptions {
@@ -97,7 +97,18 @@ pub fn compile(g: &mut Graph, calib: Vec<Tensor>, policy: Policy) -> Result<Repo
             ..CompileOptions::default()
         },
         |_, _| {},
-    )
+    )?
+    .report)
+}
+
+/// What [`compile_with`] made besides the PANN itself (compiled in place).
+#[derive(Debug)]
+pub struct Compiled {
+    pub report: Report,
+    /// The client-side tail after the logits (softmax, argmax, `ai.onnx.ml` post-processing),
+    /// split off to run in plaintext on the decrypted outputs: a graph whose inputs are the
+    /// PANN outputs it reads, by name.
+    pub tail: Option<Graph>,
 }
 
 /// Compiles `g` in place with `opts`, calling `after(pass, graph)` after every pass (for
@@ -108,7 +119,7 @@ pub fn compile_with(
     calib: Vec<Tensor>,
     opts: CompileOptions,
     mut after: impl FnMut(&'static str, &Graph),
-) -> Result<Report, DriverError> {
+) -> Result<Compiled, DriverError> {
     check_form(g, "import", Form::Imported)?;
     let full = opts.pipeline.is_none();
     let pipeline = opts.pipeline.unwrap_or_else(Pipeline::pann);
@@ -140,7 +151,28 @@ pub fn compile_with(
     }
     cx.report.levels = pannc_passes::analysis::levels(g)?;
     cx.report.ct_ct_mults = pannc_passes::analysis::ct_ct_mults(g)?;
-    Ok(cx.report)
+    Ok(Compiled {
+        report: cx.report,
+        tail: cx.tail,
+    })
+}
+
+/// The part of the original network a PANN stands for: `original` with the outputs of
+/// `pann` (found by name; the tail split off by `split-tail` ends there) and nothing else.
+pub fn backbone_of(original: &Graph, pann: &Graph) -> Result<Graph, DriverError> {
+    let mut g = original.clone();
+    let mut outs = Vec::new();
+    for &v in pann.outputs() {
+        let name = &pann.value(v).name;
+        outs.push(g.find_value(name).ok_or_else(|| DriverError::Form {
+            stage: "backbone",
+            form: Form::Imported,
+            errors: format!("the original network has no value '{name}' (a PANN output)"),
+        })?);
+    }
+    g.set_outputs(outs);
+    Pipeline::new(vec![Box::new(pannc_passes::Dce)]).run(&mut g)?;
+    Ok(g)
 }
 
 /// The compiled graph as ONNX runtimes can run it: polynomials lowered to Mul/Add.

@@ -41,7 +41,8 @@
 //! - **PANN**: every op on a value computed from the inputs is CKKS-evaluable — Add/Sub/Mul,
 //!   MatMul/Gemm/Conv, linear pools and reductions, [`Poly`], data movement with plaintext
 //!   indices, shapes and conditions, `Div` by a plaintext divisor, `Pow` by a constant
-//!   non-negative integer (see [`verify_form`]); no nonlinearity is left; simulation and the
+//!   non-negative integer (see [`verify_form`]); no nonlinearity and no
+//!   opaque node is left; simulation and the
 //!   CKKS backends take this form;
 //! - **lowered**: a PANN with its polynomials written as Mul/Add (no `Poly`), for ONNX runtimes.
 //!

@@ -150,6 +150,14 @@ pub fn verify_form(g: &Graph, form: Form) -> Vec<VerifyError> {
     let computed = computed_values(g);
     for id in g.topo_order().unwrap_or_default() {
         let node = g.node(id);
+        if matches!(node.op, Op::Opaque(_)) {
+            // Opaque nodes (kept ai.onnx.ml tails) have no evaluation at all.
+            errs.push(VerifyError {
+                node: node.name.clone(),
+                message: format!("{} is not allowed in {form} form", node.op.name()),
+            });
+            continue;
+        }
         let enc = |k: usize| node.inputs().get(k).is_some_and(|v| computed.contains(v));
         if !(0..node.inputs().len()).any(enc) {
             continue;
@@ -238,7 +246,6 @@ fn ckks_evaluable(op: &Op) -> bool {
             | Op::Dropout
             | Op::Shape { .. }
             | Op::Size
-            | Op::Opaque(_)
     )
 }
 

@@ -127,6 +127,8 @@ pub fn is_activation(op: &Op) -> bool {
             | Op::Reciprocal
             | Op::Sqrt
             | Op::Pow
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
     )
 }
 
