@@ -10,8 +10,10 @@ use pannc_passes::{Context, Pipeline, Policy};
 /// Runs `passes` on `fixture` (imported, types inferred, nothing else), calibrating on the
 /// first 64 calibration samples, and snapshots the IR after each pass.
 fn check(fixture: &str, passes: &[&str]) -> Context {
-    let bytes = std::fs::read(common::fixture(fixture).join("model.onnx")).unwrap();
-    let mut g = pannc_onnx::import(&bytes).unwrap().graph;
+    let path = common::fixture(fixture).join("model.onnx");
+    let mut g = pannc_onnx::import_path(&path, &pannc_onnx::Limits::default())
+        .unwrap()
+        .graph;
     pannc_interp::infer_types(&mut g).unwrap();
     insta::assert_snapshot!(format!("{fixture}__00_import"), pannc_ir::print(&g));
     let calib = pannc::npy::read(&common::fixture(fixture).join("calib_x.npy")).unwrap();
