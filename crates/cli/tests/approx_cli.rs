@@ -106,7 +106,14 @@ fn errors_are_one_line() {
 /// relative error (what LayerNorm and softmax need) stays under the bound the degree buys.
 #[test]
 fn transformer_functions_json_reevaluate() {
-    let cases: [(&str, &str, &str, fn(f64) -> f64, f64); 3] = [
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(f64) -> f64,
+        f64,
+    );
+    let cases: [Case; 3] = [
         ("invsqrt", "0.01,1", "31", |x| 1.0 / x.sqrt(), 1e-3),
         ("exp", "-4,4", "15", f64::exp, 1e-8),
         ("reciprocal", "0.05,1", "15", |x| 1.0 / x, 3e-3),
@@ -163,7 +170,9 @@ fn transformer_functions_json_reevaluate() {
 /// step's levels and ct×ct multiplications.
 #[test]
 fn newton_steps_reevaluate() {
-    let cases: [(&str, &str, fn(f64) -> f64, fn(f64, f64) -> f64, u64, u64); 2] = [
+    type Step = fn(f64, f64) -> f64;
+    type Case = (&'static str, &'static str, fn(f64) -> f64, Step, u64, u64);
+    let cases: [Case; 2] = [
         (
             "reciprocal",
             "0.05,1",
