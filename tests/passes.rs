@@ -99,3 +99,53 @@ fn pipeline_output_is_deterministic() {
     };
     assert_eq!(run(), run());
 }
+
+/// The transformer pipeline: the PANN passes that act on a transformer, with the two
+/// decompositions before `approximate` (LayerNorm, then the attention softmaxes).
+const TRANSFORMER: [&str; 9] = [
+    "remove-identity",
+    "const-fold",
+    "recognize",
+    "split-tail",
+    "dce",
+    "decompose-layernorm",
+    "decompose-softmax",
+    "approximate",
+    "range-control",
+];
+
+/// What a transformer's report must say: each LayerNorm's inverse square root, each softmax's
+/// exp and reciprocal, on positive intervals where they are powers, all folded.
+fn check_transformer(fixture: &str, layernorms: usize, gelus: usize) {
+    let cx = check(fixture, &TRANSFORMER);
+    let count = |op: &str| cx.report.activations.iter().filter(|a| a.op == op).count();
+    assert_eq!(count("Gelu"), gelus, "{fixture}");
+    assert_eq!(count("Exp"), 2, "{fixture}");
+    assert_eq!(count("Reciprocal"), 2, "{fixture}");
+    let invsqrt = cx
+        .report
+        .activations
+        .iter()
+        .filter(|a| a.node.ends_with(".invsqrt"))
+        .count();
+    assert_eq!(invsqrt, layernorms, "{fixture}");
+    for a in &cx.report.activations {
+        assert!(a.scale_folded, "{fixture}: {} not folded", a.node);
+        if a.op != "Exp" {
+            if let Some([lo, _]) = a.domain {
+                assert!(lo > 0.0, "{fixture}: {} on [{lo}, ..]", a.node);
+            }
+        }
+    }
+    assert_eq!(cx.report.range_control_levels, 0, "{fixture}");
+}
+
+#[test]
+fn vit_fmnist_pass_by_pass() {
+    check_transformer("vit_fmnist", 5, 2);
+}
+
+#[test]
+fn encoder_langid_pass_by_pass() {
+    check_transformer("encoder_langid", 5, 2);
+}
