@@ -73,6 +73,7 @@ impl Pass for Approximate {
         // process (sweeps compile the same network many times).
         let mut cache = fit_cache().lock().unwrap_or_else(|e| e.into_inner());
         let mut changed = false;
+        let mut interval_polys = 0usize;
         for id in order {
             let op = g.node(id).op.clone();
             if !is_activation(&op) {
@@ -87,6 +88,7 @@ impl Pass for Approximate {
                         g, id, f, stats, interval, cx, &mut cache,
                     )?;
                     cx.report.activations.push(report);
+                    interval_polys += 1;
                     changed = true;
                 }
                 continue;
@@ -160,6 +162,11 @@ impl Pass for Approximate {
                 polys: vec![poly_name],
             });
             changed = true;
+        }
+        if interval_polys > 0 && cx.policy.shape {
+            cx.report.notes.push(format!(
+                "shape: not applied to the {interval_polys} exp/reciprocal/inverse-square-root polynomial(s) (positive or asymmetric intervals with no negative side to weight; fitted by relative-error minimax instead)"
+            ));
         }
         Ok(changed)
     }
