@@ -1,6 +1,6 @@
 //! `pannc compile` on the ViT fixture (issue #13): the ONNX PANN is written; the circuit
 //! emitters (slot-per-sample `--emit circuit`, packed `--emit ckks`) refuse it in one line
-//! naming the first node they cannot lower.
+//! naming the first node they cannot lower and listing what else the graph needs.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -43,6 +43,12 @@ fn vit_compiles_to_onnx_and_emitters_refuse_in_one_line() {
         assert_eq!(errors.len(), 1, "{err}");
         assert!(
             errors[0].contains(what) && errors[0].contains("node '"),
+            "{}",
+            errors[0]
+        );
+        // And what else it lacks: attention's products of two activations, at least.
+        assert!(
+            errors[0].contains("lacks:") && errors[0].contains("product of two activations ×"),
             "{}",
             errors[0]
         );
