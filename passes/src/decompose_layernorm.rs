@@ -19,8 +19,13 @@
 //! depth, the final product one: `4 + depth(invsqrt)` per LayerNorm, 2 ct×ct products per
 //! element plus the polynomial's.
 //!
+//! The written-out form PyTorch exports below opset 17 (`d = x − ReduceMean(x)`,
+//! `Div(d, Sqrt(ReduceMean(Pow(d, 2)) + ε))`, then `Mul γ`, `Add β`; also with `d ⊙ d`) is
+//! recognised first and rewritten the same way (γ = 1; the following `Mul`/`Add` by constants
+//! stay as they are); its dead nodes are removed.
+//!
 //! Guarantees: the graph computes the same function (up to rounding); no LayerNormalization
-//! is left. LayerNorm over more than the last axis, or with computed γ/β, is an error naming
+//! is left, and no written-out one either. LayerNorm over more than the last axis, or with computed γ/β, is an error naming
 //! the node.
 
 use crate::build::{centering, float_dtype, known_shape, Builder};
@@ -36,12 +41,12 @@ impl Pass for DecomposeLayerNorm {
     fn summary(&self) -> &'static str {
         "rewrite LayerNormalization (last axis) as centering and variance layers, a square, an inverse square root Pow(·, −1/2) and a product"
     }
-    fn run(&self, g: &mut Graph, _cx: &mut Context) -> Result<bool, PassError> {
+    fn run(&self, g: &mut Graph, cx: &mut Context) -> Result<bool, PassError> {
+        let mut changed = self.recognize_written_out(g, cx)?;
         let order = g.topo_order().map_err(|e| PassError::Graph {
             pass: self.name(),
             message: e.to_string(),
         })?;
-        let mut changed = false;
         for id in order {
             let Op::LayerNormalization { axis, epsilon } = g.node(id).op else {
                 continue;
@@ -115,4 +120,96 @@ impl Pass for DecomposeLayerNorm {
         }
         Ok(changed)
     }
+}
+
+impl DecomposeLayerNorm {
+    /// Replaces every written-out LayerNorm (see the module doc) by a `LayerNormalization`
+    /// node with γ = 1 and no β, named after its `Div`, and removes what is left dead.
+    fn recognize_written_out(&self, g: &mut Graph, cx: &mut Context) -> Result<bool, PassError> {
+        let order = g.topo_order().map_err(|e| PassError::Graph {
+            pass: self.name(),
+            message: e.to_string(),
+        })?;
+        let mut found = false;
+        for id in order {
+            let Some((x, eps)) = written_out(g, id) else {
+                continue;
+            };
+            let Some(shape) = known_shape(g, x) else {
+                continue;
+            };
+            let Some(Dim::Known(d)) = shape.last().cloned() else {
+                continue;
+            };
+            let dtype = float_dtype(g, x);
+            let out = g.node(id).outputs()[0];
+            let mut b = Builder::new(g, self.name(), id, dtype);
+            let gamma = b.konst("gamma", &[d], vec![1.0; d])?;
+            let y = b.node(
+                "layernorm",
+                Op::LayerNormalization {
+                    axis: -1,
+                    epsilon: eps as f32,
+                },
+                &[x, gamma],
+            )?;
+            crate::util::replace_keeping_name(g, out, y).map_err(|e| PassError::Node {
+                pass: "decompose-layernorm",
+                node: g.node(id).name.clone(),
+                op: "Div",
+                message: e,
+            })?;
+            g.remove_node(id);
+            found = true;
+        }
+        if found {
+            crate::Dce.run(g, cx)?;
+        }
+        Ok(found)
+    }
+}
+
+/// `Some((x, ε))` when `div` is `Div(d, Sqrt(ReduceMean(d²) + ε))` with
+/// `d = x − ReduceMean(x)`, both means over the last axis with kept dimensions.
+fn written_out(g: &Graph, div: pannc_ir::NodeId) -> Option<(pannc_ir::ValueId, f64)> {
+    let node = g.node(div);
+    if !matches!(node.op, Op::Div) {
+        return None;
+    }
+    let (dv, s) = (node.inputs()[0], node.inputs()[1]);
+    let producer = |v| g.producer(v).map(|p| g.node(p));
+    let sqrt = producer(s).filter(|n| matches!(n.op, Op::Sqrt))?;
+    let add = producer(sqrt.inputs()[0]).filter(|n| matches!(n.op, Op::Add))?;
+    let scalar = |v| {
+        g.constant(v)
+            .map(|t| t.to_f64_vec())
+            .filter(|t| t.len() == 1)
+            .map(|t| t[0])
+    };
+    let (var, eps) = match (scalar(add.inputs()[0]), scalar(add.inputs()[1])) {
+        (None, Some(e)) => (add.inputs()[0], e),
+        (Some(e), None) => (add.inputs()[1], e),
+        _ => return None,
+    };
+    let last_mean = |v| -> Option<pannc_ir::ValueId> {
+        let n = producer(v)?;
+        let Op::ReduceMean { keepdims: true, .. } = n.op else {
+            return None;
+        };
+        let rank = known_shape(g, n.inputs()[0])?.len() as f64;
+        let axes = g.constant(*n.inputs().get(1)?)?.to_f64_vec();
+        (axes.len() == 1 && (axes[0] == -1.0 || axes[0] == rank - 1.0)).then(|| n.inputs()[0])
+    };
+    let sq = producer(last_mean(var)?)?;
+    let squares_d = match sq.op {
+        Op::Pow => sq.inputs()[0] == dv && scalar(sq.inputs()[1]) == Some(2.0),
+        Op::Mul => sq.inputs()[0] == dv && sq.inputs()[1] == dv,
+        _ => false,
+    };
+    if !squares_d {
+        return None;
+    }
+    let sub = producer(dv).filter(|n| matches!(n.op, Op::Sub))?;
+    let x = sub.inputs()[0];
+    (last_mean(sub.inputs()[1])? == x).then_some((x, eps))
 }
