@@ -154,3 +154,45 @@ fn unsupported_variants_name_the_node() {
         "{err}"
     );
 }
+
+/// Constant attention masks (`fixtures/transformer_masks`: a causal mask as
+/// `Where(Equal(tril, 0), −∞, scores)` and as `scores + M`, M of 0 and −1e9): the softmax is
+/// decomposed over the kept entries only — exactly, and within 1e-3 once approximated.
+#[test]
+fn constant_attention_masks() {
+    let dir = common::fixture("transformer_masks");
+    let calib = pannc::npy::read(&dir.join("calib_x.npy")).unwrap();
+    let x = pannc::npy::read(&dir.join("test_x.npy")).unwrap();
+    for file in ["causal_where.onnx", "causal_add.onnx"] {
+        let m = load(&dir.join(file));
+        let want = run(&m.graph, &x);
+        let mut g = m.graph.clone();
+        let mut cx = Context {
+            calib: vec![calib.clone()],
+            ..Default::default()
+        };
+        Pipeline::from_names(&["const-fold", "decompose-softmax"])
+            .unwrap()
+            .run_verified(&mut g, &mut cx)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        for id in g.node_ids() {
+            let op = &g.node(id).op;
+            assert!(
+                !matches!(op, Op::Softmax { .. } | Op::Where),
+                "{file}: {} left",
+                op.name()
+            );
+        }
+        let (d, scale) = max_abs_diff(&run(&g, &x), &want);
+        assert!(d <= 1e-5 * scale, "{file}: decomposed differs by {d}");
+        let mut g = m.graph.clone();
+        let report = pann::compile(&mut g, vec![calib.clone()], Policy::default()).unwrap();
+        assert!(report
+            .notes
+            .iter()
+            .any(|n| n.contains("constant attention mask")));
+        let (d, scale) = max_abs_diff(&run(&g, &x), &want);
+        eprintln!("{file}: PANN vs original {d:.2e} (outputs up to {scale:.2})");
+        assert!(d <= 1e-3 * scale, "{file}: PANN differs by {d}");
+    }
+}
