@@ -103,8 +103,9 @@ pub struct CompileArgs {
     #[arg(long, requires = "check")]
     pub labels: Option<PathBuf>,
     /// Run only these passes, in this order (comma-separated). Passes: remove-identity,
-    /// const-fold, dce, recognize, split-tail, fold-batchnorm, lower-maxpool, approximate,
-    /// bias-correct, range-control, lower-poly.
+    /// const-fold, dce, recognize, split-tail, fold-batchnorm, lower-maxpool,
+    /// decompose-layernorm, decompose-softmax, approximate, bias-correct, range-control,
+    /// lower-poly.
     #[arg(long, value_delimiter = ',')]
     pub passes: Vec<String>,
     /// Print the IR after this pass (repeatable; `all` for every pass).
