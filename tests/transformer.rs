@@ -196,3 +196,63 @@ fn constant_attention_masks() {
         assert!(d <= 1e-3 * scale, "{file}: PANN differs by {d}");
     }
 }
+
+/// `relative_target`: each exp, inverse square root and final reciprocal gets the cheapest
+/// degree of 3, 7, 15, 31, 63 meeting the relative error on its interval (re-measured here),
+/// and the ViT needs no more levels than with the fixed degrees.
+#[test]
+fn relative_target_picks_the_cheapest_degree() {
+    use pannc_approx::{approximate, Budget, Function, Method, Shaping};
+    let target = 1e-3;
+    let m = load(&common::fixture("vit_fmnist").join("model.onnx"));
+    let calib = data("vit_fmnist", "calib_x.npy", 256);
+    let mut fixed = m.graph.clone();
+    let fixed = pann::compile(&mut fixed, vec![calib.clone()], Policy::default()).unwrap();
+    let mut g = m.graph.clone();
+    let mut policy = Policy::default();
+    policy.transformer.relative_target = Some(target);
+    let report = pann::compile(&mut g, vec![calib], policy).unwrap();
+    let rel = |f: Function, d: usize, (a, b): (f64, f64)| {
+        let x = approximate(
+            f,
+            Method::Minimax,
+            Budget::Degree(d),
+            (a, b),
+            Shaping::default(),
+        )
+        .unwrap();
+        (0..=4096)
+            .map(|i| a + (b - a) * f64::from(i) / 4096.0)
+            .map(|v| ((x.eval(v) - f.eval(v)) / f.eval(v)).abs())
+            .fold(0.0, f64::max)
+    };
+    let mut checked = 0;
+    for a in &report.activations {
+        let f = match a.op.as_str() {
+            "Exp" => Function::Exp,
+            "Reciprocal" => Function::Power { p: -1.0 },
+            "Pow" if a.node.ends_with(".invsqrt") => Function::Power { p: -0.5 },
+            _ => continue,
+        };
+        let [lo, hi] = a.domain.unwrap();
+        let d = a.degrees[0];
+        let e = rel(f, d, (lo, hi));
+        assert!(e <= target || d == 63, "{}: degree {d}, {e:e}", a.node);
+        if d > 3 {
+            let lower = rel(f, (d - 1) / 2, (lo, hi));
+            assert!(
+                lower > target * 0.99,
+                "{}: degree {} would do ({lower:e})",
+                a.node,
+                (d - 1) / 2
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 5 + 2 + 2);
+    eprintln!(
+        "levels: fixed degrees {}, relative target {}",
+        fixed.levels, report.levels
+    );
+    assert!(report.levels <= fixed.levels);
+}

@@ -32,6 +32,17 @@ use std::collections::HashMap;
 
 const PASS: &str = "approximate";
 
+/// Degrees tried, cheapest first, under `TransformerPolicy::relative_target`.
+const TARGET_DEGREES: [usize; 5] = [3, 7, 15, 31, 63];
+
+/// Max relative error of `x`'s single stage on `[a, b]` (on `MEASURE_POINTS` points).
+fn relative_error(x: &Approximation, f: Function, (a, b): (f64, f64)) -> f64 {
+    pannc_approx::ChebSeries::new(a, b, x.stages[0].coefficients.clone())
+        .map_or(f64::INFINITY, |s| {
+            pannc_approx::max_relative_error(&s, f, (a, b))
+        })
+}
+
 fn err(g: &Graph, id: NodeId, message: impl ToString) -> PassError {
     PassError::Node {
         pass: PASS,
@@ -115,31 +126,47 @@ pub(crate) fn approximate_node(
         Function::Power { p: -2.0 } => t.norm_degree,
         _ => cx.policy.degree,
     };
-    let degree = cx
-        .policy
-        .overrides
-        .get(&name)
-        .map_or(default_degree, |&d| d as usize);
-    let key = format!(
-        "{}/relative-minimax/{degree}/{:x}/{:x}",
-        f.name(),
-        a.to_bits(),
-        b.to_bits()
-    );
-    let approx = match cache.get(&key) {
-        Some(x) => x.clone(),
-        None => {
-            let x = approximate(
-                f,
-                Method::Minimax,
-                Budget::Degree(degree),
-                (a, b),
-                Shaping::default(),
-            )
-            .map_err(|e| err(g, id, e))?;
-            cache.insert(key, x.clone());
-            x
+    let fit = |degree: usize, cache: &mut HashMap<String, Approximation>| {
+        let key = format!(
+            "{}/relative-minimax/{degree}/{:x}/{:x}",
+            f.name(),
+            a.to_bits(),
+            b.to_bits()
+        );
+        if let Some(x) = cache.get(&key) {
+            return Ok(x.clone());
         }
+        let x = approximate(
+            f,
+            Method::Minimax,
+            Budget::Degree(degree),
+            (a, b),
+            Shaping::default(),
+        )
+        .map_err(|e| err(g, id, e))?;
+        cache.insert(key, x.clone());
+        Ok::<_, PassError>(x)
+    };
+    let mut chosen_for = None;
+    let approx = match (cx.policy.overrides.get(&name), t.relative_target) {
+        (Some(&d), _) => fit(d as usize, cache)?,
+        // The intermediate softmax normalisations cancel: their fixed low degree stays.
+        (None, Some(target)) if f != (Function::Power { p: -2.0 }) => {
+            // The cheapest degree (2^k − 1: each costs one level more than the last) whose
+            // measured relative error on the interval meets the target; the largest otherwise.
+            let mut best = None;
+            for d in TARGET_DEGREES {
+                let x = fit(d, cache)?;
+                let rel = relative_error(&x, f, (a, b));
+                best = Some(x);
+                if rel <= target {
+                    break;
+                }
+            }
+            chosen_for = Some(target);
+            best.expect("at least one degree")
+        }
+        _ => fit(default_degree, cache)?,
     };
     let c = 2.0 / (b - a);
     let poly = Poly {
@@ -225,6 +252,10 @@ pub(crate) fn approximate_node(
         (0, 0)
     };
     let mut method = format!("minimax (relative error {max_rel:.2e})");
+    if let Some(target) = chosen_for {
+        method =
+            format!("minimax (relative error {max_rel:.2e}, cheapest degree for {target:.0e})");
+    }
     if steps > 0 {
         method.push_str(&format!(" + {steps} Newton"));
     }

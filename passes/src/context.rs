@@ -56,6 +56,10 @@ pub struct TransformerPolicy {
     pub softmax_squarings: Option<u32>,
     /// Newton steps after each reciprocal / inverse square root polynomial.
     pub newton_steps: u32,
+    /// When set, each exp, inverse square root and final reciprocal gets the cheapest degree
+    /// (3, 7, 15, 31, 63) whose measured relative error on its interval is at most this,
+    /// instead of the fixed degrees above: fewer levels where calibrated intervals are narrow.
+    pub relative_target: Option<f64>,
 }
 
 impl Default for TransformerPolicy {
@@ -68,6 +72,7 @@ impl Default for TransformerPolicy {
             softmax_ratio: 32.0,
             softmax_squarings: None,
             newton_steps: 0,
+            relative_target: None,
         }
     }
 }

@@ -133,6 +133,11 @@ pub struct CompileArgs {
     /// Transformers: Newton steps after each reciprocal and inverse square root [default: 0].
     #[arg(long, value_name = "K")]
     pub newton: Option<u32>,
+    /// Transformers: instead of the fixed degrees, give each exp, inverse square root and
+    /// reciprocal the cheapest degree (3, 7, 15, 31, 63) whose relative error on its calibrated
+    /// interval is at most E.
+    #[arg(long, value_name = "E")]
+    pub relative_error: Option<f64>,
     /// Transformers: softmax squarings r (default: calibrated, first row sums within a ratio of 32).
     #[arg(long, value_name = "R")]
     pub softmax_squarings: Option<u32>,
@@ -188,6 +193,7 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         t.reciprocal_degree = a.reciprocal_degree.unwrap_or(t.reciprocal_degree);
         t.newton_steps = a.newton.unwrap_or(t.newton_steps);
         t.softmax_squarings = a.softmax_squarings.or(t.softmax_squarings);
+        t.relative_target = a.relative_error.or(t.relative_target);
     }
     for o in &a.overrides {
         let (node, v) = o
