@@ -105,32 +105,47 @@ pub struct ErrorStats {
     pub max_abs: f64,
 }
 
+/// Fixed-point scale of [`Acc`]'s sums: exact integer sums are independent of the order in
+/// which the interpreter's threads report their parts.
+const FIXED: f64 = (1u64 << 40) as f64;
+
 #[derive(Clone, Debug, Default)]
 struct Acc {
     n: usize,
-    sum: f64,
-    sum_abs: f64,
-    sum_sq: f64,
+    sum: i128,
+    sum_abs: i128,
+    sum_sq: i128,
     max: f64,
 }
 
 impl Acc {
     fn add(&mut self, e: f64) {
         self.n += 1;
-        self.sum += e;
-        self.sum_abs += e.abs();
-        self.sum_sq += e * e;
-        self.max = self
-            .max
-            .max(if e.is_nan() { f64::INFINITY } else { e.abs() });
+        if !e.is_finite() {
+            self.max = f64::INFINITY;
+            return;
+        }
+        let fixed = |v: f64| (v * FIXED).round() as i128;
+        self.sum += fixed(e);
+        self.sum_abs += fixed(e.abs());
+        self.sum_sq += fixed(e * e);
+        self.max = self.max.max(e.abs());
+    }
+    fn merge(&mut self, a: &Acc) {
+        self.n += a.n;
+        self.sum += a.sum;
+        self.sum_abs += a.sum_abs;
+        self.sum_sq += a.sum_sq;
+        self.max = self.max.max(a.max);
     }
     fn stats(&self) -> ErrorStats {
         let n = self.n.max(1) as f64;
+        let real = |v: i128| v as f64 / FIXED;
         ErrorStats {
             count: self.n,
-            mean: self.sum / n,
-            mean_abs: self.sum_abs / n,
-            rms: (self.sum_sq / n).sqrt(),
+            mean: real(self.sum) / n,
+            mean_abs: real(self.sum_abs) / n,
+            rms: (real(self.sum_sq) / n).sqrt(),
             max_abs: self.max,
         }
     }
@@ -231,6 +246,11 @@ pub struct SensitivityReport {
     pub pann_top1_ci: Option<[f64; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pann_drop_ci: Option<[f64; 2]>,
+    /// [`Noise::PannError`]: polynomials of the PANN that stand for no activation of the
+    /// backbone (for example the ReLUs of a lowered MaxPool) and so get no injected error: when
+    /// this is not empty, injecting in every activation is not the whole PANN.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_injected: Vec<String>,
     pub activations: Vec<ActivationInfo>,
     pub rows: Vec<SensitivityRow>,
 }
@@ -371,6 +391,7 @@ impl Lab {
         let mut polys: BTreeMap<String, (Poly, f64)> = BTreeMap::new();
         let mut pann_errors: BTreeMap<String, SideErrors> = BTreeMap::new();
         let mut pann_fig = None;
+        let mut not_injected = Vec::new();
         if pann {
             progress("compile and simulate the PANN");
             let policy = Policy {
@@ -395,18 +416,30 @@ impl Lab {
                     }
                 }
             }
+            let backbone: HashSet<String> =
+                acts.iter().map(|&id| g.node(id).name.clone()).collect();
+            for id in pg.topo_order()? {
+                let stands_for = poly_nodes.get(&id).filter(|n| backbone.contains(*n));
+                if matches!(pg.node(id).op, Op::Poly(_)) && stands_for.is_none() {
+                    not_injected.push(pg.node(id).name.clone());
+                }
+            }
             // Hook on every Poly: record p(t) − f(t) on the inputs the PANN gives it.
             let accs: Mutex<BTreeMap<NodeId, [Acc; 3]>> = Mutex::new(BTreeMap::new());
             let f = |id: NodeId, input: &Tensor, out: &mut Tensor| {
                 let Op::Poly(p) = &pg.node(id).op else { return };
                 let (x, y) = (input.to_f64_vec(), out.to_f64_vec());
-                let mut map = accs.lock().unwrap_or_else(|e| e.into_inner());
-                let acc = map.entry(id).or_default();
+                let mut acc: [Acc; 3] = Default::default();
                 for (&t, &v) in x.iter().zip(&y) {
                     let Some(fx) = exact(p, t) else { return };
                     let e = v - fx;
                     acc[if t < 0.0 { 0 } else { 1 }].add(e);
                     acc[2].add(e);
+                }
+                let mut map = accs.lock().unwrap_or_else(|e| e.into_inner());
+                let into = map.entry(id).or_default();
+                for (i, a) in into.iter_mut().zip(&acc) {
+                    i.merge(a);
                 }
             };
             let hook = Hook {
@@ -500,7 +533,7 @@ impl Lab {
                     let mut acc = Acc::default();
                     inject(input, out, side, noise, sign, inj, &mut acc);
                     let mut map = accs.lock().unwrap_or_else(|e| e.into_inner());
-                    merge(map.entry(id).or_default(), &acc);
+                    map.entry(id).or_default().merge(&acc);
                 };
                 let hook = Hook {
                     nodes: plan.keys().copied().collect::<HashSet<_>>(),
@@ -580,18 +613,11 @@ impl Lab {
             pann_top1: pann_fig.map(|p| p.0),
             pann_top1_ci: pann_fig.map(|p| p.1),
             pann_drop_ci: pann_fig.map(|p| p.2),
+            not_injected,
             activations: infos,
             rows,
         })
     }
-}
-
-fn merge(into: &mut Acc, a: &Acc) {
-    into.n += a.n;
-    into.sum += a.sum;
-    into.sum_abs += a.sum_abs;
-    into.sum_sq += a.sum_sq;
-    into.max = into.max.max(a.max);
 }
 
 /// Adds the perturbation to `out` on the inputs of `side`, recording what was added.
