@@ -96,6 +96,9 @@ impl SensitivityOptions {
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct ErrorStats {
     pub count: usize,
+    /// Values with `|e| >` [`WILD`] (or NaN): in `max_abs`, not in the means (which are over
+    /// the other `count − wild` values).
+    pub wild: usize,
     /// Mean of `e`.
     pub mean: f64,
     /// Mean of `|e|`.
@@ -109,9 +112,15 @@ pub struct ErrorStats {
 /// which the interpreter's threads report their parts.
 const FIXED: f64 = (1u64 << 40) as f64;
 
+/// Errors larger than this (in the activation's units) are counted as [`ErrorStats::wild`]
+/// and kept out of the sums: a polynomial evaluated outside its interval `[-B, B]` grows
+/// without bound (10^35 has been seen), and one such value would swamp every mean.
+pub const WILD: f64 = 1024.0;
+
 #[derive(Clone, Debug, Default)]
 struct Acc {
     n: usize,
+    wild: usize,
     sum: i128,
     sum_abs: i128,
     sum_sq: i128,
@@ -121,28 +130,31 @@ struct Acc {
 impl Acc {
     fn add(&mut self, e: f64) {
         self.n += 1;
-        if !e.is_finite() {
-            self.max = f64::INFINITY;
+        let a = if e.is_nan() { f64::INFINITY } else { e.abs() };
+        self.max = self.max.max(a);
+        if a > WILD {
+            self.wild += 1;
             return;
         }
         let fixed = |v: f64| (v * FIXED).round() as i128;
         self.sum += fixed(e);
-        self.sum_abs += fixed(e.abs());
+        self.sum_abs += fixed(a);
         self.sum_sq += fixed(e * e);
-        self.max = self.max.max(e.abs());
     }
     fn merge(&mut self, a: &Acc) {
         self.n += a.n;
+        self.wild += a.wild;
         self.sum += a.sum;
         self.sum_abs += a.sum_abs;
         self.sum_sq += a.sum_sq;
         self.max = self.max.max(a.max);
     }
     fn stats(&self) -> ErrorStats {
-        let n = self.n.max(1) as f64;
+        let n = (self.n - self.wild).max(1) as f64;
         let real = |v: i128| v as f64 / FIXED;
         ErrorStats {
             count: self.n,
+            wild: self.wild,
             mean: real(self.sum) / n,
             mean_abs: real(self.sum_abs) / n,
             rms: (real(self.sum_sq) / n).sqrt(),
@@ -679,6 +691,24 @@ mod tests {
             bootstrap(&small, &small, 500),
             bootstrap(&small, &small, 500)
         );
+    }
+
+    #[test]
+    fn error_sums_are_order_free_and_keep_wild_values_out() {
+        let es = [0.25, -0.5, 1e35, -0.125, f64::NAN, 3.0];
+        let (mut fwd, mut parts) = (Acc::default(), [Acc::default(), Acc::default()]);
+        for (i, &e) in es.iter().enumerate() {
+            fwd.add(e);
+            parts[i % 2].add(e);
+        }
+        let mut merged = parts[1].clone();
+        merged.merge(&parts[0]);
+        let (a, b) = (fwd.stats(), merged.stats());
+        assert_eq!(a, b);
+        assert_eq!((a.count, a.wild), (6, 2));
+        assert_eq!(a.mean, (0.25 - 0.5 - 0.125 + 3.0) / 4.0);
+        assert_eq!(a.mean_abs, (0.25 + 0.5 + 0.125 + 3.0) / 4.0);
+        assert_eq!(a.max_abs, f64::INFINITY);
     }
 
     #[test]
