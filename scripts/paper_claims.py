@@ -25,6 +25,11 @@ def ci(c):
     return f"[{100 * c[0]:.2f}, {100 * c[1]:.2f}]"
 
 
+def e3(x):
+    """A float in %.3e; JSON has no infinity or NaN (serde writes null): shown as 'inf/NaN'."""
+    return "inf/NaN" if x is None else f"{x:.3e}"
+
+
 def load(p):
     with open(p) as f:
         return json.load(f)
@@ -171,8 +176,8 @@ def sens_tables(d):
                         continue
                     o = pe[side]
                     lines.append(f"| {a['node']} | {100 * a['negative_share_calib']:.1f}% / {100 * a['negative_share_test']:.1f}% "
-                                 f"| {side} | {i['mean']:.3e} | {o['mean']:.3e} | {i['mean_abs']:.3e} | {o['mean_abs']:.3e} "
-                                 f"| {i['max_abs']:.3e} | {o['max_abs']:.3e} | {i.get('wild', 0)} / {o.get('wild', 0)} |")
+                                 f"| {side} | {e3(i['mean'])} | {e3(o['mean'])} | {e3(i['mean_abs'])} | {e3(o['mean_abs'])} "
+                                 f"| {e3(i['max_abs'])} | {e3(o['max_abs'])} | {i.get('wild', 0)} / {o.get('wild', 0)} |")
             lines.append("")
     return "\n".join(lines)
 
