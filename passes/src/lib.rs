@@ -160,6 +160,15 @@ impl Pipeline {
         ])
     }
 
+    /// [`Pipeline::pann`] without `range-control`: every `Poly` still reads its activation's
+    /// own input (`in_scale = 1/B`), so each polynomial can be evaluated on backbone values
+    /// (what the lab's sensitivity runs inject). Derived from `pann()`, so the two never drift.
+    pub fn pann_unscaled() -> Self {
+        let mut p = Self::pann();
+        p.passes.retain(|pass| pass.name() != "range-control");
+        p
+    }
+
     /// Names of the passes, in order.
     pub fn names(&self) -> Vec<&'static str> {
         self.passes.iter().map(|p| p.name()).collect()

@@ -25,10 +25,7 @@ use pannc_interp::Hook;
 use pannc_ir::{Graph, NodeId, Op, Poly, Tensor};
 use pannc_passes::analysis::{activation_inputs, calibrate};
 use pannc_passes::shaping::exact;
-use pannc_passes::{
-    Approximate, BiasCorrect, ConstFold, Context, Dce, FoldBatchNorm, LowerMaxPool, Pipeline,
-    Policy, Recognize, RemoveIdentity, Report, SplitTail,
-};
+use pannc_passes::{Context, Pipeline, Policy, Report};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
@@ -353,19 +350,7 @@ impl Lab {
             policy,
             ..Default::default()
         };
-        Pipeline::new(vec![
-            Box::new(RemoveIdentity),
-            Box::new(ConstFold),
-            Box::new(Recognize),
-            Box::new(SplitTail),
-            Box::new(Dce),
-            Box::new(FoldBatchNorm),
-            Box::new(LowerMaxPool),
-            Box::new(Approximate),
-            Box::new(BiasCorrect),
-            Box::new(Dce),
-        ])
-        .run_with(&mut g, &mut cx, |_, _| {})?;
+        Pipeline::pann_unscaled().run_with(&mut g, &mut cx, |_, _| {})?;
         Ok((g, cx.report))
     }
 
