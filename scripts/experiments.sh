@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates docs/experiments.md and its data and plots (docs/experiments/): for every fixture,
+# Regenerates docs/experiments/fixtures.md (linked from docs/experiments.md) and its data and plots (docs/experiments/): for every fixture,
 # `pannc eval` over α = 5..10 with each accuracy technique, `pannc sensitivity` at α = 6 with
 # uniform and constant noise, then scripts/experiments_report.py writes the markdown.
 # Uses the fixtures' committed test subsets (1 000 images) so it runs anywhere in ~30 min on

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes docs/experiments.md from the JSON that scripts/experiments.sh leaves in docs/experiments/.
+"""Writes docs/experiments/fixtures.md (the per-fixture tables that docs/experiments.md links to) from the JSON that scripts/experiments.sh leaves in docs/experiments/.
 
 Tables are generated from the measurements; the prose in docs/experiments.intro.md and
 docs/experiments.conclusions.md is written by people who read those tables (keep it true when the
@@ -119,7 +119,7 @@ def norms_line(e):
 
 def main():
     parts = []
-    intro = os.path.join(DOCS, "experiments.intro.md")
+    intro = os.path.join(DOCS, "experiments", "fixtures.intro.md")
     if os.path.exists(intro):
         parts.append(open(intro).read().rstrip())
     for f in FIXTURES:
@@ -130,7 +130,7 @@ def main():
         parts.append("Backbone top-1 %s%% on %d test images; calibration: %d training images. %s\n" % (
             pct(e["backbone_top1"]), e["samples"], e["calib_samples"], norms_line(e)))
         parts.append("Top-1 (%) by precision α and technique:\n\n" + eval_table(e) + "\n")
-        parts.append("![top-1 vs α](experiments/%s.svg)\n" % f)
+        parts.append("![top-1 vs α](%s.svg)\n" % f)
         parts.append(gain_line(e) + "\n")
         a = alloc_text(e)
         if a:
@@ -147,10 +147,10 @@ def main():
     budget = os.path.join(DOCS, "experiments.budget.md")
     if os.path.exists(budget):
         parts.append(open(budget).read().rstrip())
-    concl = os.path.join(DOCS, "experiments.conclusions.md")
+    concl = os.path.join(DOCS, "experiments", "fixtures.conclusions.md")
     if os.path.exists(concl):
         parts.append(open(concl).read().rstrip())
-    open(os.path.join(DOCS, "experiments.md"), "w").write("\n\n".join(parts) + "\n")
+    open(os.path.join(DOCS, "experiments", "fixtures.md"), "w").write("\n\n".join(parts) + "\n")
 
 
 if __name__ == "__main__":

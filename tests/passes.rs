@@ -10,8 +10,10 @@ use pannc_passes::{Context, Pipeline, Policy};
 /// Runs `passes` on `fixture` (imported, types inferred, nothing else), calibrating on the
 /// first 64 calibration samples, and snapshots the IR after each pass.
 fn check(fixture: &str, passes: &[&str]) -> Context {
-    let bytes = std::fs::read(common::fixture(fixture).join("model.onnx")).unwrap();
-    let mut g = pannc_onnx::import(&bytes).unwrap().graph;
+    let path = common::fixture(fixture).join("model.onnx");
+    let mut g = pannc_onnx::import_path(&path, &pannc_onnx::Limits::default())
+        .unwrap()
+        .graph;
     pannc_interp::infer_types(&mut g).unwrap();
     insta::assert_snapshot!(format!("{fixture}__00_import"), pannc_ir::print(&g));
     let calib = pannc::npy::read(&common::fixture(fixture).join("calib_x.npy")).unwrap();
@@ -119,4 +121,54 @@ fn streaming_calibration_equals_one_pass() {
         assert_eq!(s.mean.to_bits(), whole.mean.to_bits());
         assert!(s.p001 < 0.0 && s.p999 > 0.0 && s.sample.len() > 1000);
     }
+}
+
+/// The transformer pipeline: the PANN passes that act on a transformer, with the two
+/// decompositions before `approximate` (LayerNorm, then the attention softmaxes).
+const TRANSFORMER: [&str; 9] = [
+    "remove-identity",
+    "const-fold",
+    "recognize",
+    "split-tail",
+    "dce",
+    "decompose-layernorm",
+    "decompose-softmax",
+    "approximate",
+    "range-control",
+];
+
+/// What a transformer's report must say: each LayerNorm's inverse square root, each softmax's
+/// exp and reciprocal, on positive intervals where they are powers, all folded.
+fn check_transformer(fixture: &str, layernorms: usize, gelus: usize) {
+    let cx = check(fixture, &TRANSFORMER);
+    let count = |op: &str| cx.report.activations.iter().filter(|a| a.op == op).count();
+    assert_eq!(count("Gelu"), gelus, "{fixture}");
+    assert_eq!(count("Exp"), 2, "{fixture}");
+    assert_eq!(count("Reciprocal"), 2, "{fixture}");
+    let invsqrt = cx
+        .report
+        .activations
+        .iter()
+        .filter(|a| a.node.ends_with(".invsqrt"))
+        .count();
+    assert_eq!(invsqrt, layernorms, "{fixture}");
+    for a in &cx.report.activations {
+        assert!(a.scale_folded, "{fixture}: {} not folded", a.node);
+        if a.op != "Exp" {
+            if let Some([lo, _]) = a.domain {
+                assert!(lo > 0.0, "{fixture}: {} on [{lo}, ..]", a.node);
+            }
+        }
+    }
+    assert_eq!(cx.report.range_control_levels, 0, "{fixture}");
+}
+
+#[test]
+fn vit_fmnist_pass_by_pass() {
+    check_transformer("vit_fmnist", 5, 2);
+}
+
+#[test]
+fn encoder_langid_pass_by_pass() {
+    check_transformer("encoder_langid", 5, 2);
 }

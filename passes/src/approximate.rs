@@ -80,6 +80,7 @@ impl Pass for Approximate {
         // process (sweeps compile the same network many times).
         let mut cache = fit_cache().lock().unwrap_or_else(|e| e.into_inner());
         let mut changed = false;
+        let mut interval_polys = 0usize;
         for id in order {
             let op = g.node(id).op.clone();
             if !is_activation(&op) {
@@ -88,6 +89,17 @@ impl Pass for Approximate {
             let x = g.node(id).inputs()[0];
             let stats = cx.ranges.get(&x).cloned();
             let interval = bounds.as_ref().and_then(|b| b.get(&x)).copied();
+            if is_interval_op(&op) {
+                if let Some(f) = crate::approximate_interval::interval_function(g, id)? {
+                    let report = crate::approximate_interval::approximate_node(
+                        g, id, f, stats, interval, cx, &mut cache,
+                    )?;
+                    cx.report.activations.push(report);
+                    interval_polys += 1;
+                    changed = true;
+                }
+                continue;
+            }
             if let Some(kinks) = self.kinks(g, id, &op)? {
                 let report = self.relu_pair(g, id, kinks, stats, interval, cx, &mut cache)?;
                 cx.report.activations.push(report);
@@ -151,6 +163,7 @@ impl Pass for Approximate {
                 ct_mults: approx.ct_mults,
                 max_error: max_error
                     .unwrap_or(approx.max_error * if homogeneous { bound } else { 1.0 }),
+                domain: None,
                 scale_folded: false,
                 shaped: shaped_flag,
                 calib_error,
@@ -158,6 +171,11 @@ impl Pass for Approximate {
                 polys: vec![poly_name],
             });
             changed = true;
+        }
+        if interval_polys > 0 && cx.policy.shape {
+            cx.report.notes.push(format!(
+                "shape: not applied to the {interval_polys} exp/reciprocal/inverse-square-root polynomial(s) (positive or asymmetric intervals with no negative side to weight; fitted by relative-error minimax instead)"
+            ));
         }
         Ok(changed)
     }
@@ -455,6 +473,7 @@ impl Approximate {
             calibrated: stats.map(|s| [s.min, s.max]),
             interval: interval.map(|(a, b)| [a, b]),
             bound,
+            domain: None,
             method: format!("composite relu ×{}", points.len()),
             degrees: approx.degrees.clone(),
             // HardSwish multiplies by its input: one more level and ct×ct product.
@@ -740,6 +759,11 @@ impl Density {
         }
         h
     }
+}
+
+/// Exp and the powers: approximated on asymmetric intervals (`approximate_interval`).
+fn is_interval_op(op: &Op) -> bool {
+    matches!(op, Op::Exp | Op::Reciprocal | Op::Sqrt | Op::Pow)
 }
 
 /// The kinks of a piecewise-linear activation: where its ReLUs bend, and what follows them.

@@ -20,6 +20,14 @@ use pannc_ir::{AutoPad, Graph, NodeId, Op, Poly, PolyCombine, Tensor};
 
 pub struct BiasCorrect;
 
+/// Polynomials standing for exp or a power (the transformer normalisations).
+fn is_normalisation(function: &str) -> bool {
+    matches!(
+        function,
+        "exp" | "reciprocal" | "invsqrt" | "sqrt" | "inv_square" | "power"
+    )
+}
+
 /// Calibration samples per interpreter call.
 const CHUNK: usize = 256;
 
@@ -76,14 +84,27 @@ impl Pass for BiasCorrect {
         if cx.calib.is_empty() {
             return Err(self.graph_err("bias correction needs calibration data (--calib)"));
         }
+        // Exp and the powers (transformer normalisations) are left alone: their errors are
+        // relative and enter through products and normalisations, where subtracting a mean is
+        // no correction.
+        let mut skipped = 0;
         let polys: Vec<(NodeId, Poly)> = g
             .node_ids()
             .into_iter()
             .filter_map(|id| match &g.node(id).op {
+                Op::Poly(p) if is_normalisation(&p.function) => {
+                    skipped += 1;
+                    None
+                }
                 Op::Poly(p) => Some((id, (**p).clone())),
                 _ => None,
             })
             .collect();
+        if skipped > 0 {
+            cx.report.notes.push(format!(
+                "bias: not applied to the {skipped} exp/reciprocal/inverse-square-root polynomial(s) (relative errors inside normalisations; a subtracted mean is no correction there)"
+            ));
+        }
         for (id, p) in &polys {
             if p.combine == PolyCombine::Identity && p.in_scale == 1.0 {
                 return Err(self.node_err(g, *id, "run bias-correct before range-control"));

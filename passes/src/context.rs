@@ -38,6 +38,9 @@ pub struct Policy {
     pub choices: BTreeMap<String, Choice>,
     /// The choice for every ReLU without one in `choices` (`None`: the composite at α).
     pub relu: Option<Choice>,
+    /// Degrees and structure of the transformer approximations (exp, inverse square root,
+    /// reciprocal; see `decompose-layernorm`, `decompose-softmax`).
+    pub transformer: TransformerPolicy,
 }
 
 /// How one ReLU is approximated on `[-B, B]` (the menu of `compile --budget`).
@@ -97,6 +100,45 @@ impl std::fmt::Display for Choice {
     }
 }
 
+/// How LayerNorm and Softmax are approximated once decomposed.
+#[derive(Clone, Debug)]
+pub struct TransformerPolicy {
+    /// Degree of the minimax `exp` (softmax numerators, on the centred, scaled scores).
+    pub exp_degree: usize,
+    /// Degree of the minimax `x^(-1/2)` (LayerNorm, on the calibrated variance + ε).
+    pub invsqrt_degree: usize,
+    /// Degree of the minimax `1/x` (the softmax's last normalisation, on the row sums).
+    pub reciprocal_degree: usize,
+    /// Degree of the minimax `x^-2` of the softmax's intermediate normalisations (their error
+    /// is a per-row common factor that the next normalisation removes: low degrees do).
+    pub norm_degree: usize,
+    /// Largest ratio max/min of the first softmax row sums: sets the squarings `r`.
+    pub softmax_ratio: f64,
+    /// Fixed number of softmax squarings instead of the calibrated choice.
+    pub softmax_squarings: Option<u32>,
+    /// Newton steps after each reciprocal / inverse square root polynomial.
+    pub newton_steps: u32,
+    /// When set, each exp, inverse square root and final reciprocal gets the cheapest degree
+    /// (3, 7, 15, 31, 63) whose measured relative error on its interval is at most this,
+    /// instead of the fixed degrees above: fewer levels where calibrated intervals are narrow.
+    pub relative_target: Option<f64>,
+}
+
+impl Default for TransformerPolicy {
+    fn default() -> Self {
+        TransformerPolicy {
+            exp_degree: 15,
+            invsqrt_degree: 31,
+            reciprocal_degree: 15,
+            norm_degree: 7,
+            softmax_ratio: 32.0,
+            softmax_squarings: None,
+            newton_steps: 0,
+            relative_target: None,
+        }
+    }
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {
@@ -111,6 +153,7 @@ impl Default for Policy {
             bias_correct: false,
             choices: BTreeMap::new(),
             relu: None,
+            transformer: TransformerPolicy::default(),
         }
     }
 }
@@ -124,8 +167,11 @@ pub struct ActivationReport {
     pub calibrated: Option<[f64; 2]>,
     /// Sound bounds from interval analysis of the declared input range (when declared).
     pub interval: Option<[f64; 2]>,
-    /// The half-width B of the polynomial's interval `[-B, B]`.
+    /// The half-width B of the polynomial's interval `[-B, B]` (of `domain` when asymmetric).
     pub bound: f64,
+    /// The polynomial's interval when it is not `[-B, B]` (exp, powers on positive ranges).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<[f64; 2]>,
     pub method: String,
     pub degrees: Vec<usize>,
     /// Levels of the polynomial (scales folded or merged).
@@ -166,6 +212,10 @@ pub struct Report {
     pub range_control_levels: usize,
     /// Levels of the whole network (see `analysis::levels`), filled by the driver.
     pub levels: usize,
+    /// ct×ct multiplications per sample of the whole network in the slot-per-sample model
+    /// (products of two computed values, MatMuls of two activations, and the polynomials'),
+    /// see `analysis::ct_ct_mults`; filled by the driver.
+    pub ct_ct_mults: u64,
     /// Notes for the user (a removed softmax, a lowered max-pool, ...).
     pub notes: Vec<String>,
 }

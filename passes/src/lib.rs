@@ -14,10 +14,14 @@
 
 pub mod analysis;
 mod approximate;
+mod approximate_interval;
 mod bias_correct;
+mod build;
 mod const_fold;
 mod context;
 mod dce;
+mod decompose_layernorm;
+mod decompose_softmax;
 mod fold_batchnorm;
 mod lower_maxpool;
 mod lower_poly;
@@ -31,8 +35,12 @@ mod util;
 pub use approximate::Approximate;
 pub use bias_correct::BiasCorrect;
 pub use const_fold::ConstFold;
-pub use context::{ActivationReport, CalibError, Choice, ChoiceError, Context, Policy, Report};
+pub use context::{
+    ActivationReport, CalibError, Choice, ChoiceError, Context, Policy, Report, TransformerPolicy,
+};
 pub use dce::Dce;
+pub use decompose_layernorm::DecomposeLayerNorm;
+pub use decompose_softmax::DecomposeSoftmax;
 pub use fold_batchnorm::FoldBatchNorm;
 pub use lower_maxpool::LowerMaxPool;
 pub use lower_poly::LowerPoly;
@@ -86,6 +94,8 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(SplitTail),
         Box::new(FoldBatchNorm),
         Box::new(LowerMaxPool),
+        Box::new(DecomposeLayerNorm),
+        Box::new(DecomposeSoftmax),
         Box::new(Approximate),
         Box::new(BiasCorrect),
         Box::new(RangeControl),
@@ -129,7 +139,8 @@ impl Pipeline {
     }
 
     /// The PANN pipeline: clean up, recognise exported activation subgraphs, fold
-    /// batch-norm, drop a final softmax, lower max-pool to a ReLU tree, replace every
+    /// batch-norm, drop a final softmax, lower max-pool to a ReLU tree, decompose LayerNorm
+    /// and (attention) Softmax into products and elementwise Pow/Exp/Reciprocal, replace every
     /// nonlinearity by a polynomial on its calibrated range, and fold the range scaling into
     /// the neighbouring linear layers. Polynomials stay `Poly` nodes (simulation, circuits);
     /// [`LowerPoly`] turns them into Mul/Add for ONNX.
@@ -154,14 +165,26 @@ impl Pipeline {
         ])
     }
 
-    /// The rest of [`Pipeline::pann`], from `approximate` on.
+    /// The rest of [`Pipeline::pann`]: the transformer decompositions (their squarings and
+    /// margins follow the policy), then `approximate` on.
     pub fn pann_approximation() -> Self {
         Pipeline::new(vec![
+            Box::new(DecomposeLayerNorm),
+            Box::new(DecomposeSoftmax),
             Box::new(Approximate),
             Box::new(BiasCorrect),
             Box::new(RangeControl),
             Box::new(Dce),
         ])
+    }
+
+    /// [`Pipeline::pann`] without `range-control`: every `Poly` still reads its activation's
+    /// own input (`in_scale = 1/B`), so each polynomial can be evaluated on backbone values
+    /// (what the lab's sensitivity runs inject). Derived from `pann()`, so the two never drift.
+    pub fn pann_unscaled() -> Self {
+        let mut p = Self::pann();
+        p.passes.retain(|pass| pass.name() != "range-control");
+        p
     }
 
     /// Names of the passes, in order.

@@ -148,6 +148,13 @@ fn compensate(g: &mut Graph, u: NodeId, slot: usize, k: f64, depth: usize) -> bo
         Op::Conv { .. } | Op::Gemm { .. } | Op::MatMul if slot == 0 => {
             scale_const_input(g, u, 1, k)
         }
+        // A product with a constant (the Newton steps' `x · 1`): scale the constant.
+        Op::Mul
+            if g.node(u).inputs().len() == 2
+                && g.constant(g.node(u).inputs()[1 - slot.min(1)]).is_some() =>
+        {
+            scale_const_input(g, u, 1 - slot.min(1), k)
+        }
         Op::Poly(mut p) => {
             p.in_scale *= k;
             // Polynomials sharing one interval compensate each other with reciprocals:

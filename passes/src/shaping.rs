@@ -30,6 +30,9 @@ pub fn exact(p: &Poly, x: f64) -> Option<f64> {
                 "silu" => Function::Silu,
                 "sigmoid" => Function::Sigmoid,
                 "tanh" => Function::Tanh,
+                "exp" | "reciprocal" | "invsqrt" | "sqrt" | "inv_square" | "power" => {
+                    Function::parse(&p.function).ok()?
+                }
                 _ => return None,
             };
             f.eval(x)

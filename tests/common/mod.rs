@@ -77,8 +77,8 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> (f64, f64) {
 
 /// Imports a model file and runs the clean-up pipeline, verifying after each pass.
 pub fn load(path: &Path) -> pannc_onnx::Model {
-    let bytes = std::fs::read(path).unwrap();
-    let mut m = pannc_onnx::import(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut m = pannc_onnx::import_path(path, &pannc_onnx::Limits::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     pannc_interp::infer_types(&mut m.graph).unwrap();
     pannc_passes::Pipeline::cleanup()
         .run_verified(&mut m.graph, &mut pannc_passes::Context::default())

@@ -351,6 +351,12 @@ pub fn approximate_with(req: &Request) -> Result<Approximation, ApproxError> {
             )));
         }
     }
+    if req.function.needs_positive_domain() && a <= 0.0 {
+        return Err(ApproxError::InvalidInput(format!(
+            "{} needs a positive domain (0 < A < B), got [{a}, {b}]",
+            req.function.name()
+        )));
+    }
     if let Function::LeakyRelu { slope } = req.function {
         if !(slope.is_finite() && slope < 1.0) {
             return Err(ApproxError::InvalidInput(format!(
@@ -637,6 +643,12 @@ fn single(req: &Request) -> Result<Approximation, ApproxError> {
     let cost = Cost::of_stages(std::slice::from_ref(&series), 1, 0, 0);
     let error_domain: Vec<[f64; 2]> = set.iter().map(|&(l, h)| [l, h]).collect();
     let mut notes = Vec::new();
+    if f.relative_error() {
+        notes.push(format!(
+            "max relative error {:.3e} (fitted by relative-error minimax)",
+            max_relative_error(&series, f, (a, b))
+        ));
+    }
     let mono = series.to_monomial();
     if let Some(w) = mono.warning {
         notes.push(w);
@@ -653,6 +665,15 @@ fn single(req: &Request) -> Result<Approximation, ApproxError> {
         None,
         notes,
     )
+}
+
+/// Largest `|s − f|/|f|` on `MEASURE_POINTS` equally spaced points of `[a, b]`.
+pub fn max_relative_error(s: &ChebSeries, f: Function, (a, b): (f64, f64)) -> f64 {
+    let n = MEASURE_POINTS - 1;
+    (0..=n)
+        .map(|i| a + (b - a) * i as f64 / n as f64)
+        .map(|x| ((s.eval(x) - f.eval(x)) / f.eval(x)).abs())
+        .fold(0.0, f64::max)
 }
 
 /// Error on the set from 4097 Chebyshev-clustered points per piece (used while searching).
@@ -716,8 +737,11 @@ fn fit_minimax(
     }
     let sides = move |x: f64| if x < 0.0 { neg_weight } else { 1.0 };
     let combined = move |x: f64| sides(x) * weight_fn.map_or(1.0, |w| w(x));
+    let relative = move |x: f64| 1.0 / f.eval(x).abs().max(f64::MIN_POSITIVE);
     let w = if weight_fn.is_some() {
         Weight::Custom(&combined)
+    } else if f.relative_error() && neg_weight == 1.0 {
+        Weight::Custom(&relative)
     } else if neg_weight == 1.0 {
         Weight::Uniform
     } else {

@@ -28,6 +28,13 @@ pub enum Function {
     Sigmoid,
     Tanh,
     Exp,
+    /// `x^p` on a positive domain (`p = -1`: `reciprocal`, `p = -1/2`: `invsqrt`, `p = 1/2`:
+    /// `sqrt`, `p = -2`: `inv_square`). Fitted with relative-error weight `1/|f|` by minimax,
+    /// as are `Exp`: what matters downstream (a normalisation, a Newton step) is the relative
+    /// error.
+    Power {
+        p: f64,
+    },
 }
 
 /// How a function splits on a symmetric domain: `f(x) = c0 + c1·x + g(x)` with `g` of the given
@@ -41,7 +48,7 @@ pub(crate) struct Structure {
 
 impl Function {
     /// Parses a CLI name: relu, leaky_relu, relu6, clip, abs, sign, max, gelu, silu, sigmoid,
-    /// tanh, exp.
+    /// tanh, exp, reciprocal, invsqrt (also rsqrt), sqrt, inv_square.
     pub fn parse(name: &str) -> Result<Function, ApproxError> {
         Ok(match name.to_ascii_lowercase().as_str() {
             "relu" => Function::Relu,
@@ -56,6 +63,10 @@ impl Function {
             "sigmoid" => Function::Sigmoid,
             "tanh" => Function::Tanh,
             "exp" => Function::Exp,
+            "reciprocal" | "inv" => Function::Power { p: -1.0 },
+            "invsqrt" | "rsqrt" | "inv_sqrt" => Function::Power { p: -0.5 },
+            "sqrt" => Function::Power { p: 0.5 },
+            "inv_square" => Function::Power { p: -2.0 },
             _ => return Err(ApproxError::UnknownFunction(name.to_string())),
         })
     }
@@ -75,6 +86,11 @@ impl Function {
             Function::Sigmoid => "sigmoid",
             Function::Tanh => "tanh",
             Function::Exp => "exp",
+            Function::Power { p } if *p == -1.0 => "reciprocal",
+            Function::Power { p } if *p == -0.5 => "invsqrt",
+            Function::Power { p } if *p == 0.5 => "sqrt",
+            Function::Power { p } if *p == -2.0 => "inv_square",
+            Function::Power { .. } => "power",
         }
     }
 
@@ -105,6 +121,7 @@ impl Function {
             Function::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Function::Tanh => x.tanh(),
             Function::Exp => x.exp(),
+            Function::Power { p } => x.powf(p),
         }
     }
 
@@ -134,6 +151,17 @@ impl Function {
                 | Function::Sign
                 | Function::Max
         )
+    }
+
+    /// Whether minimax fits minimise the relative error `|p − f|/|f|` (functions whose values
+    /// span orders of magnitude on their domain and feed a normalisation: `exp`, powers).
+    pub fn relative_error(&self) -> bool {
+        matches!(self, Function::Exp | Function::Power { .. })
+    }
+
+    /// Whether the function is only defined (finite and real) on positive inputs.
+    pub fn needs_positive_domain(&self) -> bool {
+        matches!(self, Function::Power { p } if p.fract() != 0.0 || *p < 0.0)
     }
 
     pub(crate) fn structure(&self) -> Option<Structure> {
@@ -170,7 +198,7 @@ impl Function {
                 c1: 0.0,
                 parity: Odd,
             },
-            Function::Clip { .. } | Function::Exp => return None,
+            Function::Clip { .. } | Function::Exp | Function::Power { .. } => return None,
         })
     }
 }

@@ -9,8 +9,10 @@ mod dd;
 pub mod functions;
 mod linalg;
 pub mod lsq;
+pub mod newton;
 pub mod remez;
 
+pub use approx::max_relative_error;
 pub use approx::{
     approximate, approximate_with, Approximation, Budget, Combine, CombineParams, CustomWeight,
     Method, Request, Shaping, Stage, MAX_SINGLE_DEGREE, MEASURE_POINTS,
@@ -22,6 +24,7 @@ pub use composite::{
 pub use cost::{bsgs_plan, poly_depth, BsgsPlan, Cost};
 pub use functions::Function;
 pub use lsq::{lsq, ErrorSign, LsqConstraints, LsqFit};
+pub use newton::{refine, Refined};
 pub use remez::{minimax, minimax_with, Minimax, Parity, RemezOptions, Weight};
 
 /// Errors of this crate. Messages are one line and name the offending value.
@@ -33,7 +36,7 @@ pub enum ApproxError {
     DegreeTooLarge { degree: usize, max: usize },
     #[error("alpha {alpha} out of range (supported: {min}..={max})")]
     AlphaOutOfRange { alpha: u32, min: u32, max: u32 },
-    #[error("unknown function '{0}' (known: relu, leaky_relu, relu6, clip, abs, sign, max, gelu, silu, sigmoid, tanh, exp)")]
+    #[error("unknown function '{0}' (known: relu, leaky_relu, relu6, clip, abs, sign, max, gelu, silu, sigmoid, tanh, exp, reciprocal, invsqrt, sqrt, inv_square)")]
     UnknownFunction(String),
     #[error("method {method} cannot do this: {reason}")]
     Unsupported {

@@ -8,7 +8,8 @@ use pannc_approx::{
 use std::path::{Path, PathBuf};
 
 /// Approximate FUNC on a domain: relu, leaky_relu, relu6, clip, abs, sign, max, gelu, silu,
-/// sigmoid, tanh, exp.
+/// sigmoid, tanh, exp, reciprocal, invsqrt, sqrt, inv_square (the last four on a positive
+/// --domain A,B; exp and the powers are fitted by relative-error minimax).
 ///
 /// Budget: --alpha N (error ≤ 2^-N, the cheapest result), --degree D (one polynomial), or
 /// --depth L (the most precise result within L levels). Default: --degree 15. Method default:
@@ -66,6 +67,10 @@ pub struct ApproxArgs {
     /// of the summary.
     #[arg(long, value_parser = ["circuit"])]
     pub emit: Option<String>,
+    /// reciprocal, invsqrt: follow the polynomial by K Newton steps (y ← y(2 − xy), resp.
+    /// y ← y(3 − xy²)/2) and report their levels, ct×ct multiplications and measured error.
+    #[arg(long, value_name = "K")]
+    pub newton: Option<u32>,
     /// Write the planned CKKS circuit (pannc-circuit JSON) to this file.
     #[arg(long, value_name = "OUT.json")]
     pub circuit: Option<PathBuf>,
@@ -171,6 +176,14 @@ pub fn run(args: &ApproxArgs) -> Result<()> {
         sign_gap: args.gap,
         weight: None,
     })?;
+    let refined = match args.newton {
+        Some(k) => Some(pannc_approx::refine(
+            &ap,
+            k,
+            pannc_approx::MEASURE_POINTS - 1,
+        )?),
+        None => None,
+    };
     if let Some(path) = &args.plot {
         plot(&ap, path).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -196,9 +209,23 @@ pub fn run(args: &ApproxArgs) -> Result<()> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&ap)?);
+        match &refined {
+            Some(r) => println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"approximation": ap, "newton": r})
+                )?
+            ),
+            None => println!("{}", serde_json::to_string_pretty(&ap)?),
+        }
     } else {
         print_summary(&ap, args.plot.as_deref());
+        if let Some(r) = &refined {
+            println!(
+                "  + {} Newton step(s): depth {}   ct-mults {}   max error {:.3e}   max relative error {:.3e}",
+                r.steps, r.depth, r.ct_mults, r.max_error, r.max_relative_error
+            );
+        }
     }
     Ok(())
 }

@@ -109,8 +109,9 @@ pub struct CompileArgs {
     #[arg(long, requires = "check")]
     pub labels: Option<PathBuf>,
     /// Run only these passes, in this order (comma-separated). Passes: remove-identity,
-    /// const-fold, dce, recognize, split-tail, fold-batchnorm, lower-maxpool, approximate,
-    /// bias-correct, range-control, lower-poly.
+    /// const-fold, dce, recognize, split-tail, fold-batchnorm, lower-maxpool,
+    /// decompose-layernorm, decompose-softmax, approximate, bias-correct, range-control,
+    /// lower-poly.
     #[arg(long, value_delimiter = ',')]
     pub passes: Vec<String>,
     /// Print the IR after this pass (repeatable; `all` for every pass).
@@ -133,6 +134,26 @@ pub struct CompileArgs {
     /// --relu and --techniques for ReLUs; the report says what each ReLU got and why.
     #[arg(long, value_name = "P%", conflicts_with_all = ["relu", "passes"])]
     pub budget: Option<String>,
+    /// Transformers: degree of the minimax exp in decomposed softmaxes [default: 15].
+    #[arg(long, value_name = "D")]
+    pub exp_degree: Option<usize>,
+    /// Transformers: degree of the minimax inverse square root in LayerNorms [default: 31].
+    #[arg(long, value_name = "D")]
+    pub invsqrt_degree: Option<usize>,
+    /// Transformers: degree of the softmax's final minimax reciprocal [default: 15].
+    #[arg(long, value_name = "D")]
+    pub reciprocal_degree: Option<usize>,
+    /// Transformers: Newton steps after each reciprocal and inverse square root [default: 0].
+    #[arg(long, value_name = "K")]
+    pub newton: Option<u32>,
+    /// Transformers: instead of the fixed degrees, give each exp, inverse square root and
+    /// reciprocal the cheapest degree (3, 7, 15, 31, 63) whose relative error on its calibrated
+    /// interval is at most E.
+    #[arg(long, value_name = "E")]
+    pub relative_error: Option<f64>,
+    /// Transformers: softmax squarings r (default: calibrated, first row sums within a ratio of 32).
+    #[arg(long, value_name = "R")]
+    pub softmax_squarings: Option<u32>,
     #[command(flatten)]
     pub mem: load::MemoryArgs,
 }
@@ -178,6 +199,15 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         input_range,
         ..Default::default()
     };
+    {
+        let t = &mut policy.transformer;
+        t.exp_degree = a.exp_degree.unwrap_or(t.exp_degree);
+        t.invsqrt_degree = a.invsqrt_degree.unwrap_or(t.invsqrt_degree);
+        t.reciprocal_degree = a.reciprocal_degree.unwrap_or(t.reciprocal_degree);
+        t.newton_steps = a.newton.unwrap_or(t.newton_steps);
+        t.softmax_squarings = a.softmax_squarings.or(t.softmax_squarings);
+        t.relative_target = a.relative_error.or(t.relative_target);
+    }
     for o in &a.overrides {
         let (node, v) = o
             .split_once('=')
@@ -539,6 +569,19 @@ fn summarize(r: &pannc_passes::Report) {
             a.max_error,
             if a.scale_folded { "yes" } else { "NO" }
         );
+        if let Some([lo, hi]) = a.domain {
+            eprintln!(
+                "{:<28} {:<10} polynomial on [{lo:.4}, {hi:.4}]; {} ct×ct; {}{}",
+                "",
+                "",
+                a.ct_mults,
+                a.method,
+                a.calib_error.as_ref().map_or(String::new(), |c| format!(
+                    "; mean |err| on calibration {:.2e}",
+                    c.mean_abs
+                ))
+            );
+        }
         if let (Some(_), Some(iv)) = (a.calibrated, a.interval) {
             eprintln!(
                 "{:<28} {:<10} [{:>8.3},{:>8.3}] (interval analysis, sound)",
@@ -548,10 +591,11 @@ fn summarize(r: &pannc_passes::Report) {
     }
     let depth = r.activations.iter().map(|a| a.depth).max().unwrap_or(0);
     eprintln!(
-        "{} activations; deepest polynomial {} levels; network {} levels; range control costs {} level(s)",
+        "{} activations; deepest polynomial {} levels; network {} levels, {} ct×ct per sample; range control costs {} level(s)",
         r.activations.len(),
         depth,
         r.levels,
+        r.ct_ct_mults,
         r.range_control_levels
     );
     let shaped = r.activations.iter().filter(|a| a.shaped).count();

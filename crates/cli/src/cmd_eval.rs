@@ -215,6 +215,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             "samples": lab.labels.len(),
             "calib_samples": lab.calib[0].shape()[0],
             "backbone_top1": lab.backbone_top1,
+            "backbone_top1_ci": lab.backbone_top1_ci(1000),
             "budget": budget,
             "results": results,
             "allocations": allocations,

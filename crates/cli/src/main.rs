@@ -41,10 +41,10 @@ enum Cmd {
     /// Approximate a function by a polynomial (or a composition) and report its cost and error.
     Approx(cmd_approx::ApproxArgs),
     /// Compile a trained network into a PANN (polynomial activations, folded ranges) and emit ONNX.
-    Compile(cmd_compile::CompileArgs),
+    Compile(Box<cmd_compile::CompileArgs>),
     /// Measure PANN accuracy across precisions and accuracy techniques (shape, bias, alloc).
     Eval(cmd_eval::EvalArgs),
-    /// Perturb one activation at a time (negative vs positive inputs) and measure the damage.
+    /// Inject the PANN's own error (or noise) on negative / positive activation inputs; damage with intervals.
     Sensitivity(cmd_sensitivity::SensitivityArgs),
     /// Show a model's inputs, outputs, ops, parameter count and any unsupported ops.
     Inspect(cmd_inspect::InspectArgs),

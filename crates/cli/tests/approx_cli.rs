@@ -100,3 +100,156 @@ fn errors_are_one_line() {
         assert!(err.starts_with("error: "), "{err}");
     }
 }
+
+/// The transformer functions (inverse square root, exp, reciprocal) on given intervals: the
+/// JSON's Chebyshev coefficients, re-evaluated here, give the reported max error, and the
+/// relative error (what LayerNorm and softmax need) stays under the bound the degree buys.
+#[test]
+fn transformer_functions_json_reevaluate() {
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(f64) -> f64,
+        f64,
+    );
+    let cases: [Case; 3] = [
+        ("invsqrt", "0.01,1", "31", |x| 1.0 / x.sqrt(), 1e-3),
+        ("exp", "-4,4", "15", f64::exp, 1e-8),
+        ("reciprocal", "0.05,1", "15", |x| 1.0 / x, 3e-3),
+    ];
+    for (name, domain, degree, f, rel_bound) in cases {
+        let dom = format!("--domain={domain}");
+        let out = pannc(&["approx", name, &dom, "--degree", degree, "--json"]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["function"], name);
+        let s = &v["stages"][0];
+        let nums = |x: &serde_json::Value| -> Vec<f64> {
+            x.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        let (d, c) = (nums(&s["domain"]), nums(&s["coefficients"]));
+        assert_eq!(c.len(), degree.parse::<usize>().unwrap() + 1);
+        let (mut abs, mut rel) = (0.0f64, 0.0f64);
+        let n = 1 << 16;
+        for i in 0..=n {
+            let x = d[0] + (d[1] - d[0]) * i as f64 / n as f64;
+            let e = naive(&d, &c, x) - f(x);
+            abs = abs.max(e.abs());
+            rel = rel.max((e / f(x)).abs());
+        }
+        let reported = v["max_error"].as_f64().unwrap();
+        assert!(
+            (abs - reported).abs() <= 1e-6 * reported + 1e-15,
+            "{name}: re-evaluated {abs:e}, reported {reported:e}"
+        );
+        assert!(rel <= rel_bound, "{name}: relative error {rel:e}");
+        let note = format!("max relative error {rel:.3e}");
+        assert!(
+            v["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s.as_str().unwrap().starts_with(&note)),
+            "{name}: {note} not in {}",
+            v["notes"]
+        );
+    }
+}
+
+/// `--newton 1` after a reciprocal and an inverse square root: the reported error is that of
+/// the step re-evaluated here, about the square of the polynomial's relative error, at the
+/// step's levels and ct×ct multiplications.
+#[test]
+fn newton_steps_reevaluate() {
+    type Step = fn(f64, f64) -> f64;
+    type Case = (&'static str, &'static str, fn(f64) -> f64, Step, u64, u64);
+    let cases: [Case; 2] = [
+        (
+            "reciprocal",
+            "0.05,1",
+            |x| 1.0 / x,
+            |x, y| y * (2.0 - x * y),
+            2,
+            2,
+        ),
+        (
+            "invsqrt",
+            "0.01,1",
+            |x| 1.0 / x.sqrt(),
+            |x, y| y * (3.0 - x * y * y) / 2.0,
+            3,
+            3,
+        ),
+    ];
+    for (name, domain, f, step, levels, mults) in cases {
+        let dom = format!("--domain={domain}");
+        let out = pannc(&[
+            "approx", name, &dom, "--degree", "15", "--newton", "1", "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (a, r) = (&v["approximation"], &v["newton"]);
+        assert_eq!(r["steps"], 1);
+        assert_eq!(
+            r["depth"].as_u64().unwrap(),
+            a["depth"].as_u64().unwrap() + levels
+        );
+        assert_eq!(
+            r["ct_mults"].as_u64().unwrap(),
+            a["ct_mults"].as_u64().unwrap() + mults
+        );
+        let s = &a["stages"][0];
+        let nums = |x: &serde_json::Value| -> Vec<f64> {
+            x.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        let (d, c) = (nums(&s["domain"]), nums(&s["coefficients"]));
+        let (mut rel0, mut rel1, mut abs1) = (0.0f64, 0.0f64, 0.0f64);
+        let n = 1 << 16;
+        for i in 0..=n {
+            let x = d[0] + (d[1] - d[0]) * i as f64 / n as f64;
+            let y = naive(&d, &c, x);
+            let z = step(x, y);
+            rel0 = rel0.max(((y - f(x)) / f(x)).abs());
+            rel1 = rel1.max(((z - f(x)) / f(x)).abs());
+            abs1 = abs1.max((z - f(x)).abs());
+        }
+        let reported = r["max_error"].as_f64().unwrap();
+        assert!(
+            (abs1 - reported).abs() <= 1e-6 * reported,
+            "{name}: {abs1:e} vs {reported:e}"
+        );
+        assert!((rel1 - r["max_relative_error"].as_f64().unwrap()).abs() <= 1e-6 * rel1);
+        // Quadratic convergence: e' = e² (reciprocal), 3e²/2 + e³/2 (inverse square root).
+        assert!(rel1 <= 2.0 * rel0 * rel0, "{name}: {rel0:e} -> {rel1:e}");
+    }
+}
+
+#[test]
+fn powers_need_a_positive_domain() {
+    let out = pannc(&["approx", "invsqrt", "--domain=-1,1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("positive domain"), "{err}");
+    let out = pannc(&["approx", "exp", "--domain=-1,1", "--newton", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Newton") && err.contains("exp"), "{err}");
+}

@@ -135,6 +135,7 @@ pub fn compile_with(
         check_form(g, "compile", Form::Pann)?;
     }
     cx.report.levels = pannc_passes::analysis::levels(g)?;
+    cx.report.ct_ct_mults = pannc_passes::analysis::ct_ct_mults(g)?;
     Ok(Compiled {
         report: cx.report,
         tail: cx.tail,
@@ -275,6 +276,7 @@ pub fn compile_prepared_with(
     )?;
     check_form(&g, "compile", Form::Pann)?;
     cx.report.levels = pannc_passes::analysis::levels(&g)?;
+    cx.report.ct_ct_mults = pannc_passes::analysis::ct_ct_mults(&g)?;
     Ok((g, cx.report))
 }
 
@@ -354,7 +356,8 @@ pub struct OutOfRange {
     pub node: String,
     pub outside: usize,
     pub total: usize,
-    /// Largest |x|/B seen (1 = at the edge of the interval).
+    /// Largest |x|/B seen (1 = at the edge of the interval; for an asymmetric interval
+    /// `[lo, hi]`, `|2x − lo − hi|/(hi − lo)`).
     pub worst: f64,
 }
 
@@ -373,11 +376,15 @@ pub struct Simulation {
 pub fn simulate(g: &Graph, inputs: &[Tensor], chunk: usize) -> Result<Simulation, DriverError> {
     // Polynomials in topological order, so the first one with inputs outside its interval is
     // where a failure starts.
-    let polys: Vec<(String, ValueId, f64)> = g
+    let polys: Vec<(String, ValueId, pannc_ir::Poly)> = g
         .topo_order()?
         .into_iter()
         .filter_map(|id| match &g.node(id).op {
-            Op::Poly(p) => Some((g.node(id).name.clone(), g.node(id).inputs()[0], p.in_scale)),
+            Op::Poly(p) => Some((
+                g.node(id).name.clone(),
+                g.node(id).inputs()[0],
+                (**p).clone(),
+            )),
             _ => None,
         })
         .collect();
@@ -411,7 +418,7 @@ pub fn simulate(g: &Graph, inputs: &[Tensor], chunk: usize) -> Result<Simulation
         for ((c, t), p) in counts.iter_mut().zip(extra).zip(&polys) {
             let per_sample = t.len() / (end - start).max(1);
             for (i, v) in t.to_f64_vec().into_iter().enumerate() {
-                let r = (v * p.2).abs();
+                let r = p.2.domain_position(v);
                 c.total += 1;
                 // NaN is outside every interval, and as bad as it gets.
                 let r = if r.is_nan() { f64::INFINITY } else { r };

@@ -38,8 +38,12 @@
 //! ## Forms (checked by [`verify_form`])
 //! A graph passes through named forms, each a promise to the next stage:
 //! - **imported**: the invariants above, nothing more (any supported op);
-//! - **PANN**: no nonlinearity ([`Op::is_nonlinear`]) and no opaque node is left — each
-//!   nonlinearity became a [`Poly`] or linear ops; simulation and the CKKS backends take this form;
+//! - **PANN**: every op on a value computed from the inputs is CKKS-evaluable — Add/Sub/Mul,
+//!   MatMul/Gemm/Conv, linear pools and reductions, [`Poly`], data movement with plaintext
+//!   indices, shapes and conditions, `Div` by a plaintext divisor, `Pow` by a constant
+//!   non-negative integer (see [`verify_form`]); no nonlinearity and no
+//!   opaque node is left; simulation and the
+//!   CKKS backends take this form;
 //! - **lowered**: a PANN with its polynomials written as Mul/Add (no `Poly`), for ONNX runtimes.
 //!
 //! The compile driver (`pannc-driver`) checks the form at each boundary.
@@ -60,7 +64,7 @@ pub use op::{AutoPad, Op, Opaque, PadMode, Window};
 pub use poly::{Poly, PolyCombine, PolyStage};
 pub use print::print;
 pub use tensor::{DType, Tensor};
-pub use verify::{verify, verify_form, Form, VerifyError};
+pub use verify::{computed_values, verify, verify_form, Form, VerifyError};
 
 #[cfg(test)]
 mod tests {
@@ -136,7 +140,9 @@ mod tests {
         let errs = verify_form(&g, Form::Pann);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].node, "relu");
-        assert!(errs[0].message.contains("Relu is not allowed in PANN form"));
+        assert!(errs[0]
+            .message
+            .contains("Relu of a computed value is not allowed in PANN form"));
     }
 
     #[test]

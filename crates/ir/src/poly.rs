@@ -169,6 +169,25 @@ impl Poly {
         }
     }
 
+    /// Where `x` falls in the interval the polynomial is accurate on, the first stage's
+    /// `[lo, hi]` (after `in_scale`): `|t|` with `t = (2·in_scale·x − lo − hi)/(hi − lo)`, so
+    /// `≤ 1` inside. For the symmetric `[-1, 1]` of sign-based and smooth activations this is
+    /// `|in_scale·x|`; asymmetric intervals (`exp`, the powers on positive ranges) keep their
+    /// offset in the stage.
+    pub fn domain_position(&self, x: f64) -> f64 {
+        let y = self.in_scale * x;
+        match self.stages.first() {
+            Some(s) if s.hi > s.lo => ((2.0 * y - s.lo - s.hi) / (s.hi - s.lo)).abs(),
+            _ => y.abs(),
+        }
+    }
+
+    /// The input interval the polynomial is accurate on, in raw input units.
+    pub fn input_domain(&self) -> (f64, f64) {
+        let (lo, hi) = self.stages.first().map_or((-1.0, 1.0), |s| (s.lo, s.hi));
+        (lo / self.in_scale, hi / self.in_scale)
+    }
+
     pub fn degrees(&self) -> Vec<usize> {
         self.stages.iter().map(|s| s.degree()).collect()
     }

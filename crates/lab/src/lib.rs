@@ -9,8 +9,10 @@
 //!   drop from above (a sample can only lose its correct label by changing its prediction), so
 //!   the budget needs no calibration labels; the factor [`SAFETY`] leaves room for sampling
 //!   error, since a few hundred calibration images estimate a 0.5% rate only to about ±0.4%.
-//! - [`Lab::sensitivity`] perturbs one activation of the *backbone* at a time by noise of size
-//!   `2^-α·B` on its negative or on its positive inputs only, and measures the damage.
+//! - [`Lab::sensitivity_report`] perturbs the activations of the *backbone* (one at a time or
+//!   all at once) on their negative inputs, positive inputs or both, by noise of size `2^-α·B`
+//!   or by the compiled polynomial's own error `p(x) − f(x)`, and measures the damage with
+//!   bootstrap intervals (module [`sensitivity`]).
 //!
 //! Everything is deterministic: interpreter runs are bitwise independent of threads, the noise
 //! is a hash of the perturbed value, and searches visit candidates in a fixed order.
@@ -20,9 +22,15 @@ pub mod budget;
 use pannc_driver::{compile, predictions, simulate, top1, DriverError};
 use pannc_interp::{Hook, RunOptions};
 use pannc_ir::{Graph, NodeId, Tensor};
-use pannc_passes::analysis::{activation_inputs, calibrate, is_activation};
+use pannc_passes::analysis::is_activation;
 use pannc_passes::{PassError, Pipeline, Policy, Report};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+pub mod sensitivity;
+pub use sensitivity::{
+    bootstrap, ActivationInfo, ErrorStats, Injected, Layers, SensitivityOptions, SensitivityReport,
+    SensitivityRow, SideErrors,
+};
 
 /// Share of the accuracy budget the allocation may spend on the calibration set.
 pub const SAFETY: f64 = 0.5;
@@ -103,6 +111,10 @@ pub struct EvalResult {
     pub techniques: String,
     /// Top-1 accuracy as a fraction.
     pub top1: f64,
+    /// 95% bootstrap interval of `top1` over the samples, and paired interval of the drop
+    /// (backbone top-1 − `top1`); see [`bootstrap`].
+    pub top1_ci: [f64; 2],
+    pub drop_ci: [f64; 2],
     /// Levels of the whole network.
     pub levels: usize,
     /// Σ ct×ct multiplications over the activations (per slot-packed evaluation).
@@ -142,6 +154,8 @@ pub struct Allocation {
 pub enum Side {
     Negative,
     Positive,
+    /// Every input.
+    Both,
 }
 
 /// The shape of the injected perturbation.
@@ -150,24 +164,11 @@ pub enum Side {
 pub enum Noise {
     /// Uniform in `[-a, a]`, independent per element (a hash of the value): zero mean.
     Uniform,
-    /// `-a` everywhere: a one-signed error, like a composite ReLU's near its transition.
+    /// `sign·a` everywhere: a one-signed error, like a composite ReLU's near its transition.
     Constant,
-}
-
-/// Damage from perturbing one activation on one side.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct SensitivityRow {
-    pub node: String,
-    pub side: Side,
-    /// Fraction of this activation's calibrated inputs on that side.
-    pub fraction: f64,
-    /// `2^-α·B`.
-    pub amplitude: f64,
-    pub top1: f64,
-    /// Backbone top-1 minus perturbed top-1 (fraction).
-    pub drop: f64,
-    pub logit_dev_max: f64,
-    pub logit_dev_mean: f64,
+    /// The compiled polynomial's own error `p(x) − f(x)` (see [`sensitivity`]).
+    #[serde(rename = "pann-error")]
+    PannError,
 }
 
 /// Labelled data, calibration data and the backbone's reference outputs.
@@ -205,6 +206,14 @@ pub enum LabError {
     Menu(String),
     #[error("budget: {0}")]
     Budget(String),
+    /// A request the lab cannot honour (bad combination of options).
+    #[error("{0}")]
+    Request(String),
+}
+
+/// Top-1 from per-sample correctness.
+pub(crate) fn top1_of(correct: &[bool]) -> f64 {
+    correct.iter().filter(|&&c| c).count() as f64 / correct.len().max(1) as f64
 }
 
 fn deviation(a: &Tensor, b: &Tensor) -> (f64, f64) {
@@ -278,10 +287,17 @@ impl Lab {
         let sim = simulate(&g, &self.data, self.chunk)?;
         let out = &sim.outputs[0];
         let (dmax, dmean) = deviation(out, &self.logits);
+        let (top1_ci, drop_ci) = bootstrap(
+            &sensitivity::correct(out, &self.labels),
+            &sensitivity::correct(&self.logits, &self.labels),
+            1000,
+        );
         Ok(EvalResult {
             alpha,
             techniques: techniques.name(),
             top1: top1(out, &self.labels),
+            top1_ci,
+            drop_ci,
             levels: report.levels,
             ct_mults: ct_mults(&report),
             logit_dev_max: dmax,
@@ -411,8 +427,9 @@ impl Lab {
         })
     }
 
-    /// Perturbs each activation of the backbone in turn (see the module doc). `progress`
-    /// hears each run.
+    /// Perturbs each activation of the backbone in turn, on its negative and on its positive
+    /// inputs, by noise of size `2^-α·B` (a constant is `−2^-α·B`); the rows of
+    /// [`Lab::sensitivity_report`] with these options. `progress` hears each run.
     pub fn sensitivity(
         &self,
         alpha: u32,
@@ -420,48 +437,11 @@ impl Lab {
         noise: Noise,
         progress: &mut dyn FnMut(&str),
     ) -> Result<Vec<SensitivityRow>, LabError> {
-        let g = &self.backbone;
-        let acts = self.activations()?;
-        let xs = activation_inputs(g);
-        let ranges = calibrate(g, &self.calib, &xs)?;
-        let eps = 2f64.powi(-(alpha as i32));
-        let mut rows = Vec::new();
-        for &id in &acts {
-            let x = g.node(id).inputs()[0];
-            let Some(stats) = ranges.get(&x) else {
-                continue;
-            };
-            let amplitude = eps * margin * stats.abs_max();
-            for side in [Side::Negative, Side::Positive] {
-                let seed = (id.index() as u64) << 1 | (side == Side::Positive) as u64;
-                let f = move |_: NodeId, input: &Tensor, out: &mut Tensor| {
-                    perturb(input, out, side, noise, amplitude, seed)
-                };
-                let hook = Hook {
-                    nodes: HashSet::from([id]),
-                    f: &f,
-                };
-                let out = run_chunked(g, &self.data, self.chunk, &hook)?;
-                let (dmax, dmean) = deviation(&out, &self.logits);
-                let acc = top1(&out, &self.labels);
-                let fraction = match side {
-                    Side::Negative => stats.negative,
-                    Side::Positive => 1.0 - stats.negative,
-                };
-                progress(&format!("{} {:?}", g.node(id).name, side));
-                rows.push(SensitivityRow {
-                    node: g.node(id).name.clone(),
-                    side,
-                    fraction,
-                    amplitude,
-                    top1: acc,
-                    drop: self.backbone_top1 - acc,
-                    logit_dev_max: dmax,
-                    logit_dev_mean: dmean,
-                });
-            }
-        }
-        Ok(rows)
+        let opt = SensitivityOptions {
+            margin,
+            ..SensitivityOptions::new(alpha, noise)
+        };
+        Ok(self.sensitivity_report(&opt, progress)?.rows)
     }
 
     /// Activations the sensitivity analysis perturbs, in topological order.
@@ -485,29 +465,6 @@ fn hash_unit(x: f64, seed: u64) -> f64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
     (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-}
-
-fn perturb(input: &Tensor, out: &mut Tensor, side: Side, noise: Noise, a: f64, seed: u64) {
-    let xs = input.to_f64_vec();
-    let mut ys = out.to_f64_vec();
-    if xs.len() != ys.len() {
-        return;
-    }
-    for (y, &x) in ys.iter_mut().zip(&xs) {
-        let hit = match side {
-            Side::Negative => x < 0.0,
-            Side::Positive => x >= 0.0,
-        };
-        if hit {
-            *y += match noise {
-                Noise::Uniform => a * hash_unit(x, seed),
-                Noise::Constant => -a,
-            };
-        }
-    }
-    if let Some(t) = Tensor::from_f64(out.shape(), ys) {
-        *out = t.cast(out.dtype());
-    }
 }
 
 /// Runs `g` on `inputs` in chunks with `hook`; returns the first output.

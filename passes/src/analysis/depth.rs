@@ -90,3 +90,61 @@ pub fn levels(g: &Graph) -> Result<usize, GraphError> {
         .max()
         .unwrap_or(0))
 }
+
+/// ct×ct multiplications per sample in the slot-per-sample model (one ciphertext per scalar
+/// feature, samples in the slots), where every scalar product of two computed values is one:
+/// a `Mul` of two computed values costs its output's elements, a `MatMul`/`Gemm` of two
+/// computed operands `M·K·N` per matrix (attention's `Q·Kᵀ` and `A·V`), a `Poly` its planned
+/// ct×ct count (BSGS per stage, plus the combine's product) times its elements. Dimensions
+/// that are symbolic (the batch) count once. Products with constants are free.
+pub fn ct_ct_mults(g: &Graph) -> Result<u64, GraphError> {
+    let order = g.topo_order()?;
+    let computed = pannc_ir::computed_values(g);
+    let elems = |v: pannc_ir::ValueId| -> Vec<u64> {
+        g.value(v).ty.as_ref().map_or(vec![1], |t| {
+            t.shape
+                .iter()
+                .map(|d| match d {
+                    pannc_ir::Dim::Known(n) => *n as u64,
+                    pannc_ir::Dim::Sym(_) => 1,
+                })
+                .collect()
+        })
+    };
+    let mut total = 0u64;
+    for id in order {
+        let node = g.node(id);
+        let n_computed = node
+            .inputs()
+            .iter()
+            .filter(|v| computed.contains(v))
+            .count();
+        let out = node.outputs().first().copied();
+        let out_elems = || out.map_or(1, |v| elems(v).iter().product::<u64>());
+        total += match &node.op {
+            Op::Poly(p) => {
+                let series: u64 = p
+                    .stages
+                    .iter()
+                    .map(|s| {
+                        pannc_approx::ChebSeries::new(s.lo, s.hi, s.coeffs.clone())
+                            .map_or(0, |c| u64::from(pannc_approx::cost::series_ct_mults(&c)))
+                    })
+                    .sum();
+                let combine = u64::from(!matches!(p.combine, pannc_ir::PolyCombine::Identity));
+                (series + combine) * out_elems()
+            }
+            Op::Mul if n_computed == 2 => out_elems(),
+            Op::MatMul | Op::Gemm { .. } if n_computed == 2 => {
+                let k = elems(node.inputs()[1]);
+                let inner = match node.op {
+                    Op::Gemm { trans_b: true, .. } => k.last().copied().unwrap_or(1),
+                    _ => k.iter().rev().nth(1).copied().unwrap_or(1),
+                };
+                out_elems() * inner
+            }
+            _ => 0,
+        };
+    }
+    Ok(total)
+}

@@ -6,7 +6,7 @@ mod norms;
 mod observe;
 mod range;
 
-pub use depth::levels;
+pub use depth::{ct_ct_mults, levels};
 pub use interval::{intervals, Intervals};
 pub use norms::{weight_norms, LayerNorm};
 pub use observe::observe;

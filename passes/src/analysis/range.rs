@@ -298,6 +298,10 @@ pub fn is_activation(op: &Op) -> bool {
             | Op::Gelu { .. }
             | Op::Silu
             | Op::Erf
+            | Op::Exp
+            | Op::Reciprocal
+            | Op::Sqrt
+            | Op::Pow
             | Op::HardSigmoid { .. }
             | Op::HardSwish
     )

@@ -164,6 +164,49 @@ struct Lowerer<'g> {
 
 /// Lowers a PANN-form graph to a packed program (see the module doc).
 pub fn lower(g: &Graph, opts: &PackedOptions) -> Result<Lowered, CkksError> {
+    lower_inner(g, opts).map_err(|e| match e {
+        // A refused op: say in the same line everything else the graph needs that the
+        // lowering lacks (a transformer's data movement and attention products).
+        CkksError::Unsupported {
+            node,
+            op,
+            mut reason,
+        } => {
+            let lowers = |op: &Op| {
+                matches!(
+                    op,
+                    Op::Conv { .. }
+                        | Op::Gemm { .. }
+                        | Op::MatMul
+                        | Op::BatchNormalization { .. }
+                        | Op::AveragePool { .. }
+                        | Op::GlobalAveragePool
+                        | Op::Add
+                        | Op::Sub
+                        | Op::Mul
+                        | Op::Div
+                        | Op::Flatten { .. }
+                        | Op::Reshape { .. }
+                        | Op::Squeeze
+                        | Op::Unsqueeze
+                        | Op::Transpose { .. }
+                        | Op::Concat { .. }
+                        | Op::Identity
+                        | Op::Dropout
+                        | Op::Poly(_)
+                )
+            };
+            if let Some(l) = super::lacking(g, lowers).filter(|l| l.contains(&format!("'{node}'")))
+            {
+                reason.push_str(&format!("; the graph needs what this lowering lacks: {l}"));
+            }
+            CkksError::Unsupported { node, op, reason }
+        }
+        e => e,
+    })
+}
+
+fn lower_inner(g: &Graph, opts: &PackedOptions) -> Result<Lowered, CkksError> {
     let s = match opts.slots {
         Some(s) if s >= 2 && s.is_power_of_two() => s,
         Some(s) => {

@@ -181,6 +181,41 @@ struct Emitter<'g> {
 
 /// Converts a compiled graph (see the module doc for what it may contain) into a circuit.
 pub fn to_circuit(g: &Graph, opts: &CircuitOptions) -> Result<Circuit, CircuitError> {
+    emit(g, opts).map_err(|e| match e {
+        // A refused op: say in the same line everything else the graph needs that the
+        // emitter lacks (a transformer's data movement and attention products).
+        CircuitError::Node {
+            node,
+            op,
+            mut message,
+        } => {
+            let lowers = |op: &Op| {
+                matches!(
+                    op,
+                    Op::Gemm { .. }
+                        | Op::MatMul
+                        | Op::Add
+                        | Op::Sub
+                        | Op::Mul
+                        | Op::Div
+                        | Op::Flatten { .. }
+                        | Op::Reshape { .. }
+                        | Op::Identity
+                        | Op::Dropout
+                        | Op::Poly(_)
+                )
+            };
+            if let Some(l) = super::lacking(g, lowers).filter(|l| l.contains(&format!("'{node}'")))
+            {
+                message.push_str(&format!("; the graph needs what this emitter lacks: {l}"));
+            }
+            CircuitError::Node { node, op, message }
+        }
+        e => e,
+    })
+}
+
+fn emit(g: &Graph, opts: &CircuitOptions) -> Result<Circuit, CircuitError> {
     let name = opts.name.clone().unwrap_or_else(|| {
         if g.name.is_empty() {
             "network".to_string()
