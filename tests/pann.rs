@@ -284,17 +284,7 @@ fn relu6_costs_the_levels_of_one_relu() {
         g.add_simple("act", clip, &[v, lo, hi]).unwrap()
     });
     // Inputs whose activations cross both kinks (conv1 outputs reach beyond 6).
-    let n = 64;
-    let mut seed = 3u64;
-    let data: Vec<f32> = (0..n * 3 * 36)
-        .map(|_| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 6.0
-        })
-        .collect();
-    let calib = Tensor::from_f32(&[n, 3, 6, 6], data).unwrap();
+    let calib = uniform_images(64, 3, 6.0);
     for alpha in [7, 9] {
         let policy = Policy {
             alpha,
@@ -370,19 +360,9 @@ fn relu6_costs_the_levels_of_one_relu() {
 /// backbone within the measured activation error.
 #[test]
 fn hard_activations_cost_one_relu_plus_their_product() {
-    use pannc_ir::{Op, Tensor};
+    use pannc_ir::Op;
     let relu = conv_net(|g, v| g.add_simple("act", Op::Relu, &[v]).unwrap());
-    let n = 64;
-    let mut seed = 5u64;
-    let data: Vec<f32> = (0..n * 3 * 36)
-        .map(|_| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 6.0
-        })
-        .collect();
-    let calib = Tensor::from_f32(&[n, 3, 6, 6], data).unwrap();
+    let calib = uniform_images(64, 5, 6.0);
     let mut g_relu = relu.clone();
     let r_relu = pann::compile(&mut g_relu, vec![calib.clone()], Policy::default()).unwrap();
     for (op, extra) in [
@@ -441,4 +421,17 @@ fn max_abs_deviation(a: &pannc_ir::Tensor, b: &pannc_ir::Tensor) -> f64 {
                 m.max(d)
             }
         })
+}
+
+/// `n` 3×6×6 images of values uniform in [−a/2, a/2) from a fixed LCG seed.
+fn uniform_images(n: usize, mut seed: u64, a: f32) -> pannc_ir::Tensor {
+    let data: Vec<f32> = (0..n * 3 * 36)
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * a
+        })
+        .collect();
+    pannc_ir::Tensor::from_f32(&[n, 3, 6, 6], data).unwrap()
 }
