@@ -106,23 +106,9 @@ impl Pass for Approximate {
                 changed = true;
                 continue;
             }
-            let bound = match (&stats, interval) {
-                (Some(s), _) => s.abs_max() * cx.policy.margin,
-                (None, Some((lo, hi))) if lo.is_finite() && hi.is_finite() => {
-                    lo.abs().max(hi.abs())
-                }
-                (None, Some(_)) => {
-                    return Err(self.err(
-                        g,
-                        id,
-                        "interval analysis gives no finite bound here; give calibration data",
-                    ))
-                }
-                (None, None) => {
-                    return Err(self.err(g, id, "no calibrated range (empty calibration output)"))
-                }
-            }
-            .max(MIN_BOUND);
+            let bound = self.bound(g, id, stats.as_ref(), interval, cx.policy.margin, |a, b| {
+                a.abs().max(b.abs())
+            })?;
             let name = g.node(id).name.clone();
             let (mut poly, approx, method) =
                 self.build(g, id, &op, bound, stats.as_ref(), cx, &mut cache)?;
@@ -182,6 +168,35 @@ impl Pass for Approximate {
 }
 
 impl Approximate {
+    /// The polynomial's bound B: `radius` of the calibrated range times the margin, else of
+    /// the interval analysis' range; at least `MIN_BOUND`. `radius(a, b)` is how far the
+    /// approximated function's interval must reach to cover `[a, b]`.
+    fn bound(
+        &self,
+        g: &Graph,
+        id: NodeId,
+        stats: Option<&RangeStats>,
+        interval: Option<(f64, f64)>,
+        margin: f64,
+        radius: impl Fn(f64, f64) -> f64,
+    ) -> Result<f64, PassError> {
+        let b = match (stats, interval) {
+            (Some(s), _) => radius(s.min, s.max) * margin,
+            (None, Some((a, b))) if a.is_finite() && b.is_finite() => radius(a, b),
+            (None, Some(_)) => {
+                return Err(self.err(
+                    g,
+                    id,
+                    "interval analysis gives no finite bound here; give calibration data",
+                ))
+            }
+            (None, None) => {
+                return Err(self.err(g, id, "no calibrated range (empty calibration output)"))
+            }
+        };
+        Ok(b.max(MIN_BOUND))
+    }
+
     /// Ops that are neither linear, polynomial, nor handled here: a PANN cannot contain them.
     fn reject_unapproximable(&self, g: &Graph) -> Result<(), PassError> {
         for id in g.node_ids() {
@@ -295,21 +310,7 @@ impl Approximate {
                 .map(|k| (a - k).abs().max((b - k).abs()))
                 .fold(0.0, f64::max)
         };
-        let bound = match (&stats, interval) {
-            (Some(s), _) => radius(s.min, s.max) * cx.policy.margin,
-            (None, Some((a, b))) if a.is_finite() && b.is_finite() => radius(a, b),
-            (None, Some(_)) => {
-                return Err(self.err(
-                    g,
-                    id,
-                    "interval analysis gives no finite bound here; give calibration data",
-                ))
-            }
-            (None, None) => {
-                return Err(self.err(g, id, "no calibrated range (empty calibration output)"))
-            }
-        }
-        .max(MIN_BOUND);
+        let bound = self.bound(g, id, stats.as_ref(), interval, cx.policy.margin, radius)?;
         let op = g.node(id).op.clone();
         let name = g.node(id).name.clone();
         // The branches see shifted inputs: a fit to this node's own distribution does not

@@ -10,6 +10,20 @@ use pannc_ir::{Graph, Op};
 /// does not lower (`lowers`), with its count and first node, and the products of two computed
 /// values (attention's `Q·Kᵀ` and `A·V`, a LayerNorm's square), which only polynomials make
 /// in these emitters. `None` when nothing is lacking.
+/// The clause a refusal of `node` appends: `; the graph needs what this {what} lacks: …`,
+/// when [`lacking`] finds something and the refused node is among it (empty otherwise).
+pub(crate) fn lacking_clause(
+    g: &Graph,
+    node: &str,
+    what: &str,
+    lowers: impl Fn(&Op) -> bool,
+) -> String {
+    lacking(g, lowers)
+        .filter(|l| l.contains(&format!("'{node}'")))
+        .map(|l| format!("; the graph needs what this {what} lacks: {l}"))
+        .unwrap_or_default()
+}
+
 pub(crate) fn lacking(g: &Graph, lowers: impl Fn(&Op) -> bool) -> Option<String> {
     let computed = pannc_ir::computed_values(g);
     let mut kinds: Vec<(String, usize, String)> = Vec::new();

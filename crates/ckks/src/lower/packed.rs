@@ -172,38 +172,37 @@ pub fn lower(g: &Graph, opts: &PackedOptions) -> Result<Lowered, CkksError> {
             op,
             mut reason,
         } => {
-            let lowers = |op: &Op| {
-                matches!(
-                    op,
-                    Op::Conv { .. }
-                        | Op::Gemm { .. }
-                        | Op::MatMul
-                        | Op::BatchNormalization { .. }
-                        | Op::AveragePool { .. }
-                        | Op::GlobalAveragePool
-                        | Op::Add
-                        | Op::Sub
-                        | Op::Mul
-                        | Op::Div
-                        | Op::Flatten { .. }
-                        | Op::Reshape { .. }
-                        | Op::Squeeze
-                        | Op::Unsqueeze
-                        | Op::Transpose { .. }
-                        | Op::Concat { .. }
-                        | Op::Identity
-                        | Op::Dropout
-                        | Op::Poly(_)
-                )
-            };
-            if let Some(l) = super::lacking(g, lowers).filter(|l| l.contains(&format!("'{node}'")))
-            {
-                reason.push_str(&format!("; the graph needs what this lowering lacks: {l}"));
-            }
+            reason.push_str(&super::lacking_clause(g, &node, "lowering", lowers_op));
             CkksError::Unsupported { node, op, reason }
         }
         e => e,
     })
+}
+
+/// The ops on computed values this lowering handles (polynomials included).
+fn lowers_op(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Conv { .. }
+            | Op::Gemm { .. }
+            | Op::MatMul
+            | Op::BatchNormalization { .. }
+            | Op::AveragePool { .. }
+            | Op::GlobalAveragePool
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Squeeze
+            | Op::Unsqueeze
+            | Op::Transpose { .. }
+            | Op::Concat { .. }
+            | Op::Identity
+            | Op::Dropout
+            | Op::Poly(_)
+    )
 }
 
 fn lower_inner(g: &Graph, opts: &PackedOptions) -> Result<Lowered, CkksError> {

@@ -189,30 +189,33 @@ pub fn to_circuit(g: &Graph, opts: &CircuitOptions) -> Result<Circuit, CircuitEr
             op,
             mut message,
         } => {
-            let lowers = |op: &Op| {
-                matches!(
-                    op,
-                    Op::Gemm { .. }
-                        | Op::MatMul
-                        | Op::Add
-                        | Op::Sub
-                        | Op::Mul
-                        | Op::Div
-                        | Op::Flatten { .. }
-                        | Op::Reshape { .. }
-                        | Op::Identity
-                        | Op::Dropout
-                        | Op::Poly(_)
-                )
-            };
-            if let Some(l) = super::lacking(g, lowers).filter(|l| l.contains(&format!("'{node}'")))
-            {
-                message.push_str(&format!("; the graph needs what this emitter lacks: {l}"));
-            }
+            message.push_str(&super::lacking_clause(g, &node, "emitter", emits_op));
             CircuitError::Node { node, op, message }
         }
         e => e,
     })
+}
+
+/// The ops on computed values this emitter handles: linear ones and polynomials.
+fn emits_op(op: &Op) -> bool {
+    linear_op(op) || matches!(op, Op::Poly(_))
+}
+
+/// The linear ops of [`emits_op`] (a polynomial's `out_scale` can fold into them).
+fn linear_op(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Gemm { .. }
+            | Op::MatMul
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Identity
+            | Op::Dropout
+    )
 }
 
 fn emit(g: &Graph, opts: &CircuitOptions) -> Result<Circuit, CircuitError> {
@@ -755,19 +758,8 @@ impl Emitter<'_> {
         // Fold out_scale into the polynomial unless every reader is linear (then into them).
         let linear_readers = !g.outputs().contains(&out)
             && g.users(out).iter().all(|&(u, slot)| {
-                matches!(
-                    g.node(u).op,
-                    Op::Gemm { .. }
-                        | Op::MatMul
-                        | Op::Add
-                        | Op::Sub
-                        | Op::Mul
-                        | Op::Div
-                        | Op::Flatten { .. }
-                        | Op::Reshape { .. }
-                        | Op::Identity
-                        | Op::Dropout
-                ) && (slot == 0 || matches!(g.node(u).op, Op::Add | Op::Sub | Op::Mul))
+                linear_op(&g.node(u).op)
+                    && (slot == 0 || matches!(g.node(u).op, Op::Add | Op::Sub | Op::Mul))
             });
         let os = p.out_scale;
         let relu_part = 1.0 - slope; // factor of the planned ReLU in LeakyReLU
